@@ -1,0 +1,100 @@
+"""Image and mask I/O with OpenCV: RGB uint8 images, uint8 label masks, clear errors on bad files.
+
+Grayscale, RGBA and 16-bit images are converted, not refused (issue: `prodseg-data check`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from prodseg.atomic import atomic_path
+from prodseg.errors import BadInput
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _decode(path: Path, flags: int) -> np.ndarray:
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, flags) if data.size else None
+    if img is None:
+        raise BadInput(f"{path}: cannot decode the image (corrupt or not an image); replace or remove it")
+    return img
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Scale 16-bit (or float) pixel data to uint8."""
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.uint8)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """Any OpenCV decode (gray, BGR, BGRA) to RGB uint8 HxWx3."""
+    img = to_uint8(img)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3)."""
+    return to_rgb(_decode(Path(path), cv2.IMREAD_UNCHANGED))
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a label mask PNG as uint8 (H, W): class index per pixel, 255 = ignore."""
+    path = Path(path)
+    m = _decode(path, cv2.IMREAD_UNCHANGED)
+    if m.ndim == 3:
+        raise BadInput(
+            f"{path}: label masks must be single-channel class indices, got {m.shape[2]} channels; "
+            "convert colour masks with `prodseg-data convert --from color-masks`"
+        )
+    if m.dtype != np.uint8:
+        if m.max() > 255:
+            raise BadInput(f"{path}: label value {int(m.max())} does not fit a uint8 mask (max 255)")
+        m = m.astype(np.uint8)
+    return m
+
+
+def _encode(path: Path, img: np.ndarray, params: list[int]) -> bytes:
+    ext = path.suffix.lower() or ".png"
+    ok, buf = cv2.imencode(ext, img, params)
+    if not ok:
+        raise BadInput(f"{path}: OpenCV cannot encode '{ext}' images")
+    return buf.tobytes()
+
+
+def write_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
+    """Write an RGB uint8 image atomically (format from the extension)."""
+    path = Path(path)
+    data = _encode(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> Path:
+    """Write a uint8 label mask as PNG atomically."""
+    path = Path(path)
+    if mask.dtype != np.uint8 or mask.ndim != 2:
+        raise ValueError(f"{path}: masks are uint8 (H, W), got {mask.dtype} {mask.shape}")
+    data = _encode(path.with_suffix(".png"), mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in a folder, sorted by name."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)

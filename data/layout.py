@@ -1,0 +1,93 @@
+"""The dataset folder contract (DESIGN.md):
+
+    root/
+      images/<stem>.jpg|png      RGB photos
+      masks/<stem>.png           uint8 class index per pixel, 255 = ignore
+      classes.yaml               names and colours (index = label value)
+      splits/train.txt val.txt   one stem per line (test.txt optional)
+      instances.json             optional COCO instances (polygons or RLE) for instance models
+      labels/<stem>.txt          optional YOLO-seg labels (class = semantic index - 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodseg.atomic import write_text
+from prodseg.data.imageio import IMAGE_EXTS
+from prodseg.data.taxonomy import ClassList
+from prodseg.errors import BadInput
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    stem: str
+    image: Path
+    mask: Path | None
+
+
+class ShelfDataset:
+    """Read-only view of a dataset folder: classes, splits and the files of each sample."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise BadInput(f"{self.root}: dataset folder not found; create one with `prodseg-data synth DIR`")
+        if not self.images_dir.is_dir():
+            raise BadInput(f"{self.root}: no images/ folder; is this a prodseg dataset folder?")
+        self.classes = ClassList.load(self.root / "classes.yaml")
+        self._images = {p.stem: p for p in sorted(self.images_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+
+    images_dir = property(lambda self: self.root / "images")
+    masks_dir = property(lambda self: self.root / "masks")
+    labels_dir = property(lambda self: self.root / "labels")
+    instances_json = property(lambda self: self.root / "instances.json")
+
+    @property
+    def stems(self) -> list[str]:
+        return list(self._images)
+
+    def sample(self, stem: str) -> Sample:
+        if stem not in self._images:
+            raise BadInput(f"{self.root}: no image named '{stem}' in images/")
+        mask = self.masks_dir / f"{stem}.png"
+        return Sample(stem, self._images[stem], mask if mask.is_file() else None)
+
+    def split_stems(self, name: str) -> list[str]:
+        """Stems listed in splits/<name>.txt ('all' = every image)."""
+        if name == "all":
+            return self.stems
+        path = self.root / "splits" / f"{name}.txt"
+        if not path.is_file():
+            have = sorted(p.stem for p in (self.root / "splits").glob("*.txt"))
+            raise BadInput(f"{path}: split '{name}' not found; available: {', '.join(have) or 'none'} (or 'all')")
+        return [s.strip() for s in path.read_text().splitlines() if s.strip()]
+
+    def split(self, name: str) -> list[Sample]:
+        """Samples of a split, each with an existing mask (BadInput names the first missing one)."""
+        samples = [self.sample(s) for s in self.split_stems(name)]
+        for s in samples:
+            if s.mask is None:
+                raise BadInput(f"{self.masks_dir / (s.stem + '.png')}: mask missing for image {s.image.name}")
+        return samples
+
+
+def write_splits(root: str | Path, splits: dict[str, list[str]]) -> None:
+    """Write splits/<name>.txt files atomically."""
+    for name, stems in splits.items():
+        write_text(Path(root) / "splits" / f"{name}.txt", "".join(f"{s}\n" for s in stems))
+
+
+def split_stems(stems: list[str], val_fraction: float = 0.2, test_fraction: float = 0.0) -> dict[str, list[str]]:
+    """Deterministic split by position (stems are already shuffled or synthetic)."""
+    n = len(stems)
+    n_val = max(1, round(n * val_fraction)) if n > 1 and val_fraction > 0 else 0
+    n_test = round(n * test_fraction)
+    n_train = n - n_val - n_test
+    out = {"train": stems[:n_train], "val": stems[n_train:n_train + n_val]}
+    if n_test:
+        out["test"] = stems[n_train + n_val:]
+    return out

@@ -1,0 +1,63 @@
+"""Atomic file writes: write to a temporary name beside the target, rename when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prodseg.errors import BadInput
+
+
+def ensure_writable_dir(path: str | os.PathLike) -> Path:
+    """Create a directory (and parents) or raise BadInput saying why it cannot be written."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"{p}: cannot create the output folder ({exc.strerror}); choose another --out") from exc
+    if not os.access(p, os.W_OK):
+        raise BadInput(f"{p}: the output folder is not writable; choose another --out or fix its permissions")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto the target only if the block succeeds.
+
+    The temporary name keeps the target's extension (libraries such as OpenCV and ONNX pick the
+    format from it) and starts with a dot so globs for finished artifacts never match it.
+    """
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    ext = suffix if suffix is not None else "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{ext}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes atomically and return the target path."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return Path(target)
+
+
+def write_text(target: str | os.PathLike, text: str) -> Path:
+    """Write text (UTF-8) atomically and return the target path."""
+    return write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: str | os.PathLike, obj: Any) -> Path:
+    """Write JSON (indented, sorted keys) atomically and return the target path."""
+    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,42 @@
+"""Shared CLI plumbing: one-line errors with the contract's exit codes instead of tracebacks."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from prodseg.errors import ProdsegError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn ProdsegError into `error: <message>` on stderr and its exit code (2 bad input, 1 gate)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ProdsegError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was written under a final name", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Plain, quiet logging for the CLIs; libraries' chatter stays at WARNING."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s" if not verbose else "%(asctime)s %(name)s: %(message)s",
+    )
+    for noisy in ("PIL", "matplotlib", "urllib3", "mlflow", "alembic", "nncf", "ultralytics"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

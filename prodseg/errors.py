@@ -1,0 +1,42 @@
+"""Exceptions that carry the CLI exit code (DESIGN.md: 1 = a gate failed, 2 = bad usage or input)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class ProdsegError(Exception):
+    """Base class: a user-facing problem, printed as one line by the CLIs."""
+
+    exit_code = 2
+
+
+class BadInput(ProdsegError):
+    """A missing, corrupt or invalid file or value; the message names it and the remedy."""
+
+
+class ConfigError(BadInput):
+    """A config key or value that is not allowed; the message names the key and the choices."""
+
+
+class MissingExtra(ProdsegError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class GateFailed(ProdsegError):
+    """The job ran but a gate (budget, verification, dataset check) failed."""
+
+    exit_code = 1
+
+
+def require(module: str, extra: str, purpose: str = "") -> ModuleType:
+    """Import an optional dependency or raise MissingExtra naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        why = f" (needed for {purpose})" if purpose else ""
+        raise MissingExtra(
+            f"the Python package '{module.split('.')[0]}' is not installed{why}: "
+            f"run `pip install 'prodseg[{extra}]'` ({exc})"
+        ) from exc
