@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	mkdir -p runs/benchmarks
 	$(BIN)/python -m pytest -q --benchmark-json=runs/benchmarks/latest.json
 
 clean:
