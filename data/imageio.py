@@ -66,9 +66,13 @@ def read_mask(path: str | Path) -> np.ndarray:
     return m
 
 
-def _encode(path: Path, img: np.ndarray, params: list[int]) -> bytes:
+def _encode(path: Path, img: np.ndarray, params: dict[str, list[int]]) -> bytes:
     ext = path.suffix.lower() or ".png"
-    ok, buf = cv2.imencode(ext, img, params)
+    # Only the parameters of this format: OpenCV warns about (and ignores) the others.
+    try:
+        ok, buf = cv2.imencode(ext, img, params.get(ext, []))
+    except cv2.error:
+        ok = False
     if not ok:
         raise BadInput(f"{path}: OpenCV cannot encode '{ext}' images")
     return buf.tobytes()
@@ -77,7 +81,8 @@ def _encode(path: Path, img: np.ndarray, params: list[int]) -> bytes:
 def write_image(path: str | Path, rgb: np.ndarray, quality: int = 95) -> Path:
     """Write an RGB uint8 image atomically (format from the extension)."""
     path = Path(path)
-    data = _encode(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    data = _encode(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), {".jpg": jpeg, ".jpeg": jpeg})
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path
@@ -88,7 +93,7 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     path = Path(path)
     if mask.dtype != np.uint8 or mask.ndim != 2:
         raise ValueError(f"{path}: masks are uint8 (H, W), got {mask.dtype} {mask.shape}")
-    data = _encode(path.with_suffix(".png"), mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    data = _encode(path.with_suffix(".png"), mask, {".png": [cv2.IMWRITE_PNG_COMPRESSION, 1]})
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

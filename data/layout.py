@@ -39,7 +39,8 @@ class ShelfDataset:
         if not self.images_dir.is_dir():
             raise BadInput(f"{self.root}: no images/ folder; is this a prodseg dataset folder?")
         self.classes = ClassList.load(self.root / "classes.yaml")
-        self._images = {p.stem: p for p in sorted(self.images_dir.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+        files = sorted(self.images_dir.iterdir())
+        self._images = {p.stem: p for p in files if p.suffix.lower() in IMAGE_EXTS}
 
     images_dir = property(lambda self: self.root / "images")
     masks_dir = property(lambda self: self.root / "masks")
@@ -63,7 +64,8 @@ class ShelfDataset:
         path = self.root / "splits" / f"{name}.txt"
         if not path.is_file():
             have = sorted(p.stem for p in (self.root / "splits").glob("*.txt"))
-            raise BadInput(f"{path}: split '{name}' not found; available: {', '.join(have) or 'none'} (or 'all')")
+            raise BadInput(f"{path}: split '{name}' not found; "
+                           f"available: {', '.join(have) or 'none'} (or 'all')")
         return [s.strip() for s in path.read_text().splitlines() if s.strip()]
 
     def split(self, name: str) -> list[Sample]:
@@ -81,7 +83,8 @@ def write_splits(root: str | Path, splits: dict[str, list[str]]) -> None:
         write_text(Path(root) / "splits" / f"{name}.txt", "".join(f"{s}\n" for s in stems))
 
 
-def split_stems(stems: list[str], val_fraction: float = 0.2, test_fraction: float = 0.0) -> dict[str, list[str]]:
+def split_stems(stems: list[str], val_fraction: float = 0.2,
+                test_fraction: float = 0.0) -> dict[str, list[str]]:
     """Deterministic split by position (stems are already shuffled or synthetic)."""
     n = len(stems)
     n_val = max(1, round(n * val_fraction)) if n > 1 and val_fraction > 0 else 0

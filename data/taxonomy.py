@@ -63,7 +63,9 @@ class ClassList:
             names = tuple(str(n) for n in d["names"])
             colors = tuple(tuple(int(v) for v in c) for c in d.get("colors") or default_colors(len(names)))
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadInput(f"{source}: expected 'names: [...]' and optional 'colors: [[r,g,b], ...]' ({exc})")
+            raise BadInput(
+                f"{source}: expected 'names: [...]' and optional 'colors: [[r,g,b], ...]' ({exc})"
+            ) from exc
         return cls(names, colors)  # type: ignore[arg-type]
 
     @classmethod

@@ -19,7 +19,9 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BadInput(f"{p}: cannot create the output folder ({exc.strerror}); choose another --out") from exc
+        raise BadInput(
+            f"{p}: cannot create the output folder ({exc.strerror}); choose another --out"
+        ) from exc
     if not os.access(p, os.W_OK):
         raise BadInput(f"{p}: the output folder is not writable; choose another --out or fix its permissions")
     return p

@@ -115,6 +115,7 @@ class TrainingConfig:
     class_weights: list[float] | None = None
     focal_gamma: float = bounded(2.0, 0.0)
     focal_alpha: float | None = None
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -184,10 +185,14 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str = "confi
             continue
         node = raw
         *parents, leaf = dotted.split(".")
-        for key in parents:
+        for i, key in enumerate(parents):
+            if not isinstance(node.get(key), dict):
+                raise ConfigError(f"{source}: unknown key '{'.'.join(parents[:i + 1])}' in override "
+                                  f"'{dotted}'; allowed keys there: {', '.join(sorted(node))}")
             node = node[key]
         if leaf not in node:
-            raise ConfigError(f"{source}: unknown key '{dotted}'")
+            allowed = ", ".join(sorted(node))
+            raise ConfigError(f"{source}: unknown key '{dotted}'; allowed keys there: {allowed}")
         node[leaf] = copy.deepcopy(value)
     return from_dict(Config, raw, "", source)
 

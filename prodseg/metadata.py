@@ -40,7 +40,9 @@ class ArtifactMetadata:
 
     def __post_init__(self) -> None:
         if self.output_kind not in OUTPUT_KINDS:
-            raise BadInput(f"metadata: output_kind '{self.output_kind}' is not one of {', '.join(OUTPUT_KINDS)}")
+            raise BadInput(
+                f"metadata: output_kind '{self.output_kind}' is not one of {', '.join(OUTPUT_KINDS)}"
+            )
         if self.precision not in PRECISIONS:
             raise BadInput(f"metadata: precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
         if len(self.input_size) != 2:
@@ -70,8 +72,8 @@ class ArtifactMetadata:
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "artifact") -> ArtifactMetadata:
         known = {f.name for f in fields(cls)}
-        missing = [f.name for f in fields(cls) if f.name in ("arch", "class_names", "class_colors", "input_size")
-                   and f.name not in d]
+        required = ("arch", "class_names", "class_colors", "input_size")
+        missing = [name for name in required if name not in d]
         if missing:
             raise BadInput(f"{source}: prodseg metadata lacks {', '.join(missing)}; re-export the artifact")
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,194 @@
+"""COCO instance JSON: read (polygons, uncompressed and compressed RLE) and write (RLE or polygons).
+
+`category_id` is the semantic class index (1..N-1); background is not a category.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from prodseg.atomic import write_text
+from prodseg.data.formats.geometry import corner_polygons
+from prodseg.data.instances import ImageRecord, Instance
+from prodseg.data.taxonomy import SHELF10, ClassList, default_colors
+from prodseg.errors import BadInput
+
+ENCODINGS = ("rle", "polygon")
+
+
+def _encode(mask: np.ndarray) -> dict[str, Any]:
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+
+
+def _rle(mask: np.ndarray, rle: dict[str, Any] | None = None) -> dict[str, Any]:
+    rle = rle or _encode(mask)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def _polygons(mask: np.ndarray, rle: dict[str, Any] | None = None) -> list[list[float]]:
+    return [[round(float(v), 2) for v in p.ravel()] for p in corner_polygons(mask) if len(p) >= 3]
+
+
+SEGMENTERS = {"rle": _rle, "polygon": _polygons}
+
+
+def _annotation(inst: Instance, ann_id: int, image_id: int, encoding: str) -> dict[str, Any]:
+    m = inst.mask.astype(bool)
+    rle = _encode(m)  # bbox and area from the RLE: much faster than scanning the mask
+    # Crowds are RLE in COCO whatever the encoding of the others.
+    seg = _rle(m, rle) if inst.iscrowd else SEGMENTERS[encoding](m, rle)
+    ann = {"id": ann_id, "image_id": image_id, "category_id": int(inst.class_id), "segmentation": seg,
+           "area": int(mask_utils.area(rle)), "bbox": [int(v) for v in mask_utils.toBbox(rle)],
+           "iscrowd": int(inst.iscrowd)}
+    if inst.score != 1.0:
+        ann["score"] = float(inst.score)
+    return ann
+
+
+class CocoBuilder:
+    """Accumulates the COCO object one record at a time; only RLE strings/polygons stay in memory."""
+
+    def __init__(self, classes: ClassList, encoding: str = "rle"):
+        if encoding not in SEGMENTERS:
+            raise BadInput(f"COCO encoding '{encoding}' is not one of {', '.join(ENCODINGS)}")
+        self.encoding = encoding
+        self.images: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+        self.categories = [{"id": i, "name": n, "supercategory": "shelf"}
+                           for i, n in enumerate(classes.names) if i]
+
+    def add(self, rec: ImageRecord) -> None:
+        """Append one image and its non-empty instances."""
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, "file_name": rec.file_name, "height": rec.height,
+                            "width": rec.width})
+        for inst in rec.instances:
+            if inst.mask.any():
+                self.annotations.append(_annotation(inst, len(self.annotations) + 1, image_id, self.encoding))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"info": {"description": "prodseg dataset"}, "images": self.images,
+                "annotations": self.annotations, "categories": self.categories}
+
+    def write(self, path: str | Path) -> Path:
+        # Compact: COCO files of real datasets run to many MB and are read by programs, not people.
+        return write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+
+
+def coco_dict(records: Iterable[ImageRecord], classes: ClassList, encoding: str = "rle") -> dict[str, Any]:
+    """The COCO JSON object for these records (empty instances are skipped)."""
+    builder = CocoBuilder(classes, encoding)
+    for rec in records:
+        builder.add(rec)
+    return builder.to_dict()
+
+
+def write_coco(path: str | Path, records: Iterable[ImageRecord], classes: ClassList,
+               encoding: str = "rle") -> Path:
+    """Write COCO instances JSON atomically (masks as RLE or polygons; crowds always RLE)."""
+    builder = CocoBuilder(classes, encoding)
+    for rec in records:
+        builder.add(rec)
+    return builder.write(path)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BadInput(f"{path}: COCO file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); is it a COCO instances file?") from exc
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: expected a COCO object with 'images', 'annotations', 'categories'")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise BadInput(f"{path}: missing or invalid key '{key}' (a list); is it a COCO instances file?")
+    return data
+
+
+def _classes(categories: list[dict], path: Path) -> tuple[ClassList, dict[int, int]]:
+    """ClassList (background first) and the category id -> semantic index map, matched by name."""
+    try:
+        cats = {int(c["id"]): str(c["name"]) for c in categories}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"{path}: categories need 'id' and 'name' ({exc})") from exc
+    things = {cid: n for cid, n in cats.items() if n != "background"}
+    if set(things.values()) <= set(SHELF10.thing_names):
+        classes = SHELF10
+    else:
+        names = ("background", *(things[cid] for cid in sorted(things)))
+        classes = ClassList(names, tuple(default_colors(len(names))))
+    return classes, {cid: classes.names.index(n) for cid, n in things.items()}
+
+
+def _decode_segmentation(seg: Any, h: int, w: int) -> np.ndarray:
+    if isinstance(seg, list):  # polygons
+        rles = mask_utils.frPyObjects([p for p in seg if len(p) >= 6], h, w)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool) if rles else np.zeros((h, w), bool)
+    if isinstance(seg.get("counts"), list):  # uncompressed RLE
+        seg = mask_utils.frPyObjects(seg, h, w)
+    elif isinstance(seg.get("counts"), str):
+        seg = {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
+    return mask_utils.decode(seg).astype(bool)
+
+
+def _instance(ann: dict, rec: ImageRecord, cat_map: dict[int, int], path: Path) -> Instance | None:
+    where = f"{path}: annotation id {ann.get('id', '?')}"
+    try:
+        cid = int(ann["category_id"])
+        mask = _decode_segmentation(ann["segmentation"], rec.height, rec.width)
+    except KeyError as exc:
+        raise BadInput(f"{where}: missing key {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise BadInput(f"{where}: cannot decode 'segmentation' ({exc})") from exc
+    if cid not in cat_map:
+        return None  # a category named 'background': nothing to paint
+    return Instance(cat_map[cid], mask, float(ann.get("score", 1.0)), bool(ann.get("iscrowd", 0)))
+
+
+class CocoFile:
+    """A parsed COCO instances JSON whose masks are decoded one image at a time (`record`, iteration)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        data = _load(self.path)
+        self.classes, self._cat_map = _classes(data["categories"], self.path)
+        self._images: dict[Any, ImageRecord] = {}
+        for img in data["images"]:
+            try:
+                rec = ImageRecord(str(img["file_name"]), int(img["height"]), int(img["width"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise BadInput(f"{self.path}: image entry {img!r:.80} lacks a valid key {exc}") from exc
+            self._images[img["id"]] = rec
+        self._anns: dict[Any, list[dict]] = {k: [] for k in self._images}
+        for ann in data["annotations"]:
+            if ann.get("image_id") not in self._anns:
+                raise BadInput(f"{self.path}: annotation id {ann.get('id', '?')} names image_id "
+                               f"{ann.get('image_id')!r}, which is not in 'images'")
+            self._anns[ann["image_id"]].append(ann)
+        self.ids_by_stem = {Path(r.file_name).stem: k for k, r in self._images.items()}
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def record(self, image_id: Any) -> ImageRecord:
+        """The image's record with its instances decoded (a fresh object on every call)."""
+        rec = self._images[image_id]
+        insts = (_instance(a, rec, self._cat_map, self.path) for a in self._anns[image_id])
+        return ImageRecord(rec.file_name, rec.height, rec.width, [i for i in insts if i is not None])
+
+    def __iter__(self) -> Iterator[ImageRecord]:
+        return (self.record(k) for k in self._images)
+
+
+def read_coco(path: str | Path) -> tuple[list[ImageRecord], ClassList]:
+    """Read a COCO instances JSON into ImageRecords (semantic class ids) and its ClassList."""
+    coco = CocoFile(path)
+    return list(coco), coco.classes

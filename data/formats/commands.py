@@ -1,0 +1,47 @@
+"""`prodseg-data convert` and `prodseg-data check`: thin click wrappers over convert() and check_dataset()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from prodseg.cli import handle_errors
+from prodseg.data.formats.coco import SEGMENTERS
+from prodseg.data.formats.convert import EXPORTERS, IMPORTERS
+from prodseg.errors import GateFailed
+
+
+@click.command()
+@click.option("--from", "from_fmt", required=True, type=click.Choice(list(IMPORTERS)),
+              help="Format of SRC.")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--to", "dst", required=True, type=click.Path(path_type=Path),
+              help="New (or empty) output folder.")
+@click.option("--to-format", "to_fmt", default="prodseg", show_default=True,
+              type=click.Choice(list(EXPORTERS)), help="Format written into --to.")
+@click.option("--coco-encoding", default="rle", show_default=True, type=click.Choice(list(SEGMENTERS)),
+              help="COCO masks as exact RLE or approximate polygons (with --to-format coco).")
+@handle_errors
+def convert(from_fmt: str, src: Path, dst: Path, to_fmt: str, coco_encoding: str) -> None:
+    """Convert dataset SRC (COCO JSON or folder, YOLO-seg, colour masks, prodseg) into --to."""
+    from prodseg.data.formats.convert import convert as run_convert
+
+    out = run_convert(src, dst, from_fmt, to_fmt, coco_encoding)
+    click.echo(f"wrote {to_fmt} dataset {out} from {from_fmt} {src}")
+
+
+@click.command()
+@click.argument("root", type=click.Path(path_type=Path))
+@handle_errors
+def check(root: Path) -> None:
+    """List every problem of dataset folder ROOT; exit 1 when there is any, 2 when ROOT is missing."""
+    from prodseg.data.check import check_dataset, summary
+
+    problems = check_dataset(root)
+    for p in problems:
+        click.echo(str(p))
+    counts = ", ".join(f"{k} {v}" for k, v in summary(root).items())
+    if problems:
+        raise GateFailed(f"{root}: {len(problems)} problem(s) ({counts})")
+    click.echo(f"ok: {root} ({counts})")

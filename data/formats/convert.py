@@ -1,0 +1,59 @@
+"""Format conversion through the prodseg dataset folder: SRC --import--> folder --export--> DST."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from prodseg.data.formats import exporters, importers
+from prodseg.data.formats.coco import SEGMENTERS
+from prodseg.data.formats.folder import atomic_dir
+from prodseg.data.layout import ShelfDataset
+from prodseg.errors import BadInput
+
+Importer = Callable[[Path, Path], None]
+Exporter = Callable[[ShelfDataset, Path, exporters.ExportOptions], None]
+
+IMPORTERS: dict[str, Importer] = {
+    "coco": importers.import_coco,
+    "yolo": importers.import_yolo,
+    "color-masks": importers.import_color_masks,
+    "prodseg": importers.import_prodseg,
+}
+EXPORTERS: dict[str, Exporter] = {
+    "coco": exporters.export_coco,
+    "yolo": exporters.export_yolo,
+    "color-masks": exporters.export_color_masks,
+    "prodseg": exporters.export_prodseg,
+}
+
+
+def _pick(registry: dict, name: str, what: str) -> Callable:
+    if name not in registry:
+        raise BadInput(f"unknown {what} format '{name}'; choose one of {', '.join(registry)}")
+    return registry[name]
+
+
+def convert(src: str | Path, dst: str | Path, from_fmt: str, to_fmt: str = "prodseg",
+            coco_encoding: str = "rle") -> Path:
+    """Convert dataset SRC in `from_fmt` into a new folder DST in `to_fmt`; DST appears only when complete."""
+    importer = _pick(IMPORTERS, from_fmt, "source")
+    exporter = _pick(EXPORTERS, to_fmt, "target")
+    _pick(SEGMENTERS, coco_encoding, "COCO mask")
+    opts = exporters.ExportOptions(coco_encoding)
+    src, dst = Path(src), Path(dst)
+    if not src.exists():
+        raise BadInput(f"{src}: source not found")
+    with atomic_dir(dst) as out:
+        if to_fmt == "prodseg":
+            importer(src, out)
+        elif from_fmt == "prodseg":
+            exporter(ShelfDataset(src), out, opts)
+        else:
+            with tempfile.TemporaryDirectory(prefix=".prodseg-convert.", dir=out.parent) as tmp:
+                hub = Path(tmp) / "dataset"
+                hub.mkdir()
+                importer(src, hub)
+                exporter(ShelfDataset(hub), out, opts)
+    return dst

@@ -1,0 +1,59 @@
+"""Atomic writes: the final name appears only with complete content; failures leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from prodseg.atomic import atomic_path, ensure_writable_dir, write_bytes, write_json, write_text
+from prodseg.errors import BadInput
+
+
+def test_write_helpers_create_parents_and_return_the_target(tmp_path) -> None:
+    assert write_bytes(tmp_path / "a" / "b.bin", b"\x00\x01") == tmp_path / "a" / "b.bin"
+    assert (tmp_path / "a" / "b.bin").read_bytes() == b"\x00\x01"
+    write_text(tmp_path / "t.txt", "héllo")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "héllo"
+    write_json(tmp_path / "j.json", {"b": 1, "a": [1, 2]})
+    assert (tmp_path / "j.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    assert json.loads((tmp_path / "j.json").read_text()) == {"a": [1, 2], "b": 1}
+
+
+def test_temporary_name_is_hidden_beside_the_target_and_keeps_the_extension(tmp_path) -> None:
+    with atomic_path(tmp_path / "model.onnx") as tmp:
+        assert tmp.parent == tmp_path
+        assert tmp.name.startswith(".model.") and tmp.name.endswith(".tmp.onnx")
+        assert not (tmp_path / "model.onnx").exists()
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "model.onnx").read_bytes() == b"x"
+    assert os.listdir(tmp_path) == ["model.onnx"]
+
+
+def test_failure_leaves_no_file_and_keeps_the_old_one(tmp_path) -> None:
+    (tmp_path / "best.pt").write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "best.pt") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert (tmp_path / "best.pt").read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["best.pt"]
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise TypeError("cannot serialise")
+
+
+def test_unserialisable_json_leaves_nothing(tmp_path) -> None:
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "r.json", {"k": Unprintable()})
+    assert os.listdir(tmp_path) == []
+
+
+def test_ensure_writable_dir(tmp_path) -> None:
+    assert ensure_writable_dir(tmp_path / "x" / "y").is_dir()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BadInput, match="file/sub: cannot create the output folder"):
+        ensure_writable_dir(tmp_path / "file" / "sub")
