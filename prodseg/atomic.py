@@ -13,6 +13,12 @@ from typing import Any
 from prodseg.errors import BadInput
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
     """Create a directory (and parents) or raise BadInput saying why it cannot be written."""
     p = Path(path)
@@ -42,6 +48,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600 files; give the final file the mode a plain open() would have.
+        if tmp_path.is_file():
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -57,3 +57,17 @@ def test_ensure_writable_dir(tmp_path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(BadInput, match="file/sub: cannot create the output folder"):
         ensure_writable_dir(tmp_path / "file" / "sub")
+
+
+def test_atomic_file_gets_umask_mode_not_mkstemp_0600(tmp_path) -> None:
+    import os
+    import stat
+
+    from prodseg.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
