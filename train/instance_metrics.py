@@ -1,0 +1,96 @@
+"""Mask mAP50 and mAP50-95 via pycocotools' COCOeval (iouType "segm") against instance-id maps."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from prodseg.train.models.yolo_targets import instance_table
+
+
+def _rle(binary: np.ndarray) -> dict[str, Any]:
+    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def ground_truth_annotations(image_id: int, semantic: torch.Tensor, instances: torch.Tensor,
+                             num_classes: int, start_id: int) -> list[dict[str, Any]]:
+    """COCO annotations (RLE) for one image's instance-id map; category = majority semantic class."""
+    ids, classes, boxes = instance_table(semantic.cpu(), instances.cpu(), num_classes)
+    inst = instances.cpu().numpy()
+    anns = []
+    for k, (inst_id, cls, box) in enumerate(zip(ids.tolist(), classes.tolist(), boxes.tolist(), strict=True)):
+        binary = inst == inst_id
+        x1, y1, x2, y2 = box
+        anns.append({"id": start_id + k, "image_id": image_id, "category_id": cls, "iscrowd": 0,
+                     "segmentation": _rle(binary), "area": float(binary.sum()),
+                     "bbox": [x1, y1, x2 - x1, y2 - y1]})
+    return anns
+
+
+class MaskMAP:
+    """Accumulates ground truth and predicted instances image by image, then runs COCOeval once."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes  # semantic classes incl. background; categories are 1..num_classes-1
+        self.images: list[dict[str, Any]] = []
+        self.gts: list[dict[str, Any]] = []
+        self.dts: list[dict[str, Any]] = []
+
+    def add(self, semantic: torch.Tensor, instances: torch.Tensor, predicted: list[dict[str, Any]]) -> None:
+        """One image: its (H,W) semantic and instance-id maps and predicted dicts (score, class_id, mask)."""
+        image_id = len(self.images) + 1
+        h, w = instances.shape[-2:]
+        self.images.append({"id": image_id, "height": int(h), "width": int(w)})
+        start = len(self.gts) + 1
+        self.gts += ground_truth_annotations(image_id, semantic, instances, self.num_classes, start)
+        for p in predicted:
+            self.dts.append({"image_id": image_id, "category_id": int(p["class_id"]),
+                             "score": float(p["score"]),
+                             "segmentation": _rle(np.asarray(p["mask"], dtype=bool))})
+
+    def compute(self) -> dict[str, float]:
+        """{'map50', 'map50_95'}: NaN without ground-truth instances, 0 without predictions."""
+        if not self.gts:
+            return {"map50": math.nan, "map50_95": math.nan}
+        if not self.dts:
+            return {"map50": 0.0, "map50_95": 0.0}
+        gt = COCO()
+        gt.dataset = {"images": self.images, "annotations": self.gts,
+                      "categories": [{"id": c, "name": str(c)} for c in range(1, self.num_classes)]}
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            gt.createIndex()
+            dt = gt.loadRes(self.dts)
+            ev = COCOeval(gt, dt, iouType="segm")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        return {"map50": max(float(ev.stats[1]), 0.0), "map50_95": max(float(ev.stats[0]), 0.0)}
+
+
+class InstanceScorer:
+    """Feeds a YOLO SegModel's predicted instances and a batch's instance maps into MaskMAP."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.map = MaskMAP(model.num_classes)
+
+    def update(self, outputs: Any, batch: dict[str, torch.Tensor]) -> None:
+        """Add one evaluated batch (outputs of the model's forward on batch['image'])."""
+        size = tuple(batch["mask"].shape[-2:])
+        predicted = self.model.predict_instances(outputs, size)
+        for i, instances in enumerate(predicted):
+            self.map.add(batch["mask"][i], batch["instances"][i], instances)
+
+    def compute(self) -> dict[str, float]:
+        """{'map50', 'map50_95'} over everything added."""
+        return self.map.compute()

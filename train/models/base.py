@@ -1,0 +1,53 @@
+"""SegModel: the one interface the training loop, evaluation and export use for every architecture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegModel(nn.Module):
+    """A segmentation network plus what the loop needs to train, score and export it.
+
+    Subclasses set the attributes in `__init__` and implement the four methods; `num_classes` counts
+    semantic classes including background, for every architecture.
+    """
+
+    arch: str
+    num_classes: int
+    output_kind: str  # "semantic_logits" | "yolo_seg"
+    needs_instances: bool = False
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "resize"
+
+    def forward(self, images: Tensor) -> Any:
+        """Raw network outputs for a (B,3,H,W) normalised batch."""
+        raise NotImplementedError
+
+    def compute_loss(self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None
+                     ) -> tuple[Tensor, dict[str, float]]:
+        """The scalar training loss and its named parts (floats, for logging)."""
+        raise NotImplementedError
+
+    def predict_semantic(self, outputs: Any, size: tuple[int, int]) -> Tensor:
+        """A (B,H,W) int64 label map at `size` (0 = background)."""
+        raise NotImplementedError
+
+    def export_module(self) -> nn.Module:
+        """An eval-mode module whose forward(x) returns exactly what goes into the ONNX graph."""
+        raise NotImplementedError
+
+    def encoder(self) -> nn.Module:
+        """The part that pretrained weights and gradient checkpointing apply to."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, images: Tensor) -> Tensor:
+        """Convenience: forward + predict_semantic at the input's size."""
+        return self.predict_semantic(self(images), tuple(images.shape[-2:]))
