@@ -1,0 +1,117 @@
+"""Video accuracy against per-frame ground-truth masks: mIoU and temporal stability (flicker).
+
+Flicker definition: the fraction of pixels whose predicted label changes between consecutive frames
+(the predicted change rate) minus the same fraction in the ground truth (the true change rate),
+clamped at 0. Objects that really move change the truth as much as the prediction, so only changes
+the truth does not have count. Pixels that are ignore (255) in either ground-truth frame are left out
+of both rates. Both raw rates are reported beside the difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from prodseg.data.imageio import read_mask
+from prodseg.data.taxonomy import IGNORE_INDEX
+from prodseg.errors import BadInput
+
+
+def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """num_classes x num_classes counts (rows = truth, columns = prediction), ignore pixels left out."""
+    if gt.shape != pred.shape:
+        raise ValueError(f"mask shapes differ: truth {gt.shape}, prediction {pred.shape}")
+    valid = (gt != IGNORE_INDEX) & (gt < num_classes)
+    idx = gt[valid].astype(np.int64) * num_classes + np.minimum(pred[valid], num_classes - 1).astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def iou_per_class(cm: np.ndarray) -> np.ndarray:
+    """IoU of each class; NaN for classes absent from both truth and prediction."""
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(0) + cm.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+
+
+def mean_iou(cm: np.ndarray) -> float:
+    """Mean IoU over the classes that occur in truth or prediction."""
+    ious = iou_per_class(cm)
+    return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+
+
+def change_rate(prev: np.ndarray, cur: np.ndarray, valid: np.ndarray) -> float:
+    """Fraction of valid pixels whose label differs between two frames."""
+    n = int(valid.sum())
+    return float(((prev != cur) & valid).sum() / n) if n else 0.0
+
+
+@dataclass
+class AccuracyResult:
+    frames: int
+    miou: float
+    pred_change_rate: float
+    gt_change_rate: float
+
+    @property
+    def flicker(self) -> float:
+        return max(0.0, self.pred_change_rate - self.gt_change_rate)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"frames": self.frames, "miou": round(self.miou, 6), "flicker": round(self.flicker, 6),
+                "pred_change_rate": round(self.pred_change_rate, 6),
+                "gt_change_rate": round(self.gt_change_rate, 6)}
+
+
+class VideoAccuracy:
+    """Accumulates the confusion matrix and change rates frame by frame, in frame order."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.cm = np.zeros((num_classes, num_classes), np.int64)
+        self.frames = 0
+        self._pred_changes: list[float] = []
+        self._gt_changes: list[float] = []
+        self._prev: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    def update(self, index: int, gt: np.ndarray, pred: np.ndarray) -> None:
+        """Add one frame; pred is resized (nearest) to the truth's size when they differ."""
+        if pred.shape != gt.shape:
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+        self.cm += confusion_matrix(gt, pred, self.num_classes)
+        self.frames += 1
+        # Only consecutive frames compare: a looped video restarts at index 0.
+        if self._prev is not None and index == self._prev[0] + 1:
+            _, prev_gt, prev_pred = self._prev
+            valid = (gt != IGNORE_INDEX) & (prev_gt != IGNORE_INDEX)
+            self._pred_changes.append(change_rate(prev_pred, pred, valid))
+            self._gt_changes.append(change_rate(prev_gt, gt, valid))
+        self._prev = (index, gt, pred)
+
+    def result(self) -> AccuracyResult:
+        pred_rate = float(np.mean(self._pred_changes)) if self._pred_changes else 0.0
+        gt_rate = float(np.mean(self._gt_changes)) if self._gt_changes else 0.0
+        return AccuracyResult(self.frames, mean_iou(self.cm), pred_rate, gt_rate)
+
+
+class GroundTruth:
+    """A folder of per-frame masks named by frame index: 000000.png, 000001.png, ..."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise BadInput(f"--gt-masks {self.folder}: not a folder; give the folder of per-frame masks "
+                           "(000000.png, 000001.png, ...)")
+        self.paths = {int(p.stem): p for p in self.folder.glob("*.png") if p.stem.isdigit()}
+        if not self.paths:
+            raise BadInput(f"--gt-masks {self.folder}: no masks named by frame index (000000.png ...)")
+
+    def get(self, index: int) -> np.ndarray | None:
+        """The mask of frame `index` (uint8 class ids), or None when the folder has none for it."""
+        path = self.paths.get(index)
+        if path is None:
+            return None
+        return read_mask(path)

@@ -1,0 +1,60 @@
+"""`prodseg-bench`: FPS, latency, memory and accuracy of exported models on shelf videos, with gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from prodseg.bench.measure import MODES, BenchOptions
+from prodseg.bench.suite import BenchJob, run_job
+from prodseg.cli import handle_errors, setup_logging
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("videos", nargs=-1, required=True)
+@click.option("--model", "models", multiple=True, required=True,
+              help="Exported artifact (.onnx, .xml, .engine); repeat to compare.")
+@click.option("--backend", "backends", multiple=True, default=("auto",), show_default=True,
+              help="Runtime backend; repeat to compare backends on each model.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Inference threads (default: the backend's).")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed frames first.")
+@click.option("--frames", type=click.IntRange(min=1), default=None, help="Timed frames (the video loops).")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Timed seconds.")
+@click.option("--mode", type=click.Choice(MODES), default="latency", show_default=True)
+@click.option("--requests", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Requests in flight in throughput mode.")
+@click.option("--gt-masks", type=click.Path(path_type=Path), default=None,
+              help="Folder of per-frame masks 000000.png... -> mIoU and flicker.")
+@click.option("--min-fps", type=float, default=None, help="Gate: end-to-end FPS at least this.")
+@click.option("--max-p99-ms", type=float, default=None, help="Gate: p99 per-frame latency at most this.")
+@click.option("--max-memory-mb", type=float, default=None, help="Gate: peak RSS at most this.")
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Saved result (--save-baseline) to compare with.")
+@click.option("--max-regression", type=float, default=0.10, show_default=True,
+              help="Allowed FPS drop vs --baseline, as a fraction.")
+@click.option("--save-baseline", type=click.Path(path_type=Path), default=None,
+              help="Write this run as a baseline (only when every gate passed).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Write the results JSON (schema prodseg-bench/1).")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
+              help="Write report.md and plots here (needs prodseg[report]).")
+@click.option("-v", "--verbose", is_flag=True)
+@handle_errors
+def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, ...], device: str,
+         threads: int | None, warmup: int, frames: int | None, duration: float | None, mode: str,
+         requests: int,
+         gt_masks: Path | None, min_fps: float | None, max_p99_ms: float | None, max_memory_mb: float | None,
+         baseline: Path | None, max_regression: float, save_baseline: Path | None, json_path: Path | None,
+         report_dir: Path | None, verbose: bool) -> None:
+    """Benchmark exported models on VIDEO(s); exit 1 when a gate fails, 2 on bad input."""
+    setup_logging(verbose)
+    options = BenchOptions(device=device, threads=threads, warmup=warmup, frames=frames, duration_s=duration,
+                           mode=mode, requests=requests, gt_masks=gt_masks)
+    limits = {"min-fps": min_fps, "max-p99-ms": max_p99_ms, "max-memory-mb": max_memory_mb}
+    run_job(BenchJob(videos=list(videos), models=list(models), backends=list(backends), options=options,
+                     limits=limits, baseline=baseline, max_regression=max_regression,
+                     save_baseline=save_baseline, json_path=json_path, report_dir=report_dir))

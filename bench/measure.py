@@ -1,0 +1,174 @@
+"""Benchmark one artifact on one video: warm-up, the timed pipelined run, model-only timing, accuracy."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prodseg.bench.accuracy import GroundTruth, VideoAccuracy
+from prodseg.bench.cpu import CpuMeter
+from prodseg.bench.inflight import run_inflight
+from prodseg.bench.memory import PeakRSS, cuda_index, gpu_memory_used_mb
+from prodseg.bench.modelonly import FEED_FRAMES, collect_feeds, time_infer
+from prodseg.bench.requests import warm_handles
+from prodseg.bench.results import ModelResult, artifact_digest
+from prodseg.bench.source import BoundedSource
+from prodseg.bench.stats import Stats
+from prodseg.bench.timers import Deadline, now_ms
+from prodseg.errors import BadInput
+
+MODES = ("latency", "throughput")
+Progress = Callable[[str, int], None]  # (phase, frames done in it)
+
+
+@dataclass
+class BenchOptions:
+    """What `prodseg-bench` measures for every (artifact, backend, video)."""
+
+    backend: str = "auto"
+    device: str = "cpu"
+    threads: int | None = None
+    warmup: int = 5
+    frames: int | None = None
+    duration_s: float | None = None
+    mode: str = "latency"
+    requests: int = 2
+    gt_masks: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise BadInput(f"--mode {self.mode}: choose one of {', '.join(MODES)}")
+        if self.warmup < 0 or (self.frames is not None and self.frames < 1) or self.requests < 1:
+            raise BadInput("--warmup must be >= 0, --frames and --requests >= 1")
+        if self.duration_s is not None and self.duration_s <= 0:
+            raise BadInput(f"--duration {self.duration_s}: must be > 0 seconds")
+        if self.frames is not None and self.duration_s is not None:
+            raise BadInput("give --frames or --duration, not both")
+
+    def deadline(self) -> Deadline:
+        return Deadline(self.frames, self.duration_s)
+
+
+def fps_timeline(done_at_ms: list[float], bin_s: float | None = None) -> list[tuple[float, float]]:
+    """(end of bin in s, frames completed in the bin / bin length) for consecutive bins of the run.
+
+    Bins are 1 s, or a tenth of the run when it is shorter than 5 s.
+    """
+    if not done_at_ms:
+        return []
+    if bin_s is None:
+        total_s = done_at_ms[-1] / 1000
+        bin_s = 1.0 if total_s >= 5 else max(total_s / 10, 0.01)
+    bins = [0] * max(1, math.ceil(done_at_ms[-1] / 1000 / bin_s))
+    for t in done_at_ms:
+        bins[min(int(t / 1000 / bin_s), len(bins) - 1)] += 1
+    return [((i + 1) * bin_s, n / bin_s) for i, n in enumerate(bins)]
+
+
+def per_frame_latency(stages: dict[str, list[float]]) -> list[float]:
+    """Each frame's time through all stages (queue waits excluded), from per-stage lists in frame order."""
+    lists = [v for v in stages.values() if v]
+    n = min(len(v) for v in lists)
+    return [sum(v[i] for v in lists) for i in range(n)]
+
+
+def warm_up(predictor: Any, video: str, count: int) -> None:
+    """Run `count` full predictions on the video's first frames (compilation, caches, allocator)."""
+    if count == 0:
+        return
+    source = BoundedSource(video, Deadline(frames=count))
+    for frame in source:
+        predictor.predict(frame.image, bgr=True)
+
+
+def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress | None = None) -> ModelResult:
+    """Measure one artifact on one video; warm-up excluded from every figure."""
+    from prodseg.runtime import load, resolve_artifact
+
+    artifact = str(resolve_artifact(artifact))  # a folder (ultralytics' OpenVINO export) -> its .xml
+    sha, size_mb = artifact_digest(artifact)
+    truth = GroundTruth(opts.gt_masks) if opts.gt_masks is not None else None
+    gpu = cuda_index(opts.device)
+    with PeakRSS() as mem, load(artifact, backend=opts.backend, device=opts.device,
+                                threads=opts.threads) as predictor:
+        warm_up(predictor, video, opts.warmup)
+        accuracy = VideoAccuracy(predictor.meta.num_classes) if truth is not None else None
+        with _handles(predictor, artifact, video, opts) as handles, CpuMeter() as cpu:
+            run = _timed_run(predictor, handles, video, opts, truth, accuracy, progress)
+        model_ms = _model_only(predictor, video, opts, len(run.done_at), progress)
+        gpu_mb = gpu_memory_used_mb(gpu) if gpu is not None else None
+    meta = predictor.meta
+    return ModelResult(
+        artifact=str(artifact), sha256=sha, size_mb=size_mb, backend=str(predictor.backend),
+        device=opts.device, precision=meta.precision, arch=meta.arch, video=str(video), mode=opts.mode,
+        requests=opts.requests if opts.mode == "throughput" else 1, frames=len(run.done_at),
+        warmup=opts.warmup,
+        wall_s=run.wall_s, stages={k: Stats(v) for k, v in run.stages.items() if v},
+        latency=Stats(per_frame_latency(run.stages)), model_only=Stats(model_ms), peak_rss_mb=mem.peak_mb,
+        rss_method=mem.method, cpu_percent=cpu.percent, cores_busy=cpu.cores_busy, dropped=run.dropped,
+        gpu_memory_mb=gpu_mb, accuracy=accuracy.result() if accuracy is not None else None,
+        fps_timeline=fps_timeline(run.done_at),
+    )
+
+
+def _model_only(predictor: Any, video: str, opts: BenchOptions, pipeline_frames: int,
+                progress: Progress | None) -> list[float]:
+    """infer() timings on the video's preprocessed frames: --frames/--duration, else as many as the run."""
+    feeds, _ = collect_feeds(BoundedSource(video, Deadline(frames=FEED_FRAMES)), predictor)
+    deadline = opts.deadline() if opts.frames or opts.duration_s else Deadline(frames=max(1, pipeline_frames))
+    step = None if progress is None else (lambda: progress("model-only", 1))
+    return time_infer(predictor.infer, feeds, deadline, on_step=step)
+
+
+@dataclass
+class TimedRun:
+    stages: dict[str, list[float]]
+    wall_s: float
+    done_at: list[float]  # ms from the start when each result was delivered
+    dropped: int = 0
+
+
+def _handles(predictor: Any, artifact: str, video: str, opts: BenchOptions) -> Any:
+    """Warmed-up inference handles for throughput mode (made before timing starts); none for latency."""
+    if opts.mode != "throughput":
+        return nullcontext([])
+    feeds, _ = collect_feeds(BoundedSource(video, Deadline(frames=1)), predictor, count=1)
+    return warm_handles(predictor, artifact, opts, feeds[0])
+
+
+def _timed_run(predictor: Any, handles: list[Any], video: str, opts: BenchOptions, truth: GroundTruth | None,
+               accuracy: VideoAccuracy | None, progress: Progress | None) -> TimedRun:
+    """The pipelined run: the runtime's pipeline (latency) or several requests in flight (throughput)."""
+    done_at: list[float] = []
+    start = now_ms()
+
+    def on_result(frame: Any, pred: Any) -> None:
+        done_at.append(now_ms() - start)
+        if accuracy is not None and (gt := truth.get(frame.index)) is not None:  # type: ignore[union-attr]
+            accuracy.update(frame.index, gt, pred.label_map)
+        if progress is not None:
+            progress("pipeline", 1)
+
+    source = BoundedSource(video, opts.deadline())
+    if opts.mode == "throughput":
+        stats = run_inflight(source, predictor, handles, on_result)
+        return TimedRun(stats.stages, stats.wall_s, done_at)
+    from prodseg.runtime.pipeline import run_pipeline
+
+    ps = run_pipeline(source, predictor, on_result=on_result)
+    if ps.decode_error is not None:
+        raise BadInput(f"{video}: decoding stopped at frame {ps.decode_error} (corrupt or truncated); "
+                       "re-encode it, e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4")
+    return TimedRun(_pipeline_stages(ps), float(ps.wall_s), done_at, int(getattr(ps, "dropped", 0)))
+
+
+def _pipeline_stages(ps: Any) -> dict[str, list[float]]:
+    """Per-stage ms lists of the runtime's PipelineStats.
+
+    Its `sink` stage is only our on_result bookkeeping here (no sinks), so it is left out.
+    """
+    return {k: list(v) for k, v in ps.stage_ms.items() if v and k != "sink"}

@@ -1,0 +1,126 @@
+"""The result of benchmarking one artifact on one video, and the versioned JSON document of a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prodseg.bench.accuracy import AccuracyResult
+from prodseg.bench.machine import load_average, machine_info
+from prodseg.bench.stats import Stats
+from prodseg.errors import BadInput
+
+SCHEMA = "prodseg-bench/1"
+# Weight files that belong to an artifact (an OpenVINO IR is the .xml plus its .bin).
+COMPANIONS = {".xml": (".bin",)}
+
+
+def artifact_files(artifact: str | Path) -> list[Path]:
+    """The artifact file and the companions that carry its weights."""
+    path = Path(artifact)
+    return [path] + [c for ext in COMPANIONS.get(path.suffix, ()) if (c := path.with_suffix(ext)).is_file()]
+
+
+def artifact_digest(artifact: str | Path) -> tuple[str, float]:
+    """(sha256 over the artifact and its companions, total size in MB)."""
+    h = hashlib.sha256()
+    size = 0
+    for f in artifact_files(artifact):
+        with f.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+    return h.hexdigest(), size / 2**20
+
+
+@dataclass
+class ModelResult:
+    """Everything measured for one (artifact, backend, video) run. Timings in ms; warm-up excluded."""
+
+    artifact: str
+    sha256: str
+    size_mb: float
+    backend: str
+    device: str
+    precision: str
+    arch: str
+    video: str
+    mode: str
+    requests: int
+    frames: int
+    warmup: int
+    wall_s: float
+    stages: dict[str, Stats]
+    latency: Stats  # per frame, from decode start to postprocess end
+    model_only: Stats  # infer alone, on preprocessed frames of the same video
+    peak_rss_mb: float
+    rss_method: str
+    cpu_percent: float
+    cores_busy: float
+    dropped: int = 0
+    gpu_memory_mb: float | None = None
+    accuracy: AccuracyResult | None = None
+    fps_timeline: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def fps_e2e(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def fps_model(self) -> float:
+        return 1000.0 * self.model_only.count / self.model_only.total if self.model_only.total > 0 else 0.0
+
+    @property
+    def key(self) -> str:
+        """What a baseline entry must match: the same bytes on the same backend and video, same mode."""
+        return f"{self.sha256}|{self.backend}|{Path(self.video).name}|{self.mode}x{self.requests}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "artifact": self.artifact, "sha256": self.sha256,
+            "size_mb": round(self.size_mb, 3),
+            "backend": self.backend, "device": self.device, "precision": self.precision, "arch": self.arch,
+            "video": self.video, "mode": self.mode, "requests": self.requests, "frames": self.frames,
+            "warmup": self.warmup, "dropped": self.dropped, "wall_s": round(self.wall_s, 4),
+            "fps_e2e": round(self.fps_e2e, 3), "fps_model": round(self.fps_model, 3),
+            "latency_ms": self.latency.as_dict(), "model_only_ms": self.model_only.as_dict(),
+            "stages_ms": {name: s.as_dict() for name, s in self.stages.items()},
+            "memory": {"peak_rss_mb": round(self.peak_rss_mb, 1), "rss_method": self.rss_method,
+                       "gpu_memory_mb": None if self.gpu_memory_mb is None else round(self.gpu_memory_mb, 1)},
+            "cpu": {"percent": round(self.cpu_percent, 1), "cores_busy": round(self.cores_busy, 3)},
+            "accuracy": None if self.accuracy is None else self.accuracy.as_dict(),
+            "fps_timeline": [[round(t, 3), round(f, 2)] for t, f in self.fps_timeline],
+        }
+
+
+def run_document(results: list[ModelResult], settings: dict[str, Any]) -> dict[str, Any]:
+    """The `--json` / baseline document: schema version, machine, settings, one entry per run."""
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_average_1m": load_average(),
+        "settings": settings,
+        "results": [r.as_dict() for r in results],
+    }
+
+
+def load_document(path: str | Path) -> dict[str, Any]:
+    """Read a saved `--json`/`--save-baseline` document, checking its schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"--baseline {path}: no such file; record one with --save-baseline {path}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--baseline {path}: not valid JSON ({exc}); record it again with --save-baseline") \
+            from exc
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise BadInput(f"--baseline {path}: schema {found!r} is not {SCHEMA!r}; "
+                       "record it again with --save-baseline")
+    return doc
