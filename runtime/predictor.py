@@ -1,0 +1,73 @@
+"""Predictor: preprocess -> runner.infer -> postprocess for one artifact, configured by its metadata."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from prodseg.errors import BadInput
+from prodseg.metadata import ArtifactMetadata
+from prodseg.runtime import postprocess as post
+from prodseg.runtime.preprocess import check_image, fit, geometry, normalize_lut, to_nchw
+from prodseg.runtime.runners.base import Runner
+from prodseg.runtime.types import FrameContext, Prediction
+
+
+class Predictor:
+    """One loaded model: `predict(image)` -> Prediction (label map at frame size, instances, timings ms)."""
+
+    def __init__(self, runner: Runner, meta: ArtifactMetadata, backend: str):
+        self.runner, self.meta, self.backend = runner, meta, backend
+        inputs = runner.input_metadata
+        if len(inputs) != 1:
+            raise BadInput(f"{runner.path}: expected one image input, the model has {sorted(inputs)}")
+        self.input_name, (shape, dtype) = next(iter(inputs.items()))
+        self.input_size = (int(meta.input_size[0]), int(meta.input_size[1]))
+        self._check_input(shape)
+        self.input_dtype = np.float16 if dtype == np.float16 else np.float32
+        self._lut = normalize_lut(meta.mean, meta.std).astype(self.input_dtype)
+        self._post = post.POSTPROCESS[meta.output_kind]
+
+    def _check_input(self, shape: tuple[int | str, ...]) -> None:
+        if len(shape) != 4 or shape[1] not in (3, "?") and not isinstance(shape[1], str):
+            raise BadInput(f"{self.runner.path}: input '{self.input_name}' has shape {shape}; "
+                           "prodseg models take (N, 3, H, W) images")
+        hw = [d for d in shape[2:]]
+        if all(isinstance(d, int) and d > 0 for d in hw) and tuple(hw) != self.input_size:
+            raise BadInput(f"{self.runner.path}: the model takes {hw[0]}x{hw[1]} inputs but its metadata "
+                           f"says {self.input_size[0]}x{self.input_size[1]}; re-export the artifact")
+
+    def preprocess(self, image: np.ndarray, bgr: bool = False) -> tuple[dict[str, np.ndarray], FrameContext]:
+        """(H, W, 3) uint8 RGB (or BGR) -> ({input name: (1, 3, h, w)}, context to map results back)."""
+        check_image(image)
+        ctx = geometry(image.shape[:2], self.input_size, self.meta.resize)
+        return {self.input_name: to_nchw(fit(image, ctx), self._lut, bgr, self.input_dtype)}, ctx
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runner.infer(feed)
+
+    def postprocess(self, outputs: dict[str, np.ndarray], ctx: FrameContext) -> Prediction:
+        return self._post(outputs, ctx, self.meta)
+
+    def predict(self, image: np.ndarray, bgr: bool = False) -> Prediction:
+        """All three stages, with their times in `Prediction.timings` (ms)."""
+        t0 = time.perf_counter()
+        feed, ctx = self.preprocess(image, bgr)
+        t1 = time.perf_counter()
+        outputs = self.infer(feed)
+        t2 = time.perf_counter()
+        pred = self.postprocess(outputs, ctx)
+        t3 = time.perf_counter()
+        pred.timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
+                        "postprocess": (t3 - t2) * 1e3}
+        return pred
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,100 @@
+"""Torch runner: a prodseg training checkpoint (.pt) on CPU or CUDA, FP16/BF16 autocast, channels-last.
+
+The only runtime module that imports torch (and prodseg.train), lazily in activate(): the edge install
+never needs it. Its outputs are the export module's, so the shared numpy post-processing applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prodseg.errors import BadInput, require
+from prodseg.metadata import ArtifactMetadata
+from prodseg.runtime.runners.base import Runner
+
+OUTPUT_NAMES = {"semantic_logits": ["logits"], "yolo_seg": ["output0", "output1"]}
+AUTOCAST = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_metadata(model: Any, cfg: Any, ckpt: dict[str, Any], path: str,
+                        precision: str) -> ArtifactMetadata:
+    """What prodseg-export would write for this checkpoint (same fields, same sources)."""
+    from prodseg.data.taxonomy import default_colors
+
+    names = [str(n) for n in ckpt.get("class_names") or []]
+    if len(names) != model.num_classes:
+        raise BadInput(f"{path}: lists {len(names)} class names for a {model.num_classes}-class model")
+    colors = [[int(c) for c in rgb] for rgb in ckpt.get("class_colors") or []]
+    if len(colors) != len(names):
+        colors = [list(c) for c in default_colors(len(names))]
+    return ArtifactMetadata(
+        arch=model.arch, class_names=names, class_colors=colors,
+        input_size=[int(v) for v in cfg.data.image_size],
+        mean=[float(v) for v in model.mean], std=[float(v) for v in model.std], output_kind=model.output_kind,
+        precision=precision, source_checkpoint_sha256=_sha256(path),
+        prodseg_version=str(ckpt.get("prodseg_version", "")), resize=getattr(model, "resize", "resize"),
+        confidence_threshold=float(cfg.model.confidence_threshold),
+        iou_threshold=float(cfg.model.iou_threshold))
+
+
+class TorchRunner(Runner):
+    """opts: precision (fp32|fp16|bf16 autocast), channels_last (bool)."""
+
+    name = "torch"
+
+    def activate_impl(self) -> None:
+        torch = require("torch", "train", "PyTorch checkpoints")
+        from prodseg.train.checkpoint import model_from_checkpoint
+
+        precision = self.opts.get("precision", "fp32")
+        if precision not in AUTOCAST:
+            raise BadInput(f"torch: precision '{precision}' is not one of {', '.join(AUTOCAST)}")
+        if not Path(self.path).is_file():
+            raise BadInput(f"{self.path}: checkpoint not found")
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        device = "cuda" if self.device == "gpu" else self.device
+        model, cfg, ckpt = model_from_checkpoint(self.path, device=device)
+        self.metadata = checkpoint_metadata(model, cfg, ckpt, self.path, precision)
+        self.module = model.export_module().eval()
+        channels_last = self.opts.get("channels_last")
+        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.module = self.module.to(device=device, memory_format=self._memory_format)
+        self._torch, self._device, self._precision = torch, torch.device(device), precision
+        self._outputs = OUTPUT_NAMES[model.output_kind]
+
+    def deactivate_impl(self) -> None:
+        del self.module
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        x = torch.from_numpy(np.ascontiguousarray(feed["images"], np.float32)).to(self._device)
+        x = x.contiguous(memory_format=self._memory_format)
+        dtype = AUTOCAST[self._precision]
+        autocast = torch.autocast(self._device.type, dtype=getattr(torch, dtype or "float32"),
+                                  enabled=dtype is not None)
+        with torch.inference_mode(), autocast:
+            out = self.module(x)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return {n: t.float().cpu().numpy() for n, t in zip(self._outputs, outs, strict=False)}
+
+    @property
+    def input_metadata(self) -> dict[str, tuple[tuple[int | str, ...], Any]]:
+        h, w = self.metadata.input_size
+        return {"images": ((1, 3, int(h), int(w)), np.float32)}
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)

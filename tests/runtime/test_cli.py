@@ -1,0 +1,70 @@
+"""prodseg-predict end to end: outputs for each CPU backend and architecture; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from prodseg.runtime.cli import main
+
+
+def _run(*args: str) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["deeplab", "unet", "yolo", "deeplab_ir"])
+def test_predict_writes_video_masks_jsonl(model: str, request, tiny_video, tmp_path: Path) -> None:
+    art = request.getfixturevalue(model)
+    art = art[0] if isinstance(art, tuple) else art
+    out = tmp_path / "out"
+    res = _run(tiny_video[0], "--model", art, "--out", out, "--save-video", "--save-masks", "--threads", "1")
+    assert res.exit_code == 0, res.output
+    assert "24 frames" in res.output
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(24))
+    masks = sorted((out / "masks").glob("*.png"))
+    assert len(masks) == 24 and cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (96, 160)
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 24 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 160
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 24 and summary["decode_error"] is None
+    assert not [p for p in out.rglob(".*")]  # no temporary leftovers
+    if model == "yolo":
+        assert any(json.loads(line)["instances"] for line in lines)
+
+
+@pytest.mark.slow
+def test_truncated_video_processes_what_decodes_and_exits_2(deeplab, truncated_video, tmp_path: Path) -> None:
+    res = _run(truncated_video, "--model", deeplab[0], "--out", tmp_path / "o")
+    assert res.exit_code == 2
+    assert "decoding stopped at frame" in res.output and "truncated or corrupt" in res.output
+    n = len((tmp_path / "o" / "predictions.jsonl").read_text().splitlines())
+    assert 0 < n < 30 and f"stopped at frame {n} " in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/no/such.mp4", "--model", "MODEL"], "no such video"),
+    (["VIDEO", "--model", "/no/model.onnx"], "model file not found"),
+    (["VIDEO", "--model", "MODEL", "--save-video"], "need --out DIR"),
+])
+def test_bad_input_exits_2_with_one_line(args, message, deeplab, tiny_video) -> None:
+    swap = {"MODEL": str(deeplab[0]), "VIDEO": str(tiny_video[0])}
+    res = _run(*[swap.get(a, a) for a in args])
+    assert res.exit_code == 2 and message in res.output
+    assert res.output.strip().count("\n") == 0 and res.output.startswith("error: ")
+
+
+def test_unknown_backend_lists_choices(deeplab, tiny_video) -> None:
+    res = _run(tiny_video[0], "--model", deeplab[0], "--backend", "tflite")
+    assert res.exit_code == 2 and "onnxruntime" in res.output
+
+
+def test_max_frames(deeplab, tiny_video, tmp_path: Path) -> None:
+    res = _run(tiny_video[0], "--model", deeplab[0], "--out", tmp_path, "--max-frames", "3")
+    assert res.exit_code == 0 and res.output.strip().startswith("3 frames")
+    assert json.loads((tmp_path / "summary.json").read_text())["frames"] == 3

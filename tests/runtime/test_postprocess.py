@@ -1,0 +1,88 @@
+"""YOLOv8-seg and semantic post-processing: exact maths on fixed inputs, agreement with ultralytics/torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prodseg.runtime.postprocess import argmax_channels, nms, to_frame
+from prodseg.runtime.preprocess import geometry
+
+
+def test_argmax_channels_matches_numpy_first_max() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.integers(0, 4, (6, 9, 7)).astype(np.float32)  # many ties: first index must win
+    assert np.array_equal(argmax_channels(logits), logits.argmax(0).astype(np.uint8))
+
+
+def test_nms_is_class_aware() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    classes = np.array([0, 0, 1, 0])
+    assert nms(boxes, scores, classes, 0.5).tolist() == [0, 2, 3]
+
+
+def test_to_frame_cuts_letterbox_padding() -> None:
+    ctx = geometry((50, 100), (64, 64), "letterbox")  # content 32x64 centred: pad 16 on top
+    assert (ctx.content, ctx.pad) == ((32, 64), (16, 0))
+    label = np.zeros((64, 64), np.uint8)
+    label[16:32] = 3  # upper half of the content
+    out = to_frame(label, ctx)
+    assert out.shape == (50, 100)
+    assert (out[:25] == 3).all() and (out[25:] == 0).all()
+
+
+@pytest.mark.slow
+def test_yolo_seg_agrees_with_ultralytics(yolo, shelf_frame) -> None:
+    import torch
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.utils import ops
+    from ultralytics.utils.nms import non_max_suppression
+
+    import prodseg.runtime as rt
+
+    path, model = yolo
+    pred = rt.load(path)
+    feed, ctx = pred.preprocess(shelf_frame)
+    boxed = LetterBox(pred.input_size, auto=False)(image=shelf_frame)
+    ref_in = torch.from_numpy(boxed).permute(2, 0, 1)[None]
+    assert np.array_equal(feed["images"], (ref_in.float() / 255).numpy())
+    with torch.no_grad():
+        p0, protos = model(ref_in.float() / 255)
+    det = non_max_suppression(p0, pred.meta.confidence_threshold, pred.meta.iou_threshold, nc=9)[0]
+    boxes = ops.scale_boxes(pred.input_size, det[:, :4].clone(), shelf_frame.shape)
+    masks = ops.process_mask_native(protos[0], det[:, 6:], boxes, shelf_frame.shape[:2]).bool().numpy()
+    mine = pred.postprocess(pred.infer(feed), ctx)
+    assert len(det) >= 3 and len({int(c) for c in det[:, 5]}) >= 2  # a comparison, not a vacuous one
+    assert len(mine.instances) == len(det)
+    assert [d.class_id for d in mine.instances] == (det[:, 5].int() + 1).tolist()
+    np.testing.assert_allclose([d.score for d in mine.instances], det[:, 4].numpy(), atol=1e-3)
+    np.testing.assert_allclose(np.stack([d.box for d in mine.instances]), boxes.numpy(), atol=0.05)
+    for d, m in zip(mine.instances, masks, strict=True):
+        assert (d.mask & m).sum() / (d.mask | m).sum() > 0.95
+    painted = np.zeros(shelf_frame.shape[:2], np.uint8)
+    for c, m in zip(det[:, 5].int().tolist()[::-1], masks[::-1], strict=True):
+        painted[m] = c + 1  # ascending confidence
+    assert (painted == mine.label_map).mean() > 0.97
+    pred.close()
+
+
+@pytest.mark.slow
+def test_semantic_agrees_with_torch(deeplab, shelf_frame) -> None:
+    import cv2
+    import torch
+
+    import prodseg.runtime as rt
+
+    path, model = deeplab
+    pred = rt.load(path)
+    out = pred.predict(shelf_frame)
+    x = cv2.resize(shelf_frame, (96, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    x = (x - np.array(pred.meta.mean, np.float32)) / np.array(pred.meta.std, np.float32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy())).numpy()[0]
+    ref = cv2.resize(logits.argmax(0).astype(np.uint8), (160, 96), interpolation=cv2.INTER_NEAREST)
+    assert out.label_map.shape == (96, 160) and out.label_map.dtype == np.uint8
+    assert (out.label_map == ref).mean() > 0.995
+    assert set(out.timings) == {"preprocess", "infer", "postprocess"}
+    pred.close()
