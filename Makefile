@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[dev]"
 	# tensorrt-stubs depends on tensorrt, whose wheels cannot be fetched here; the stubs alone type-check.
 	$(BIN)/pip install -q --no-deps "tensorrt-stubs>=10"
+	$(BIN)/python scripts/make_trt_stubs.py $(VENV)/stubs
 	touch $(STAMP)
 
 demo: $(STAMP)

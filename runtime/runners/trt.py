@@ -98,7 +98,7 @@ class TensorRTRunner(Runner):
             self.context.set_tensor_address(name, self._buffers[name].ensure(arr.nbytes))
         host: dict[str, np.ndarray] = {}
         for name in self._outputs:
-            shape = tuple(int(d) for d in self.context.get_tensor_shape(name))
+            shape = _dims(self.context.get_tensor_shape(name))
             host[name] = np.empty(shape, self._dtypes[name])
             self.context.set_tensor_address(name, self._buffers[name].ensure(host[name].nbytes))
         return host, changed
@@ -143,10 +143,15 @@ class TensorRTRunner(Runner):
     def input_metadata(self) -> dict[str, tuple[tuple[int | str, ...], Any]]:
         meta: dict[str, tuple[tuple[int | str, ...], Any]] = {}
         for name in self._inputs:
-            dims = tuple(int(d) for d in self.engine.get_tensor_shape(name))
+            dims = _dims(self.engine.get_tensor_shape(name))
             meta[name] = (tuple(d if d >= 0 else "?" for d in dims), self._dtypes[name].type)
         return meta
 
     @property
     def output_names(self) -> list[str]:
         return list(self._outputs)
+
+
+def _dims(dims: trt.Dims) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple of ints (Dims supports len() and indexing, not iteration in the stubs)."""
+    return tuple(int(dims[i]) for i in range(len(dims)))
