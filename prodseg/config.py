@@ -71,6 +71,9 @@ class HyperParameters:
     val_every: int = bounded(1, 1)
     early_stopping_patience: int | None = None
     seed: int = 0
+    # Before each validation, re-estimate BatchNorm statistics on this many training batches (0 = off):
+    # after few steps from random init the running averages lag the weights and eval collapses.
+    precise_bn_batches: int = bounded(0, 0)
 
 
 @dataclass

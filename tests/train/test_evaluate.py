@@ -1,0 +1,98 @@
+"""prodseg-eval: saved-mask scoring (exact values), report files, overlays, predictor registry, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from prodseg.data.imageio import read_mask, write_mask
+from prodseg.data.layout import ShelfDataset
+from prodseg.errors import BadInput
+from prodseg.train.eval_cli import main
+from prodseg.train.evaluate import CheckpointPredictor, SavedMasksPredictor, evaluate_split, load_predictor
+from prodseg.train.report import colorize, overlay
+
+
+def test_own_masks_score_one_and_write_a_full_report(tiny_dataset, tmp_path):
+    res = CliRunner().invoke(
+        main,
+        [
+            "--predictions",
+            str(tiny_dataset / "masks"),
+            "--data",
+            str(tiny_dataset),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "mIoU 1.0000  mean Dice 1.0000  pixel accuracy 1.0000" in res.output
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["miou"] == 1.0 and metrics["split"] == "val"
+    for name in ("report.md", "confusion_matrix.png", "per_class_iou.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert len(list((tmp_path / "rep" / "samples").glob("*.png"))) == len(
+        ShelfDataset(tiny_dataset).split("val")
+    )
+    assert "| miou | 1.0000 |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_all_background_predictions_score_exactly(tiny_dataset, tmp_path):
+    ds = ShelfDataset(tiny_dataset)
+    targets = [read_mask(s.mask) for s in ds.split("val")]
+    for s, t in zip(ds.split("val"), targets, strict=True):
+        write_mask(tmp_path / f"{s.stem}.png", np.zeros_like(t))
+    result = evaluate_split(SavedMasksPredictor(tmp_path), tiny_dataset, "val")
+    gt = np.concatenate([t.ravel() for t in targets])
+    gt = gt[gt != 255]
+    present = np.unique(gt)
+    # Background IoU = background pixels / all pixels; every other present class scores 0.
+    expected = (np.sum(gt == 0) / gt.size) / len(present)
+    assert result.metrics["miou"] == pytest.approx(expected, abs=1e-12)
+    assert result.metrics["pixel_accuracy"] == pytest.approx(np.mean(gt == 0), abs=1e-12)
+    assert result.confusion[:, 1:].sum() == 0 and result.confusion.sum() == gt.size
+
+
+def test_missing_prediction_and_bad_arguments_exit_2(tiny_dataset, tmp_path):
+    (tmp_path / "preds").mkdir()
+    res = CliRunner().invoke(main, ["--predictions", str(tmp_path / "preds"), "--data", str(tiny_dataset)])
+    assert res.exit_code == 2 and "no prediction for image" in res.output
+    res = CliRunner().invoke(main, ["--data", str(tiny_dataset)])
+    assert res.exit_code == 2 and "exactly one of --model" in res.output
+    with pytest.raises(BadInput, match="model not found"):
+        load_predictor(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    res = CliRunner().invoke(main, ["--model", str(garbage), "--data", str(tiny_dataset)])
+    assert res.exit_code == 2 and "garbage.pt: not a readable checkpoint" in res.output
+
+
+def test_checkpoint_files_use_the_torch_predictor(tiny_dataset, tmp_path):
+    from prodseg.config import load_config
+    from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
+    from prodseg.train.models import build_model
+
+    cfg = load_config(None, {"model.backbone": "mobilenet_v2", "data.image_size": [64, 64]})
+    classes = ShelfDataset(tiny_dataset).classes
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        build_checkpoint(build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]),
+    )
+    predictor = load_predictor(path)
+    assert isinstance(predictor, CheckpointPredictor)
+    result = evaluate_split(predictor, tiny_dataset, "val", samples=1)
+    stem, (image, target, pred) = next(iter(result.samples.items()))
+    assert pred.shape == target.shape == image.shape[:2] and pred.max() < 10
+    assert 0.0 <= result.metrics["miou"] <= 1.0
+
+
+def test_colorize_and_overlay_exact():
+    labels = np.array([[0, 1], [2, 255]], np.uint8)
+    colors = [[0, 0, 0], [200, 0, 0], [0, 100, 0]]
+    assert colorize(labels, colors).tolist() == [[[0, 0, 0], [200, 0, 0]], [[0, 100, 0], [0, 0, 0]]]
+    image = np.full((2, 2, 3), 100, np.uint8)
+    out = overlay(image, labels, colors, alpha=0.5)
+    assert out.tolist() == [[[100, 100, 100], [150, 50, 50]], [[50, 100, 50], [100, 100, 100]]]

@@ -1,0 +1,130 @@
+"""Training checkpoints (`last.pt`, `best.pt`): written atomically, loadable with `weights_only=True`.
+
+Everything stored is a tensor, number, string, list, tuple or dict, so `torch.load(weights_only=True)`
+reads it without unpickling arbitrary objects; numpy's RNG state is stored as a tensor and a tuple.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import prodseg
+from prodseg.atomic import atomic_path
+from prodseg.config import Config, config_from_dict
+from prodseg.errors import BadInput
+
+FORMAT = "prodseg-checkpoint"
+FORMAT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, numpy, python (and CUDA) RNG states in weights_only-safe types."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def build_checkpoint(
+    model: torch.nn.Module,
+    cfg: Config,
+    class_names: list[str],
+    class_colors: list[list[int]],
+    **training_state: Any,
+) -> dict[str, Any]:
+    """The checkpoint dict: model weights, identity (arch, classes, config) and `training_state` as given."""
+    module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": module.arch,
+        "model": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+        "config": cfg.to_dict(),
+        "class_names": list(class_names),
+        "class_colors": [list(map(int, c)) for c in class_colors],
+        "prodseg_version": prodseg.__version__,
+        "rng": rng_state(),
+        **training_state,
+    }
+
+
+def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
+    """Write `ckpt` to `path` atomically (temporary name, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a prodseg checkpoint with `weights_only=True`; BadInput names the file when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(
+            f"{path}: checkpoint not found; pass a .pt written by prodseg-train (e.g. runs/x/best.pt)"
+        )
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(
+            f"{path}: not a readable checkpoint ({first}); is the file complete and a prodseg .pt?"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
+        raise BadInput(
+            f"{path}: not a prodseg checkpoint (no '{FORMAT}' format marker); "
+            "pass a last.pt/best.pt written by prodseg-train"
+        )
+    return ckpt
+
+
+def model_from_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Config, dict[str, Any]]:
+    """Rebuild the SegModel stored in a checkpoint: (model in eval mode on `device`, its Config, the dict)."""
+    from prodseg.train.models import build_model
+
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"], source=f"{path} (stored config)")
+    # The stored weights replace any init, so don't ask for the (possibly gone) pretrained files again.
+    model = build_model(dataclasses.replace(cfg.model, weights=None, pretrained=False, encoder_weights=None))
+    if getattr(model, "arch", ckpt["arch"]) != ckpt["arch"]:
+        raise BadInput(f"checkpoint {path} names arch {ckpt['arch']!r} but its config builds {model.arch!r}")
+    load_weights(model, ckpt["model"], path, ckpt["arch"])
+    return model.to(device).eval(), cfg, ckpt
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path, arch: str) -> None:
+    """`load_state_dict(strict=True)`, turning a mismatch into a BadInput that names file and arch."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()
+        summary = "; ".join(line.strip() for line in detail[1:3]) or detail[0]
+        raise BadInput(
+            f"checkpoint {path} holds a {arch} model whose weights do not match the model its config "
+            f"builds ({summary[:300]}); was the file edited or written by another version?"
+        ) from exc

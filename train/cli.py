@@ -1,0 +1,137 @@
+"""`prodseg-train`: map the seed's options onto config overrides and call `fit`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prodseg.cli import handle_errors, setup_logging
+from prodseg.config import Config, apply_overrides, config_from_dict, load_config
+from prodseg.errors import ConfigError
+
+# CLI option -> dotted config key.
+OPTION_KEYS: dict[str, str] = {
+    "arch": "model.architecture",
+    "backbone": "model.backbone",
+    "weights": "model.weights",
+    "epochs": "training.hyperparameters.num_epochs",
+    "batch_size": "training.hyperparameters.batch_size",
+    "learning_rate": "training.hyperparameters.learning_rate",
+    "weight_decay": "training.hyperparameters.weight_decay",
+    "accumulate_grad_batches": "training.hyperparameters.accumulate_grad_batches",
+    "amp": "training.hyperparameters.amp",
+    "seed": "training.hyperparameters.seed",
+    "optimizer": "training.optimizer.type",
+    "augmentation_strength": "training.augmentation.strength",
+    "device": "training.device",
+    "data": "data.root",
+    "workers": "data.num_workers",
+    "out": "logging.out_dir",
+}
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in prodseg.train.configs."""
+    return sorted(
+        p.name[:-5] for p in resources.files("prodseg.train.configs").iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def resolve_config_path(name: str) -> Path:
+    """A path to a YAML file, or the name of a shipped config (`fast_cpu`, `unet`, ...)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = resources.files("prodseg.train.configs") / f"{name.removesuffix('.yaml')}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    raise ConfigError(
+        f"--config {name}: no such file and no shipped config of that name; "
+        f"shipped: {', '.join(shipped_configs())}"
+    )
+
+
+def build_config(config: str | None, resume: str | None, options: dict[str, Any]) -> Config:
+    """The run's Config: --config (or the resumed checkpoint's own config), then the CLI overrides."""
+    overrides = {OPTION_KEYS[k]: v for k, v in options.items() if k in OPTION_KEYS}
+    if options.get("image_size"):
+        overrides["data.image_size"] = list(options["image_size"])
+    if resume and not config:
+        from prodseg.train.checkpoint import load_checkpoint
+
+        cfg = config_from_dict(load_checkpoint(resume)["config"], source=f"{resume} (stored config)")
+    else:
+        cfg = load_config(resolve_config_path(config) if config else None)
+    return apply_overrides(cfg, {**overrides, **switch_class_count(cfg, options.get("arch"))}, "command line")
+
+
+def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
+    """--arch across the YOLO boundary: yolov8_seg counts classes without background, the others with it."""
+    if arch is None or (arch == "yolov8_seg") == (cfg.model.architecture == "yolov8_seg"):
+        return {}
+    return {"model.num_classes": cfg.model.num_classes + (-1 if arch == "yolov8_seg" else 1)}
+
+
+def _image_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        parts = [int(v) for v in value.lower().replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 32 or any(p % 32 for p in parts):
+        raise click.BadParameter(f"{value!r}: give SIZE or HxW, multiples of 32 (e.g. 128 or 96x128)")
+    return (parts[0], parts[-1])
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", help="YAML config path or a shipped config name (fast_cpu, deeplabv3plus, unet, yolov8_seg)."
+)
+@click.option("--arch", type=click.Choice(["deeplabv3plus", "unet", "yolov8_seg"]), help="Architecture.")
+@click.option("--backbone", help="Encoder, e.g. resnet50, mobilenet_v2, efficientnet-b0.")
+@click.option("--resume", type=click.Path(dir_okay=False), help="Continue from a last.pt (same run folder).")
+@click.option("--epochs", type=int, help="Number of epochs (total, also when resuming).")
+@click.option("--batch-size", type=int)
+@click.option("--learning-rate", type=float)
+@click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
+@click.option("--weight-decay", type=float)
+@click.option("--accumulate-grad-batches", type=int)
+@click.option("--augmentation-strength", type=float, help="Scales every augmentation (0..2).")
+@click.option("--data", help="Dataset folder (images/, masks/, classes.yaml, splits/).")
+@click.option("--out", help="Folder that receives run folders (and mlflow.db).")
+@click.option("--device", help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp/--no-amp", default=None, help="Mixed precision (bf16 on CPU, fp16 on CUDA by default).")
+@click.option("--seed", type=int)
+@click.option("--image-size", callback=_image_size, help="Training size: SIZE or HxW (multiples of 32).")
+@click.option("--workers", type=int, help="DataLoader worker processes.")
+@click.option("--weights", help="Initial weights file (state dict or checkpoint); nothing is downloaded.")
+@click.option("--register", help="Register best.pt in the MLflow model registry under this name.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("-v", "--verbose", is_flag=True)
+@handle_errors
+def main(
+    config: str | None,
+    resume: str | None,
+    register: str | None,
+    no_progress: bool,
+    verbose: bool,
+    **options: Any,
+) -> None:
+    """Train a shelf segmentation model; prints the run folder, per-epoch val mIoU and the best."""
+    setup_logging(verbose)
+    from prodseg.train.fit import fit  # torch is imported only once the options are valid
+
+    cfg = build_config(config, resume, options)
+    result = fit(cfg, resume=resume, register=register, progress=not no_progress)
+    click.echo(f"run folder: {result.run_dir}")
+    if result.untrained_miou is not None:
+        click.echo(f"untrained val mIoU: {result.untrained_miou:.4f}")
+    click.echo(
+        f"best val mIoU: {result.best_miou:.4f} (epoch {result.best_epoch}) -> {result.run_dir / 'best.pt'}"
+    )
+    if result.registered:
+        click.echo(f"registered model version: {result.registered}")

@@ -1,0 +1,80 @@
+"""`prodseg-eval`: score a checkpoint, an exported artifact or saved label PNGs; write a report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from prodseg.cli import handle_errors, setup_logging
+
+if TYPE_CHECKING:
+    from prodseg.train.evaluate import EvalResult
+
+
+def class_table(result: EvalResult) -> Table:
+    """The per-class IoU/Dice table (rich)."""
+    from prodseg.train.report import class_rows
+
+    table = Table(title="per-class scores", caption="— = absent from both prediction and ground truth")
+    for col in ("class", "IoU", "Dice"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, iou, dice in class_rows(result.metrics, result.class_names):
+        table.add_row(name, *("—" if math.isnan(v) else f"{v:.4f}" for v in (iou, dice)))
+    return table
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model", help="A best.pt/last.pt from prodseg-train, or an exported artifact.")
+@click.option(
+    "--predictions", type=click.Path(), help="Score saved <stem>.png label maps instead of a model."
+)
+@click.option("--data", required=True, help="Dataset folder with masks/ and splits/.")
+@click.option("--split", default="val", show_default=True, help="Split to score (train, val, test or all).")
+@click.option(
+    "--report", "report_dir", type=click.Path(), help="Write report.md, metrics.json and figures here."
+)
+@click.option("--samples", default=4, show_default=True, help="Sample overlays in the report.")
+@click.option("--device", default="cpu", show_default=True, help="Device for checkpoints (cpu, cuda).")
+@click.option("-v", "--verbose", is_flag=True)
+@handle_errors
+def main(
+    model: str | None,
+    predictions: str | None,
+    data: str,
+    split: str,
+    report_dir: str | None,
+    samples: int,
+    device: str,
+    verbose: bool,
+) -> None:
+    """Evaluate segmentation on a dataset split: mIoU, Dice, pixel accuracy, per-class table, report."""
+    setup_logging(verbose)
+    from prodseg.train.evaluate import evaluate_split, load_predictor
+
+    predictor = load_predictor(model, predictions, device)
+    result = evaluate_split(predictor, data, split, samples)
+    console = Console()
+    console.print(class_table(result))
+    m = result.metrics
+    click.echo(
+        f"mIoU {m['miou']:.4f}  mean Dice {m['mean_dice']:.4f}  pixel accuracy {m['pixel_accuracy']:.4f}"
+    )
+    if report_dir:
+        write(result, Path(report_dir), model or predictions, split)
+        click.echo(f"report: {Path(report_dir) / 'report.md'}")
+
+
+def write(result: EvalResult, out: Path, source: str, split: str) -> None:
+    """Render sample overlays and write the report folder."""
+    from prodseg.train.report import sample_panel, write_report
+
+    panels = {
+        stem: sample_panel(img, tgt, pred, result.class_colors)
+        for stem, (img, tgt, pred) in result.samples.items()
+    }
+    write_report(out, result.metrics, result.confusion, result.class_names, panels, source, split)

@@ -1,0 +1,369 @@
+"""`fit(cfg)`: build everything from a Config, run epochs, validate, checkpoint, track, stop early.
+
+Reads top to bottom like nanoGPT's train.py: setup -> (resume) -> for each epoch: seed -> train ->
+validate -> checkpoint -> log -> early stop. Every epoch reseeds all RNGs from (seed, epoch), so a run
+resumed from `last.pt` replays exactly the batches, augmentations and dropout masks it would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prodseg.config import Config
+from prodseg.data.layout import ShelfDataset
+from prodseg.errors import BadInput, ConfigError
+from prodseg.train.checkpoint import (
+    build_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    set_rng_state,
+)
+from prodseg.train.engine import (
+    LoopState,
+    evaluate,
+    recompute_bn_stats,
+    resolve_device,
+    resolve_precision,
+    train_one_epoch,
+    unwrap,
+)
+from prodseg.train.optim import build_optimizer, build_scheduler
+from prodseg.train.progress import epoch_progress
+from prodseg.train.report import denormalize, sample_panel
+from prodseg.train.tracking import build_trackers, flatten
+
+log = logging.getLogger("prodseg.train")
+
+
+@dataclass
+class FitResult:
+    """Where the run went and how it ended."""
+
+    run_dir: Path
+    best_miou: float
+    best_epoch: int
+    untrained_miou: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    registered: str | None = None
+    stopped_early: bool = False
+
+
+@dataclass
+class Run:
+    """Everything `fit` builds once: model, data, optimisation state, trackers."""
+
+    cfg: Config
+    run_dir: Path
+    model: nn.Module
+    criterion: nn.Module | None
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    precision: Any
+    classes: Any
+    state: LoopState
+    best: dict[str, Any]
+    history: list[dict[str, float]]
+    trackers: Any = None
+    mlflow_run_id: str | None = None  # the MLflow run a resumed training continues
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Workers get numpy/python streams from the loader's per-epoch seed (the dataset reseeds its own
+    # augmentation from torch's worker seed).
+    np.random.seed(torch.initial_seed() % 2**32)
+    random.seed(torch.initial_seed())
+
+
+def build_loaders(
+    cfg: Config, model: nn.Module
+) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
+    """Train (shuffled, augmented) and val loaders over the dataset folder, normalised for `model`."""
+    from prodseg.data.torch_datasets import GroceryShelfDataset
+
+    seg, size = unwrap(model), tuple(cfg.data.image_size)
+    common = dict(
+        size=size, mean=seg.mean, std=seg.std, cache=cfg.data.cache, with_instances=seg.needs_instances
+    )
+    train_ds = GroceryShelfDataset(
+        cfg.data.root, cfg.data.train_split, augmentation=cfg.training.augmentation, train=True, **common
+    )
+    val_ds = GroceryShelfDataset(cfg.data.root, cfg.data.val_split, augmentation=None, train=False, **common)
+    bs, workers = cfg.training.hyperparameters.batch_size, cfg.data.num_workers
+    pin = torch.cuda.is_available()
+    # A trailing batch of one breaks BatchNorm in train mode (DeepLabV3+'s image pooling): drop only that one.
+    train = torch.utils.data.DataLoader(
+        train_ds,
+        batch_size=bs,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=pin,
+        drop_last=len(train_ds) % bs == 1 and len(train_ds) > 1,
+        generator=torch.Generator(),
+        worker_init_fn=_seed_worker,
+        persistent_workers=False,
+    )
+    val = torch.utils.data.DataLoader(
+        val_ds, batch_size=bs, shuffle=False, num_workers=workers, pin_memory=pin
+    )
+    return train, val
+
+
+def seed_epoch(run: Run, epoch: int) -> None:
+    """Reseed every RNG from (seed, epoch): shuffling, dropout, and (via torch's seed) augmentation."""
+    seed = run.cfg.training.hyperparameters.seed * 1000 + epoch
+    seed_everything(seed)
+    run.train_loader.generator.manual_seed(seed)
+
+
+def check_classes(cfg: Config, model: nn.Module, dataset: ShelfDataset) -> None:
+    """The model's class count (background included) must match the dataset's classes.yaml."""
+    have, want = unwrap(model).num_classes, dataset.classes.num_classes
+    if have != want:
+        without = " (without background for yolov8_seg)" if cfg.model.architecture == "yolov8_seg" else ""
+        raise ConfigError(
+            f"model.num_classes: the model has {have} classes but {dataset.root / 'classes.yaml'} "
+            f"lists {want}; set model.num_classes to match{without}"
+        )
+
+
+def new_run_dir(cfg: Config) -> Path:
+    """`<out_dir>/<arch>-<timestamp>`, made unique with a counter."""
+    base = Path(cfg.logging.out_dir) / f"{cfg.model.architecture}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def setup(cfg: Config, resume: str | Path | None = None) -> Run:
+    """Build model, loss, data, optimizer, scheduler and scaler; restore them from `resume` when given."""
+    from prodseg.train.losses import build_loss
+    from prodseg.train.models import build_model
+
+    ckpt = load_checkpoint(resume) if resume else None
+    if ckpt is not None and ckpt["arch"] != cfg.model.architecture:
+        raise BadInput(
+            f"checkpoint {resume} holds a {ckpt['arch']} model but the config asks for "
+            f"{cfg.model.architecture}; drop --arch or resume from a matching checkpoint"
+        )
+    hp = cfg.training.hyperparameters
+    device = resolve_device(cfg.training.device)
+    precision = resolve_precision(device, hp)
+    dataset = ShelfDataset(cfg.data.root)
+    seed_everything(hp.seed)  # same initial weights for the same seed
+    model = build_model(cfg.model)
+    check_classes(cfg, model, dataset)
+    criterion = (
+        build_loss(cfg.training, model.num_classes) if model.output_kind == "semantic_logits" else None
+    )
+    train_loader, val_loader = build_loaders(cfg, model)
+    if ckpt is not None:
+        load_weights(model, ckpt["model"], resume, ckpt["arch"])
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    steps = -(-len(train_loader) // hp.accumulate_grad_batches)
+    optimizer = build_optimizer(model, cfg.training)
+    scheduler = build_scheduler(optimizer, cfg.training, steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
+    run = Run(
+        cfg,
+        Path(resume).parent if resume else new_run_dir(cfg),
+        model,
+        criterion,
+        train_loader,
+        val_loader,
+        optimizer,
+        scheduler,
+        scaler,
+        precision,
+        dataset.classes,
+        LoopState(),
+        {"miou": float("-inf"), "epoch": 0, "bad_validations": 0},
+        [],
+    )
+    if ckpt is not None:
+        restore(run, ckpt, resume)
+    return run
+
+
+def restore(run: Run, ckpt: dict[str, Any], path: str | Path) -> None:
+    """Load optimizer/scheduler/scaler/loop state and RNGs from a checkpoint dict."""
+    try:
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            run.scaler.load_state_dict(ckpt["scaler"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise BadInput(
+            f"{path}: its optimizer/scheduler state does not fit this run ({exc}); "
+            "resume with the same optimizer settings or start a new run with --weights"
+        ) from exc
+    run.state = LoopState(int(ckpt["epoch"]), int(ckpt["global_step"]))
+    run.best = dict(ckpt["best"])
+    run.history = [dict(h) for h in ckpt.get("history", [])]
+    run.mlflow_run_id = ckpt.get("mlflow_run_id") or None
+    set_rng_state(ckpt["rng"])
+    if run.state.epoch >= run.cfg.training.hyperparameters.num_epochs:
+        raise BadInput(
+            f"{path}: already trained {run.state.epoch} epochs; pass --epochs N with N > "
+            f"{run.state.epoch} to continue"
+        )
+
+
+def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path:
+    """Write `<run>/<name>` with the full training state."""
+    ckpt = build_checkpoint(
+        run.model,
+        run.cfg,
+        list(run.classes.names),
+        [list(c) for c in run.classes.colors],
+        optimizer=run.optimizer.state_dict(),
+        scheduler=run.scheduler.state_dict(),
+        scaler=run.scaler.state_dict() if run.scaler.is_enabled() else None,
+        epoch=run.state.epoch,
+        global_step=run.state.global_step,
+        best=dict(run.best),
+        history=run.history,
+        **extra,
+    )
+    return save_checkpoint(run.run_dir / name, ckpt)
+
+
+def validate(run: Run, epoch: int) -> dict[str, float]:
+    """Evaluate on the val split, log scalars and sample overlays; returns the scalar metrics."""
+    seg = unwrap(run.model)
+    if run.cfg.training.hyperparameters.precise_bn_batches:
+        recompute_bn_stats(run.model, run.train_loader, run.precision,
+                           run.cfg.training.hyperparameters.precise_bn_batches)
+    metrics, samples = evaluate(
+        run.model, run.val_loader, run.precision, seg.num_classes, run.cfg.logging.sample_images
+    )
+    scalars = {f"val/{k}": float(v) for k, v in metrics.items() if np.ndim(v) == 0}
+    for name, value in zip(run.classes.names, metrics["iou"], strict=False):
+        scalars[f"val_iou/{name}"] = float(value)
+    colors = [list(c) for c in run.classes.colors]
+    for j, (image, target, pred) in enumerate(samples):
+        panel = sample_panel(denormalize(image, seg.mean, seg.std), target.numpy(), pred.numpy(), colors)
+        run.trackers.log_image(f"sample{j}", panel, epoch)
+    return scalars
+
+
+def fit(
+    cfg: Config,
+    resume: str | Path | None = None,
+    register: str | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[Run, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train `cfg` (optionally resuming from a last.pt) and return the run folder and best val mIoU.
+
+    `on_epoch_end(run, row)` is called after each epoch's checkpoint is written (for notebooks and tests).
+    """
+    run = setup(cfg, resume)
+    hp = cfg.training.hyperparameters
+    run.trackers = build_trackers(
+        cfg, run.run_dir, {"epoch": run.state.epoch, "mlflow_run_id": run.mlflow_run_id}
+    )
+    extra = {"mlflow_run_id": getattr(run.trackers.mlflow, "run_id", None) or ""}
+    untrained = None
+    try:
+        run.trackers.log_params(flatten(cfg.to_dict()))
+        if run.state.epoch == 0:  # the untrained model's score: the baseline training must beat
+            seed_everything(hp.seed)
+            scalars = validate(run, 0)
+            untrained = scalars["val/miou"]
+            run.trackers.log_metrics(scalars, 0)
+            log.info("run folder %s; untrained val mIoU %.4f", run.run_dir, untrained)
+        stopped = train_epochs(run, on_epoch_end, progress, extra)
+        registered = None
+        if register:
+            best = run.run_dir / "best.pt"
+            registered = run.trackers.register(best if best.is_file() else run.run_dir / "last.pt", register)
+            if registered is None:
+                raise ConfigError(f"--register {register}: needs MLflow tracking; set logging.mlflow: true")
+    finally:
+        run.trackers.close()
+    return FitResult(
+        run.run_dir, run.best["miou"], run.best["epoch"], untrained, run.history, registered, stopped
+    )
+
+
+def train_epochs(run: Run, on_epoch_end: Callable | None, progress: bool, extra: dict[str, Any]) -> bool:
+    """The epoch loop; returns True when early stopping ended it."""
+    hp = run.cfg.training.hyperparameters
+    while run.state.epoch < hp.num_epochs:
+        epoch = run.state.epoch + 1
+        seed_epoch(run, epoch)
+        start = time.perf_counter()
+        with epoch_progress(epoch, hp.num_epochs, enabled=progress) as bar:
+            row = train_one_epoch(
+                run.model,
+                run.criterion,
+                run.optimizer,
+                run.scheduler,
+                run.scaler,
+                run.train_loader,
+                run.precision,
+                hp,
+                run.state,
+                bar,
+            )
+        run.state.epoch = epoch
+        improved = False
+        if epoch % hp.val_every == 0 or epoch == hp.num_epochs:
+            row.update(validate(run, epoch))
+            improved = row["val/miou"] > run.best["miou"]
+            if improved:
+                run.best.update(miou=row["val/miou"], epoch=epoch, bad_validations=0)
+            else:
+                run.best["bad_validations"] += 1
+        row["epoch_seconds"] = time.perf_counter() - start
+        run.history.append(row)
+        run.trackers.log_metrics(row, epoch)
+        checkpoint(run, "last.pt", extra)
+        if improved:
+            checkpoint(run, "best.pt", extra)
+        log.info(epoch_line(epoch, hp.num_epochs, row, improved))
+        if on_epoch_end is not None:
+            on_epoch_end(run, row)
+        patience = hp.early_stopping_patience
+        if patience is not None and run.best["bad_validations"] >= patience:
+            log.info("early stopping: val mIoU has not improved for %d validations", patience)
+            return True
+    return False
+
+
+def epoch_line(epoch: int, total: int, row: dict[str, float], improved: bool) -> str:
+    """One human-readable line per epoch."""
+    text = (
+        f"epoch {epoch}/{total}  loss {row['train/loss']:.4f}  lr {row['train/lr']:.2e}  "
+        f"{row['train/images_per_s']:.1f} img/s"
+    )
+    if "val/miou" in row:
+        text += f"  val mIoU {row['val/miou']:.4f}{' (best)' if improved else ''}"
+    return text
