@@ -29,3 +29,20 @@ def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("video")
     video = generate_video(out / "shelf.mp4", frames=24, size=(160, 96), fps=30, seed=0, masks_dir=out / "masks")
     return video, out / "masks"
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigchld():
+    """Undo the SIGCHLD handler that a multi-worker DataLoader leaves in the main process.
+
+    With it installed, a later subprocess.run in the same pytest process (PyAV and OpenVINO loaded)
+    crashed the interpreter with SIGSEGV here; a real prodseg-train process never forks afterwards.
+    """
+    import signal
+    import sys
+
+    yield
+    handling = sys.modules.get("torch.utils.data._utils.signal_handling")
+    if handling is not None and handling._SIGCHLD_handler_set:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        handling._SIGCHLD_handler_set = False

@@ -1,0 +1,58 @@
+"""What an export run produced: one record per artifact, and the shared state exporters build on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodseg.export.calibration import CalibrationSet
+from prodseg.export.config import ExportConfig
+from prodseg.export.source import ExportSource
+
+# Runtime backend that loads each artifact kind (prodseg.runtime.load's `backend`).
+BACKENDS = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt"}
+
+
+@dataclass
+class Artifact:
+    """One written artifact and how the runtime should load it."""
+
+    name: str
+    path: Path
+    precision: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return BACKENDS[self.path.suffix]
+
+
+@dataclass
+class ExportContext:
+    """Everything exporters share: options, source model, output folder and artifacts so far."""
+
+    config: ExportConfig
+    source: ExportSource
+    out: Path
+    calib_images: list[Path] = field(default_factory=list)
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    _calib: CalibrationSet | None = None
+
+    def add(self, artifact: Artifact) -> Artifact:
+        self.artifacts[artifact.name] = artifact
+        return artifact
+
+    def path(self, name: str) -> Path:
+        """The path of an artifact already exported in this run."""
+        return self.artifacts[name].path
+
+    @property
+    def calibration(self) -> CalibrationSet:
+        """Calibration feeds, preprocessed by the runtime loaded on the FP32 ONNX (same as inference)."""
+        if self._calib is None:
+            from prodseg.runtime import load
+
+            predictor = load(self.path("onnx"), backend="onnxruntime", device="cpu")
+            self._calib = CalibrationSet(self.calib_images, lambda rgb: predictor.preprocess(rgb)[0])
+        return self._calib

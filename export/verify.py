@@ -1,0 +1,152 @@
+"""Verification: every artifact through the runtime vs PyTorch on the same preprocessed held-out images."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from prodseg.data.imageio import read_image, read_mask
+from prodseg.data.layout import Sample
+from prodseg.data.taxonomy import IGNORE_INDEX
+from prodseg.export.artifacts import Artifact
+from prodseg.export.config import Thresholds
+from prodseg.export.files import size_mb
+from prodseg.export.source import ExportSource
+
+log = logging.getLogger(__name__)
+
+# OpenVINO runs float models in bf16 on CPUs with AMX/AVX512-BF16 unless told otherwise: verify what the
+# artifact itself computes (its weights at their precision, f32 arithmetic); the bench measures defaults.
+RUNNER_OPTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("openvino", "fp32"): {"inference_precision": "f32"},
+    ("openvino", "fp16"): {"inference_precision": "f32"},
+}
+
+
+@dataclass
+class VerifyRow:
+    """One artifact's distance from PyTorch; ΔmIoU = PyTorch mIoU - artifact mIoU, in points."""
+
+    artifact: str
+    path: str
+    precision: str
+    backend: str
+    size_mb: float
+    max_abs_diff: float
+    agreement: float
+    miou: float
+    miou_torch: float
+    delta_miou: float
+    infer_ms: float
+    status: str = "ok"
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray, n: int) -> np.ndarray:
+    """n x n confusion matrix (rows = ground truth), ignoring IGNORE_INDEX pixels."""
+    keep = gt != IGNORE_INDEX
+    idx = gt[keep].astype(np.int64) * n + np.minimum(pred[keep], n - 1).astype(np.int64)
+    return np.bincount(idx, minlength=n * n).reshape(n, n)
+
+
+def miou(mat: np.ndarray) -> float:
+    """Mean IoU in percent over classes present in prediction or ground truth."""
+    inter = np.diag(mat).astype(np.float64)
+    union = mat.sum(0) + mat.sum(1) - inter
+    present = union > 0
+    return float(100.0 * (inter[present] / union[present]).mean()) if present.any() else float("nan")
+
+
+class TorchReference:
+    """PyTorch outputs and label maps of the source model, cached per verification image."""
+
+    def __init__(self, source: ExportSource):
+        self.source = source
+        self.module = source.export_module()
+        self._cache: dict[str, dict[str, np.ndarray]] = {}
+
+    def outputs(self, key: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if key not in self._cache:
+            import torch
+
+            with torch.no_grad():
+                out = self.module(torch.from_numpy(next(iter(feed.values()))))
+            outs = out if isinstance(out, list | tuple) else [out]
+            names = self.source.output_names
+            self._cache[key] = {n: o.float().numpy() for n, o in zip(names, outs, strict=True)}
+        return self._cache[key]
+
+
+def max_abs_diff(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> float:
+    """Largest |artifact - torch| over outputs matched by name, else by position."""
+    got_list = [got[n] for n in ref] if set(ref) <= set(got) else list(got.values())
+    pairs = zip(got_list, ref.values(), strict=True)
+    return max(float(np.abs(g.astype(np.float32) - r).max()) for g, r in pairs)
+
+
+def verify_artifact(artifact: Artifact, samples: list[Sample], ref: TorchReference,
+                    thresholds: Thresholds) -> VerifyRow:
+    """Run one artifact through prodseg.runtime on the samples and compare it with PyTorch."""
+    from prodseg.runtime import load
+
+    opts = RUNNER_OPTS.get((artifact.backend, artifact.precision), {})
+    with load(artifact.path, backend=artifact.backend, device="cpu", **opts) as predictor:
+        return judge(compare(artifact, predictor, samples, ref), thresholds)
+
+
+def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: TorchReference) -> VerifyRow:
+    """Outputs, label maps and mIoU of one loaded artifact vs PyTorch on the samples."""
+    n = ref.source.meta.num_classes
+    mats = {"art": np.zeros((n, n), np.int64), "ref": np.zeros((n, n), np.int64)}
+    same = total = 0
+    diff = 0.0
+    infer_ms: list[float] = []
+    for s in samples:
+        feed, ctx = predictor.preprocess(read_image(s.image))
+        t0 = time.perf_counter()
+        got = predictor.infer(feed)
+        infer_ms.append(1000 * (time.perf_counter() - t0))
+        ref_out = ref.outputs(s.stem, feed)
+        diff = max(diff, max_abs_diff(got, ref_out))
+        art_map = predictor.postprocess(got, ctx).label_map
+        ref_map = predictor.postprocess(dict(ref_out), ctx).label_map
+        gt = read_mask(s.mask) if s.mask is not None else None
+        same += int((art_map == ref_map).sum())
+        total += art_map.size
+        if gt is not None:
+            mats["art"] += confusion(art_map, gt, n)
+            mats["ref"] += confusion(ref_map, gt, n)
+    m_art, m_ref = miou(mats["art"]), miou(mats["ref"])
+    return VerifyRow(artifact.name, str(artifact.path), artifact.precision, artifact.backend,
+                     round(size_mb(artifact.path), 3), diff, 100.0 * same / max(total, 1), m_art, m_ref,
+                     m_ref - m_art, float(np.median(infer_ms)))
+
+
+def judge(row: VerifyRow, t: Thresholds) -> VerifyRow:
+    """Mark a row 'WARN' when it misses its precision's threshold (agreement, or ΔmIoU for int8)."""
+    if row.precision == "int8":
+        if not row.delta_miou <= t.int8_delta_miou:
+            row.status, row.note = "WARN", f"ΔmIoU {row.delta_miou:.2f} > {t.int8_delta_miou} points"
+        return row
+    need = {"fp32": t.fp32_agreement, "fp16": t.fp16_agreement, "bf16": t.bf16_agreement}[row.precision]
+    if not row.agreement >= need:
+        row.status, row.note = "WARN", f"agreement {row.agreement:.3f}% < {need}%"
+    return row
+
+
+def verify_all(artifacts: list[Artifact], source: ExportSource, samples: list[Sample],
+               thresholds: Thresholds) -> list[VerifyRow]:
+    """Verify every artifact on the same samples against one cached PyTorch reference."""
+    ref = TorchReference(source)
+    rows = []
+    for art in artifacts:
+        log.info("verifying %s through the %s runtime on %d images", art.name, art.backend, len(samples))
+        rows.append(verify_artifact(art, samples, ref, thresholds))
+    return rows
