@@ -27,8 +27,9 @@ def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from prodseg.data.synth import generate_video
 
     out = tmp_path_factory.mktemp("video")
-    video = generate_video(out / "shelf.mp4", frames=24, size=(160, 96), fps=30, seed=0, masks_dir=out / "masks")
-    return video, out / "masks"
+    masks = out / "masks"
+    video = generate_video(out / "shelf.mp4", frames=24, size=(160, 96), fps=30, seed=0, masks_dir=masks)
+    return video, masks
 
 
 @pytest.fixture(autouse=True)
