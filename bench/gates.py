@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prodseg.bench.machine import IDENTITY_KEYS, same_machine
+from prodseg.bench.names import artifact_label
 from prodseg.errors import BadInput
 
 Result = dict[str, Any]
@@ -53,7 +54,7 @@ class Miss:
 
 
 def where(result: Result) -> str:
-    return f"{Path(result['artifact']).name} [{result['backend']}] on {Path(result['video']).name}"
+    return f"{artifact_label(result['artifact'])} [{result['backend']}] on {Path(result['video']).name}"
 
 
 def passes(metric: Metric, measured: float, limit: float) -> bool:

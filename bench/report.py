@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prodseg.atomic import atomic_path, ensure_writable_dir, write_text
+from prodseg.bench.names import artifact_label
 from prodseg.bench.results import ModelResult
 from prodseg.bench.table import markdown_table
 from prodseg.errors import require
@@ -19,7 +20,7 @@ STAGE_ORDER = ("decode", "preprocess", "infer", "postprocess", "sink")
 
 def _label(r: ModelResult) -> str:
     mode = "" if r.mode == "latency" else f" x{r.requests}"
-    return f"{Path(r.artifact).name} [{r.backend}{mode}] {Path(r.video).name}"
+    return f"{artifact_label(r.artifact)} [{r.backend}{mode}] {Path(r.video).name}"
 
 
 def _stages(r: ModelResult) -> list[str]:

@@ -15,6 +15,7 @@ from prodseg.atomic import write_json
 from prodseg.bench.gates import LIMIT_GATES, Miss, check_baseline, check_limits
 from prodseg.bench.machine import load_average, machine_info
 from prodseg.bench.measure import BenchOptions, bench_one
+from prodseg.bench.names import artifact_label
 from prodseg.bench.results import ModelResult, load_document, run_document
 from prodseg.bench.table import comparison_table
 from prodseg.errors import BadInput, GateFailed
@@ -57,7 +58,7 @@ def measure_all(job: BenchJob, console: Console) -> list[ModelResult]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         for model, backend, video in itertools.product(job.models, job.backends, job.videos):
-            name = f"{Path(model).name} [{backend}] {Path(video).name}"
+            name = f"{artifact_label(model)} [{backend}] {Path(video).name}"
             task = progress.add_task(name, total=job.options.frames)
             phases: list[str] = []
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from prodseg.bench.names import artifact_label
+
 Result = dict[str, Any]
 
 
@@ -17,7 +19,7 @@ def _acc(field: str, fmt: str) -> Callable[[Result], str]:
 
 # Header -> cell text; a list, not a class hierarchy, so a column is one line to add.
 COLUMNS: list[tuple[str, Callable[[Result], str]]] = [
-    ("artifact", lambda r: Path(r["artifact"]).name),
+    ("artifact", lambda r: artifact_label(r["artifact"])),
     ("backend", lambda r: r["backend"] if r["mode"] == "latency" else f"{r['backend']} x{r['requests']}"),
     ("precision", lambda r: r["precision"]),
     ("size MB", lambda r: f"{r['size_mb']:.1f}"),

@@ -17,9 +17,9 @@ DEMO = Path(os.environ.get("PRODSEG_DEMO_DIR", "runs/demo"))
 BIN = Path(sys.executable).parent
 
 
-def step(title: str, done: Path, argv: list[str]) -> None:
+def step(title: str, done: Path | None, argv: list[str]) -> None:
     """Run one CLI step unless `done` exists; stop the demo with the step's exit code on failure."""
-    if done.exists():
+    if done is not None and done.exists():
         print(f"== {title}: reusing {done}")
         return
     print(f"== {title}\n$ {' '.join(argv)}", flush=True)
@@ -29,6 +29,12 @@ def step(title: str, done: Path, argv: list[str]) -> None:
         print(f"demo: step '{title}' failed with exit code {rc}", file=sys.stderr)
         sys.exit(rc)
     print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def latest_checkpoint(train_dir: Path) -> Path | None:
+    """best.pt of the newest run folder prodseg-train made under train_dir (None before training)."""
+    runs = sorted(train_dir.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+    return runs[-1] if runs else None
 
 
 def main() -> None:
@@ -42,10 +48,12 @@ def main() -> None:
     step("prodseg-data check", DEMO / ".checked",
          ["prodseg-data", "check", str(data)])
     (DEMO / ".checked").touch()
-    step("train DeepLabV3+ (fast CPU config)", train_dir / "best.pt",
+    step("train DeepLabV3+ (fast CPU config)", latest_checkpoint(train_dir),
          ["prodseg-train", "--config", "fast_cpu", "--data", str(data), "--out", str(train_dir)])
+    checkpoint = latest_checkpoint(train_dir)
+    assert checkpoint is not None, f"prodseg-train wrote no best.pt under {train_dir}"
     step("export ONNX, OpenVINO, INT8 with verification", export_dir / "export_manifest.json",
-         ["prodseg-export", str(train_dir / "best.pt"), "--out", str(export_dir), "--onnx", "--openvino",
+         ["prodseg-export", str(checkpoint), "--out", str(export_dir), "--onnx", "--openvino",
           "--int8", "--calib-data", str(data)])
     artifacts = sorted(export_dir.glob("*.onnx")) + sorted(export_dir.glob("*/model.xml"))
     models = [a for p in artifacts for a in ("--model", str(p))]

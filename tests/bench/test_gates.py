@@ -18,7 +18,7 @@ def test_limits_pass_and_fail_with_gate_lines():
     assert check_limits([r], {"min-fps": None}) == []
     misses = check_limits([r], {"min-fps": 1e9, "max-p99-ms": 50.0, "max-memory-mb": 299.0})
     assert [m.gate for m in misses] == ["min-fps", "max-p99-ms", "max-memory-mb"]
-    line = "gate min-fps: measured 20 FPS, limit 1e+09 FPS (model.xml [openvino] on v.mp4)"
+    line = "gate min-fps: measured 20 FPS, limit 1e+09 FPS (m/model.xml [openvino] on v.mp4)"
     assert misses[0].line() == line
     assert misses[1].line().startswith("gate max-p99-ms: measured 80 ms, limit 50 ms")
 
@@ -41,7 +41,7 @@ def test_baseline_from_other_machine_or_artifact_is_bad_input():
     with pytest.raises(BadInput, match="another machine"):
         check_baseline([result()], base, MACHINE, 0.1)
     base["machine"] = MACHINE
-    with pytest.raises(BadInput, match="has no result for model.xml"):
+    with pytest.raises(BadInput, match="has no result for m/model.xml"):
         check_baseline([result(key="other|openvino|v.mp4|latencyx1")], base, MACHINE, 0.1)
     with pytest.raises(BadInput, match="max-regression"):
         check_baseline([result()], base, MACHINE, 1.5)
