@@ -82,7 +82,7 @@ class ArtifactPredictor:
         from prodseg.runtime import load  # written by the runtime stage; BadInput if the format is unknown
 
         self.runner = load(path)
-        meta = getattr(self.runner, "metadata", None)
+        meta = self.runner.meta  # ArtifactMetadata: class names and colours travel with the artifact
         self.class_names = list(meta.class_names) if meta else None
         self.class_colors = [list(c) for c in meta.class_colors] if meta else None
 
