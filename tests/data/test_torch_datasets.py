@@ -16,6 +16,10 @@ from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.torch_datasets import IMAGENET_MEAN, IMAGENET_STD, GroceryShelfDataset, VideoFrameDataset
 from prodseg.errors import BadInput
 
+# Workers are spawned, not forked: this pytest process also holds OpenVINO/ONNX Runtime thread pools
+# from other tests, and forking it intermittently crashed the suite. prodseg-train forks as usual.
+SPAWN = "spawn"
+
 STRONG = AugmentationConfig(rotation=30.0, scale=[0.6, 1.4], vertical_flip=0.5)
 
 
@@ -66,10 +70,11 @@ def test_cache_returns_the_same_items(tiny_dataset: Path) -> None:
 
 def test_two_workers_load_everything_with_distinct_augmentations(tiny_dataset: Path) -> None:
     ds = GroceryShelfDataset(tiny_dataset, "train", size=(64, 64), augmentation=STRONG, train=True)
-    stems = [s for batch in DataLoader(ds, batch_size=4, num_workers=2) for s in batch["stem"]]
+    loader = DataLoader(ds, batch_size=4, num_workers=2, multiprocessing_context=SPAWN)
+    stems = [s for batch in loader for s in batch["stem"]]
     assert sorted(stems) == sorted(s.stem for s in ds.samples)
     # The same image through both workers: without per-worker seeding they would augment identically.
-    loader = DataLoader(Subset(ds, [0, 0, 0, 0]), batch_size=1, num_workers=2)
+    loader = DataLoader(Subset(ds, [0, 0, 0, 0]), batch_size=1, num_workers=2, multiprocessing_context=SPAWN)
     images = [b["image"][0] for b in loader]
     assert not torch.equal(images[0], images[1])
 
@@ -112,7 +117,7 @@ def test_video_clips(tiny_video: tuple[Path, Path]) -> None:
 def test_video_clips_resized_and_loaded_by_workers(tiny_video: tuple[Path, Path]) -> None:
     path, masks = tiny_video
     ds = VideoFrameDataset(path, clip_length=6, size=(48, 80), masks_dir=masks)
-    batches = list(DataLoader(ds, batch_size=2, num_workers=2))
+    batches = list(DataLoader(ds, batch_size=2, num_workers=2, multiprocessing_context=SPAWN))
     assert [b["frames"].shape for b in batches] == [(2, 6, 3, 48, 80)] * 2
     assert torch.cat([b["start"] for b in batches]).tolist() == [0, 6, 12, 18]
     assert set(torch.cat([b["masks"] for b in batches]).unique().tolist()) <= set(range(10))
