@@ -38,7 +38,7 @@ class ExportConfig:
     strict: bool = False
     opset: int = MIN_OPSET
     thresholds: Thresholds = field(default_factory=Thresholds)
-    # INT8 activation type for the QDQ ONNX: u8 measured fastest on OpenVINO (docs/export.md).
+    # INT8 activation type for the QDQ ONNX: u8 measured fastest on OpenVINO (README, "INT8 measurement").
     int8_activations: str = "uint8"
     trt_max_batch: int = 1
     trt_calibrator: bool = False  # TensorRT 10 only: implicit INT8 (IInt8EntropyCalibrator2), FP32 ONNX

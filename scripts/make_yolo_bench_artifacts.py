@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Build what the YOLOv8n-seg throughput check in docs/bench.md measures, offline, into OUT:
+"""Build what the YOLOv8n-seg throughput check in the README ("YOLOv8n-seg 640²") measures, offline, into OUT:
 
     yolov8n-seg.onnx          ultralytics export of yolov8n-seg.yaml with nc=9, random weights, 640², opset 17
     yolov8n-seg_fp32.xml      OpenVINO IR (FP32 weights) + sidecar metadata

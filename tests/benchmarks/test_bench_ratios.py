@@ -1,7 +1,7 @@
 """Regression gates that hold on a noisy shared machine: ratios of two things measured in one run.
 
 Both sides are timed in alternating rounds (prodseg.bench.compare.interleaved), so load that comes and
-goes hits both. Thresholds sit far from the measured ratios (see docs/bench.md) and close to what a
+goes hits both. Thresholds sit far from the measured ratios (README) and close to what a
 real regression produces:
 - pipeline FPS >= 0.5 x model-only FPS: a model reloaded or recompiled per frame, a stage that sleeps or
   polls, or frames queued behind a stalled thread push the ratio to ~0.1; measured here ~1.
