@@ -38,3 +38,15 @@ def test_version_is_exposed() -> None:
     import prodseg
 
     assert prodseg.__version__.count(".") == 2
+
+
+def test_make_test_runs_every_test_folder() -> None:
+    """`make test` runs one pytest process per folder: a new tests/<stage>/ must be listed there."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    listed = set(re.search(r"^TEST_DIRS := (.*)$", (root / "Makefile").read_text(), re.M).group(1).split())
+    listed.add("tests/benchmarks")  # run on its own, with --benchmark-json
+    folders = {f"tests/{p.name}" for p in (root / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders == listed
