@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from prodseg.atomic import atomic_dir
 from prodseg.errors import require
 from prodseg.export.calibration import CalibrationSet
-from prodseg.export.files import atomic_dir
 from prodseg.export.source import INPUT_NAME
 from prodseg.metadata import ArtifactMetadata, write_sidecar
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,25 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
 def write_json(target: str | os.PathLike, obj: Any) -> Path:
     """Write JSON (indented, sorted keys) atomically and return the target path."""
     return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds."""
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; the final folder gets normal permissions
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            # os.replace cannot overwrite a non-empty folder: move the old one aside first.
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / "x")
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from prodseg.atomic import ensure_writable_dir
+from prodseg.atomic import atomic_dir as shared_atomic_dir
 from prodseg.data.formats.coco import CocoBuilder
 from prodseg.data.formats.yolo import write_labels, write_yolo_yaml
 from prodseg.data.imageio import write_mask
@@ -24,20 +22,12 @@ from prodseg.errors import BadInput
 
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; it becomes `target` only if the block succeeds."""
+    """Like prodseg.atomic.atomic_dir, but never replaces a folder that already holds files."""
     target = Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BadInput(f"{target}: already exists and is not an empty folder; choose a new --to folder")
-    ensure_writable_dir(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with shared_atomic_dir(target) as tmp:
         yield tmp
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 import openvino as ov
 import pytest
 
-from prodseg.export.files import atomic_dir
+from prodseg.atomic import atomic_dir
 from prodseg.export.openvino_ir import convert_ir
 from prodseg.metadata import read_sidecar
 
