@@ -14,8 +14,7 @@ from prodseg.atomic import atomic_path
 from prodseg.errors import require
 from prodseg.export.calibration import CalibrationSet, ort_reader
 from prodseg.export.onnx_fp32 import stamp_and_check
-from prodseg.export.source import file_sha256
-from prodseg.metadata import ArtifactMetadata
+from prodseg.metadata import ArtifactMetadata, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ Stored as string key/values in ONNX `metadata_props` (values JSON-encoded) and a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -101,3 +102,12 @@ def read_sidecar(artifact: str | Path) -> ArtifactMetadata:
         return ArtifactMetadata.from_dict(json.loads(path.read_text()), str(path))
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: metadata sidecar is not valid JSON ({exc})") from exc
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (the artifacts' `source_checkpoint_sha256`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

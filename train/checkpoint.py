@@ -19,7 +19,9 @@ import torch
 import prodseg
 from prodseg.atomic import atomic_path
 from prodseg.config import Config, config_from_dict
+from prodseg.data.taxonomy import default_colors
 from prodseg.errors import BadInput
+from prodseg.metadata import ArtifactMetadata, file_sha256
 
 FORMAT = "prodseg-checkpoint"
 FORMAT_VERSION = 1
@@ -128,3 +130,24 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: s
             f"checkpoint {path} holds a {arch} model whose weights do not match the model its config "
             f"builds ({summary[:300]}); was the file edited or written by another version?"
         ) from exc
+
+
+def checkpoint_metadata(model: Any, cfg: Config, ckpt: dict[str, Any], path: str | Path,
+                        precision: str = "fp32") -> ArtifactMetadata:
+    """Artifact metadata of a checkpoint's model: what prodseg-export writes and the torch runner reports."""
+    names = [str(n) for n in ckpt.get("class_names") or []]
+    if len(names) != model.num_classes:
+        raise BadInput(f"{path}: lists {len(names)} class names for a {model.num_classes}-class model; "
+                       "re-save it with prodseg-train")
+    colors = [[int(c) for c in rgb] for rgb in ckpt.get("class_colors") or []]
+    if len(colors) != len(names):
+        colors = [list(c) for c in default_colors(len(names))]
+    return ArtifactMetadata(
+        arch=model.arch, class_names=names, class_colors=colors,
+        input_size=[int(v) for v in cfg.data.image_size],
+        mean=[float(v) for v in model.mean], std=[float(v) for v in model.std],
+        output_kind=model.output_kind, precision=precision, source_checkpoint_sha256=file_sha256(path),
+        prodseg_version=prodseg.__version__, resize=getattr(model, "resize", "resize"),
+        confidence_threshold=float(cfg.model.confidence_threshold),
+        iou_threshold=float(cfg.model.iou_threshold),
+    )

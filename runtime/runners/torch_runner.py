@@ -6,47 +6,16 @@ never needs it. Its outputs are the export module's, so the shared numpy post-pr
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prodseg.errors import BadInput, require
-from prodseg.metadata import ArtifactMetadata
 from prodseg.runtime.runners.base import Runner
 
 OUTPUT_NAMES = {"semantic_logits": ["logits"], "yolo_seg": ["output0", "output1"]}
 AUTOCAST = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checkpoint_metadata(model: Any, cfg: Any, ckpt: dict[str, Any], path: str,
-                        precision: str) -> ArtifactMetadata:
-    """What prodseg-export would write for this checkpoint (same fields, same sources)."""
-    from prodseg.data.taxonomy import default_colors
-
-    names = [str(n) for n in ckpt.get("class_names") or []]
-    if len(names) != model.num_classes:
-        raise BadInput(f"{path}: lists {len(names)} class names for a {model.num_classes}-class model")
-    colors = [[int(c) for c in rgb] for rgb in ckpt.get("class_colors") or []]
-    if len(colors) != len(names):
-        colors = [list(c) for c in default_colors(len(names))]
-    return ArtifactMetadata(
-        arch=model.arch, class_names=names, class_colors=colors,
-        input_size=[int(v) for v in cfg.data.image_size],
-        mean=[float(v) for v in model.mean], std=[float(v) for v in model.std], output_kind=model.output_kind,
-        precision=precision, source_checkpoint_sha256=_sha256(path),
-        prodseg_version=str(ckpt.get("prodseg_version", "")), resize=getattr(model, "resize", "resize"),
-        confidence_threshold=float(cfg.model.confidence_threshold),
-        iou_threshold=float(cfg.model.iou_threshold))
 
 
 class TorchRunner(Runner):
@@ -56,7 +25,7 @@ class TorchRunner(Runner):
 
     def activate_impl(self) -> None:
         torch = require("torch", "train", "PyTorch checkpoints")
-        from prodseg.train.checkpoint import model_from_checkpoint
+        from prodseg.train.checkpoint import checkpoint_metadata, model_from_checkpoint
 
         precision = self.opts.get("precision", "fp32")
         if precision not in AUTOCAST:
