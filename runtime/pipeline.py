@@ -120,16 +120,22 @@ def _decode(frames: Iterator[Frame], out: queue.Queue, stats: PipelineStats, sha
         _put(out, _END, shared)  # blocking even when live: the end marker must not evict the last frame
 
 
+def _jobs(inq: queue.Queue, shared: _Shared) -> Iterator[_Job]:
+    """Jobs from `inq` until the end marker, or until another stage failed (checked every 0.1 s)."""
+    while not shared.stop.is_set():
+        try:
+            job = inq.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if job is _END:
+            return
+        yield job
+
+
 def _stage(name: str, fn: Callable[[_Job], None], inq: queue.Queue, out: queue.Queue,
            stats: PipelineStats, shared: _Shared) -> None:
     try:
-        while not shared.stop.is_set():
-            try:
-                job = inq.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if job is _END:
-                break
+        for job in _jobs(inq, shared):
             t0 = time.perf_counter()
             fn(job)
             job.timings[name] = (time.perf_counter() - t0) * 1e3
@@ -187,13 +193,7 @@ def run_pipeline(source: FrameSource, predictor: Predictor, sinks: Iterable[Sink
 
 def _drain(inq: queue.Queue, sinks: list[Sink], stats: PipelineStats, shared: _Shared,
            on_result: Callable[[Frame, Prediction], None] | None) -> None:
-    while not shared.stop.is_set():
-        try:
-            job = inq.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if job is _END:
-            return
+    for job in _jobs(inq, shared):
         pred: Prediction = job.data
         pred.timings = job.timings
         t0 = time.perf_counter()
