@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 # One pytest process per stage: a single process that loads PyAV/libx264, forked DataLoader workers,
 # OpenVINO and ONNX Runtime together crashed intermittently (SIGSEGV, no Python traceback) on these VMs;
 # separate processes also mirror how the stages run for users.
-TEST_DIRS := tests/prodseg tests/data tests/train tests/export tests/runtime tests/bench
+TEST_DIRS := tests/prodseg tests/data tests/train tests/export tests/runtime tests/bench tests/cloud
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -119,6 +119,8 @@ class TrainingConfig:
     focal_gamma: float = bounded(2.0, 0.0)
     focal_alpha: float | None = None
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
+    # Under torchrun: convert BatchNorm to SyncBatchNorm so statistics cover the global batch.
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -193,11 +195,21 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str = "confi
                 raise ConfigError(f"{source}: unknown key '{'.'.join(parents[:i + 1])}' in override "
                                   f"'{dotted}'; allowed keys there: {', '.join(sorted(node))}")
             node = node[key]
-        if leaf not in node:
+        if leaf not in node and not _is_mapping_field(parents):
             allowed = ", ".join(sorted(node))
             raise ConfigError(f"{source}: unknown key '{dotted}'; allowed keys there: {allowed}")
         node[leaf] = copy.deepcopy(value)
     return from_dict(Config, raw, "", source)
+
+
+def _is_mapping_field(path: list[str]) -> bool:
+    """True when `path` names a dict-valued field (e.g. training.loss), whose keys are free to add."""
+    hint: Any = Config
+    for key in path:
+        if not dataclasses.is_dataclass(hint):
+            return False
+        hint = typing.get_type_hints(hint).get(key)
+    return typing.get_origin(hint) is dict
 
 
 def from_dict(cls: type, raw: Any, prefix: str, source: str) -> Any:

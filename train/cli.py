@@ -27,6 +27,7 @@ OPTION_KEYS: dict[str, str] = {
     "optimizer": "training.optimizer.type",
     "augmentation_strength": "training.augmentation.strength",
     "device": "training.device",
+    "sync_bn": "training.sync_batchnorm",
     "data": "data.root",
     "workers": "data.num_workers",
     "out": "logging.out_dir",
@@ -110,6 +111,9 @@ def _image_size(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--workers", type=int, help="DataLoader worker processes.")
 @click.option("--weights", help="Initial weights file (state dict or checkpoint); nothing is downloaded.")
 @click.option("--register", help="Register best.pt in the MLflow model registry under this name.")
+@click.option("--distributed", is_flag=True,
+              help="Require a torchrun launch (DDP); without it, torchrun launches are still detected.")
+@click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm under torchrun (CUDA only).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
@@ -117,16 +121,27 @@ def main(
     config: str | None,
     resume: str | None,
     register: str | None,
+    distributed: bool,
     no_progress: bool,
     verbose: bool,
     **options: Any,
 ) -> None:
     """Train a shelf segmentation model; prints the run folder, per-epoch val mIoU and the best."""
     setup_logging(verbose)
-    from prodseg.train.fit import fit  # torch is imported only once the options are valid
+    from prodseg.train import distributed as dist  # torch is imported only once the options are valid
+    from prodseg.train.engine import resolve_device
+    from prodseg.train.fit import fit
 
     cfg = build_config(config, resume, options)
-    result = fit(cfg, resume=resume, register=register, progress=not no_progress)
+    world = dist.init(resolve_device(cfg.training.device).type, required=distributed)
+    try:
+        result = fit(cfg, resume=resume, register=register, progress=not no_progress)
+    except BaseException:
+        dist.shutdown(barrier=False)  # the other ranks may be inside a collective: no barrier to meet
+        raise
+    dist.shutdown()
+    if not world.is_main:
+        return
     click.echo(f"run folder: {result.run_dir}")
     if result.untrained_miou is not None:
         click.echo(f"untrained val mIoU: {result.untrained_miou:.4f}")

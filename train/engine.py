@@ -134,20 +134,22 @@ def train_one_epoch(
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader):
         batch = to_device(batch, precision.device, channels_last)
-        with precision.autocast():
-            outputs = model(batch["image"])
-            loss, parts = unwrap(model).compute_loss(outputs, batch, criterion)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {float(loss.detach())} at epoch {state.epoch + 1}, batch {i + 1} "
-                f"(optimizer step {state.global_step}); lower the learning rate "
-                f"(now {optimizer.param_groups[0]['lr']:.3g}), "
-                "set grad_clip_norm, or check the data; the last good checkpoint was left as it was"
-            )
-        # The last group of an epoch may be short: divide by its real size so each step averages its batches.
-        group = min(accum, n_batches - (i // accum) * accum)
-        scaler.scale(loss / group).backward()
-        if (i + 1) % accum == 0 or i + 1 == n_batches:
+        stepping = (i + 1) % accum == 0 or i + 1 == n_batches
+        with gradient_sync(model, stepping):
+            with precision.autocast():
+                outputs = model(batch["image"])
+                loss, parts = unwrap(model).compute_loss(outputs, batch, criterion)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {float(loss.detach())} at epoch {state.epoch + 1}, batch {i + 1} "
+                    f"(optimizer step {state.global_step}); lower the learning rate "
+                    f"(now {optimizer.param_groups[0]['lr']:.3g}), "
+                    "set grad_clip_norm, or check the data; the last good checkpoint was left as it was"
+                )
+            # The last group of an epoch may be short: divide by its real size so each step averages them.
+            group = min(accum, n_batches - (i // accum) * accum)
+            scaler.scale(loss / group).backward()
+        if stepping:
             optimizer_step(model, optimizer, scaler, hp.grad_clip_norm)
             scheduler.step()
             state.global_step += 1
@@ -170,6 +172,13 @@ def train_one_epoch(
         "train/images_per_s": images / elapsed,
         "train/seconds": elapsed,
     }
+
+
+def gradient_sync(model: nn.Module, stepping: bool) -> contextlib.AbstractContextManager:
+    """DDP all-reduces gradients on every backward; between accumulation steps skip that (`no_sync`)."""
+    if stepping or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()
 
 
 def optimizer_step(

@@ -3,6 +3,8 @@
 Reads top to bottom like nanoGPT's train.py: setup -> (resume) -> for each epoch: seed -> train ->
 validate -> checkpoint -> log -> early stop. Every epoch reseeds all RNGs from (seed, epoch), so a run
 resumed from `last.pt` replays exactly the batches, augmentations and dropout masks it would have seen.
+Under torchrun the same code runs on every rank (see `distributed`): sharded data, DDP-averaged
+gradients, all-reduced validation, and rank 0 alone writes checkpoints and tracks.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from prodseg.config import Config
+from prodseg.config import Config, apply_overrides
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput, ConfigError
+from prodseg.train import distributed
 from prodseg.train.checkpoint import (
     build_checkpoint,
     load_checkpoint,
@@ -42,7 +45,7 @@ from prodseg.train.engine import (
 from prodseg.train.optim import build_optimizer, build_scheduler
 from prodseg.train.progress import epoch_progress
 from prodseg.train.report import denormalize, sample_panel
-from prodseg.train.tracking import build_trackers, flatten
+from prodseg.train.tracking import Trackers, build_trackers, flatten
 
 log = logging.getLogger("prodseg.train")
 
@@ -110,30 +113,37 @@ def build_loaders(
         cfg.data.root, cfg.data.train_split, augmentation=cfg.training.augmentation, train=True, **common
     )
     val_ds = GroceryShelfDataset(cfg.data.root, cfg.data.val_split, augmentation=None, train=False, **common)
-    bs, workers = cfg.training.hyperparameters.batch_size, cfg.data.num_workers
+    bs, workers = distributed.per_rank_batch(cfg.training.hyperparameters.batch_size), cfg.data.num_workers
     pin = torch.cuda.is_available()
+    sampler = distributed.train_sampler(train_ds, cfg.training.hyperparameters.seed)
     # A trailing batch of one breaks BatchNorm in train mode (DeepLabV3+'s image pooling): drop only that one.
     train = torch.utils.data.DataLoader(
         train_ds,
         batch_size=bs,
-        shuffle=True,
+        sampler=sampler,
         num_workers=workers,
         pin_memory=pin,
-        drop_last=len(train_ds) % bs == 1 and len(train_ds) > 1,
+        drop_last=len(sampler) % bs == 1 and len(sampler) > 1,
         generator=torch.Generator(),
         worker_init_fn=_seed_worker,
         persistent_workers=False,
     )
     val = torch.utils.data.DataLoader(
-        val_ds, batch_size=bs, shuffle=False, num_workers=workers, pin_memory=pin
+        val_ds, batch_size=bs, sampler=distributed.val_sampler(val_ds), num_workers=workers, pin_memory=pin
     )
     return train, val
 
 
 def seed_epoch(run: Run, epoch: int) -> None:
-    """Reseed every RNG from (seed, epoch): shuffling, dropout, and (via torch's seed) augmentation."""
-    seed = run.cfg.training.hyperparameters.seed * 1000 + epoch
+    """Reseed every RNG from (seed, epoch, rank): shuffling, dropout, and (via torch's seed) augmentation.
+
+    The sampler's shuffle depends on (seed, epoch) only, so every rank agrees on the permutation;
+    dropout and augmentation streams differ per rank so the shards are not augmented alike.
+    """
+    world = distributed.world()
+    seed = (run.cfg.training.hyperparameters.seed * 1000 + epoch) * world.size + world.rank
     seed_everything(seed)
+    run.train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
     run.train_loader.generator.manual_seed(seed)
 
 
@@ -149,14 +159,16 @@ def check_classes(cfg: Config, model: nn.Module, dataset: ShelfDataset) -> None:
 
 
 def new_run_dir(cfg: Config) -> Path:
-    """`<out_dir>/<arch>-<timestamp>`, made unique with a counter."""
+    """`<out_dir>/<arch>-<timestamp>`, made unique with a counter; rank 0 creates it, all ranks share it."""
+    if not distributed.world().is_main:
+        return Path(distributed.broadcast(None))
     base = Path(cfg.logging.out_dir) / f"{cfg.model.architecture}-{datetime.now():%Y%m%d-%H%M%S}"
     path, n = base, 1
     while path.exists():
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     path.mkdir(parents=True)
-    return path
+    return Path(distributed.broadcast(str(path)))
 
 
 def setup(cfg: Config, resume: str | Path | None = None) -> Run:
@@ -171,7 +183,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
             f"{cfg.model.architecture}; drop --arch or resume from a matching checkpoint"
         )
     hp = cfg.training.hyperparameters
-    device = resolve_device(cfg.training.device)
+    device = distributed.local_device(resolve_device(cfg.training.device))
     precision = resolve_precision(device, hp)
     dataset = ShelfDataset(cfg.data.root)
     seed_everything(hp.seed)  # same initial weights for the same seed
@@ -186,6 +198,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    model = distributed.wrap(model, device, cfg.training.sync_batchnorm)
     steps = -(-len(train_loader) // hp.accumulate_grad_batches)
     optimizer = build_optimizer(model, cfg.training)
     scheduler = build_scheduler(optimizer, cfg.training, steps)
@@ -235,8 +248,10 @@ def restore(run: Run, ckpt: dict[str, Any], path: str | Path) -> None:
         )
 
 
-def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path:
-    """Write `<run>/<name>` with the full training state."""
+def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path | None:
+    """Write `<run>/<name>` with the full training state (rank 0 only; None on the other ranks)."""
+    if not distributed.world().is_main:
+        return None
     ckpt = build_checkpoint(
         run.model,
         run.cfg,
@@ -257,12 +272,15 @@ def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path:
 def validate(run: Run, epoch: int) -> dict[str, float]:
     """Evaluate on the val split, log scalars and sample overlays; returns the scalar metrics."""
     seg = unwrap(run.model)
+    world = distributed.world()
     if run.cfg.training.hyperparameters.precise_bn_batches:
-        recompute_bn_stats(run.model, run.train_loader, run.precision,
-                           run.cfg.training.hyperparameters.precise_bn_batches)
-    metrics, samples = evaluate(
-        run.model, run.val_loader, run.precision, seg.num_classes, run.cfg.logging.sample_images
-    )
+        # The K batches are split over the ranks, which then average: the same K batches as one process.
+        per_rank = -(-run.cfg.training.hyperparameters.precise_bn_batches // world.size)
+        recompute_bn_stats(seg, run.train_loader, run.precision, per_rank)
+    distributed.average_buffers(seg)
+    # The bare module: ranks hold different numbers of val batches, so DDP's forward hooks must not run.
+    samples_wanted = run.cfg.logging.sample_images if world.is_main else 0
+    metrics, samples = evaluate(seg, run.val_loader, run.precision, seg.num_classes, samples_wanted)
     scalars = {f"val/{k}": float(v) for k, v in metrics.items() if np.ndim(v) == 0}
     for name, value in zip(run.classes.names, metrics["iou"], strict=False):
         scalars[f"val_iou/{name}"] = float(value)
@@ -284,10 +302,17 @@ def fit(
 
     `on_epoch_end(run, row)` is called after each epoch's checkpoint is written (for notebooks and tests).
     """
+    if resume:
+        # The run folder is the checkpoint's, so its MLflow store (<out_dir>/mlflow.db) is the one beside
+        # it, whatever --config or --out say: otherwise the stored MLflow run id points into another store.
+        cfg = apply_overrides(cfg, {"logging.out_dir": str(Path(resume).resolve().parent.parent)}, "--resume")
     run = setup(cfg, resume)
     hp = cfg.training.hyperparameters
-    run.trackers = build_trackers(
-        cfg, run.run_dir, {"epoch": run.state.epoch, "mlflow_run_id": run.mlflow_run_id}
+    main = distributed.world().is_main
+    run.trackers = (
+        build_trackers(cfg, run.run_dir, {"epoch": run.state.epoch, "mlflow_run_id": run.mlflow_run_id})
+        if main
+        else Trackers([])
     )
     extra = {"mlflow_run_id": getattr(run.trackers.mlflow, "run_id", None) or ""}
     untrained = None
@@ -299,9 +324,9 @@ def fit(
             untrained = scalars["val/miou"]
             run.trackers.log_metrics(scalars, 0)
             log.info("run folder %s; untrained val mIoU %.4f", run.run_dir, untrained)
-        stopped = train_epochs(run, on_epoch_end, progress, extra)
+        stopped = train_epochs(run, on_epoch_end, progress and main, extra)
         registered = None
-        if register:
+        if register and main:
             best = run.run_dir / "best.pt"
             registered = run.trackers.register(best if best.is_file() else run.run_dir / "last.pt", register)
             if registered is None:
@@ -333,6 +358,7 @@ def train_epochs(run: Run, on_epoch_end: Callable | None, progress: bool, extra:
                 run.state,
                 bar,
             )
+        row = distributed.reduce_epoch_row(row)
         run.state.epoch = epoch
         improved = False
         if epoch % hp.val_every == 0 or epoch == hp.num_epochs:

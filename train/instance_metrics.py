@@ -58,6 +58,21 @@ class MaskMAP:
                              "score": float(p["score"]),
                              "segmentation": _rle(np.asarray(p["mask"], dtype=bool))})
 
+    def merge_from_all_processes(self) -> None:
+        """Under torchrun: take every rank's images (ids renumbered) so COCOeval scores the whole val set."""
+        from prodseg.train.distributed import gather
+
+        parts = gather((self.images, self.gts, self.dts))
+        if len(parts) == 1:
+            return
+        self.images, self.gts, self.dts = [], [], []
+        for images, gts, dts in parts:
+            image_offset, ann_offset = len(self.images), len(self.gts)
+            self.images += [{**im, "id": im["id"] + image_offset} for im in images]
+            self.gts += [{**a, "id": a["id"] + ann_offset, "image_id": a["image_id"] + image_offset}
+                         for a in gts]
+            self.dts += [{**d, "image_id": d["image_id"] + image_offset} for d in dts]
+
     def compute(self) -> dict[str, float]:
         """{'map50', 'map50_95'}: NaN without ground-truth instances, 0 without predictions."""
         if not self.gts:
@@ -92,5 +107,6 @@ class InstanceScorer:
             self.map.add(batch["mask"][i], batch["instances"][i], instances)
 
     def compute(self) -> dict[str, float]:
-        """{'map50', 'map50_95'} over everything added."""
+        """{'map50', 'map50_95'} over everything added (on every rank, under torchrun)."""
+        self.map.merge_from_all_processes()
         return self.map.compute()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ import numpy as np
 from prodseg.atomic import write_text
 from prodseg.config import Config
 from prodseg.errors import require
+
+log = logging.getLogger("prodseg.train")
 
 
 class Tracker:
@@ -111,10 +114,15 @@ class MlflowTracker(Tracker):
             exp_id = self.client.create_experiment(experiment, artifact_location=location)
         else:
             exp_id = exp.experiment_id
+        if run_id is not None:
+            try:
+                self.client.update_run(run_id, status="RUNNING")
+            except self.mlflow.exceptions.MlflowException:
+                # e.g. MLFLOW_TRACKING_URI now names another store: continue in a new run, say so.
+                log.warning("MLflow run %s is not in %s; the resumed training logs to a new run", run_id, uri)
+                run_id = None
         if run_id is None:
             run_id = self.client.create_run(exp_id, run_name=run_name).info.run_id
-        else:
-            self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
         self.uri = uri
 

@@ -76,3 +76,17 @@ def test_mlflow_logs_and_registers_in_a_real_sqlite_store(tmp_path, monkeypatch)
     local = client.download_artifacts(t.run_id, "checkpoint/best.pt", str(tmp_path / "dl"))
     assert open(local, "rb").read() == b"weights"
     assert (tmp_path / "runs" / "mlartifacts").is_dir() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow
+def test_mlflow_resume_continues_its_run_or_a_new_one_when_the_store_lacks_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = MlflowTracker(tmp_path / "runs", "exp", "run-a")
+    first.close()
+    again = MlflowTracker(tmp_path / "runs", "exp", "run-a", run_id=first.run_id)
+    assert again.run_id == first.run_id
+    again.close()
+    other = MlflowTracker(tmp_path / "elsewhere", "exp", "run-a", run_id=first.run_id)
+    assert other.run_id != first.run_id
+    assert f"MLflow run {first.run_id} is not in sqlite:///" in caplog.text
+    other.close()
