@@ -195,14 +195,14 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str = "confi
                 raise ConfigError(f"{source}: unknown key '{'.'.join(parents[:i + 1])}' in override "
                                   f"'{dotted}'; allowed keys there: {', '.join(sorted(node))}")
             node = node[key]
-        if leaf not in node and not _is_mapping_field(parents):
+        if leaf not in node and not is_mapping_field(parents):
             allowed = ", ".join(sorted(node))
             raise ConfigError(f"{source}: unknown key '{dotted}'; allowed keys there: {allowed}")
         node[leaf] = copy.deepcopy(value)
     return from_dict(Config, raw, "", source)
 
 
-def _is_mapping_field(path: list[str]) -> bool:
+def is_mapping_field(path: list[str]) -> bool:
     """True when `path` names a dict-valued field (e.g. training.loss), whose keys are free to add."""
     hint: Any = Config
     for key in path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prodseg.config import Config, apply_overrides, config_from_dict, load_config
+from prodseg.config import Config, apply_overrides, config_from_dict, is_mapping_field, load_config
 from prodseg.errors import ConfigError
 
 SHIPPED = sorted((Path(__file__).parents[2] / "train" / "configs").glob("*.yaml"))
@@ -121,6 +121,15 @@ def test_override_unknown_keys_are_named(tmp_path) -> None:
         apply_overrides(cfg, {"trainer.epochs": 3})
     with pytest.raises(ConfigError, match=r"unknown key 'model.backbone' in override 'model.backbone.depth'"):
         apply_overrides(cfg, {"model.backbone.depth": 3})
+
+
+def test_overrides_may_add_keys_inside_mapping_fields_only() -> None:
+    cfg = apply_overrides(load_config(), {"training.loss.dice": 0.5})  # the default loss is {ce: 1.0}
+    assert cfg.training.loss == {"ce": 1.0, "dice": 0.5}
+    assert is_mapping_field(["training", "loss"]) and is_mapping_field(["search"])
+    assert not is_mapping_field(["training", "hyperparameters"])
+    with pytest.raises(ConfigError, match=r"unknown key 'training.hyperparameters.momentum'"):
+        apply_overrides(cfg, {"training.hyperparameters.momentum": 0.9})
 
 
 def test_overrides_do_not_mutate_the_original() -> None:

@@ -1,0 +1,336 @@
+"""Optuna search over the config's `search:` block: sample -> `fit` -> report val mIoU per epoch -> prune.
+
+    search:
+      training.hyperparameters.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      training.hyperparameters.batch_size: {type: int, low: 2, high: 8, step: 2}
+      model.backbone: {type: categorical, choices: [mobilenet_v2, resnet18]}
+
+Keys are dotted config keys. The space is validated before any trial runs (types, bounds, and each key
+applied to the base config at its extreme values). Trials share an RDB storage, so several processes
+or machines can work on one study. The outputs (best config, trials table, plots): `tune_report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prodseg.atomic import ensure_writable_dir
+from prodseg.config import Config, apply_overrides, config_from_dict, is_mapping_field
+from prodseg.errors import BadInput, ConfigError, GateFailed, MissingExtra, ProdsegError, require
+
+log = logging.getLogger("prodseg.tune")
+
+# Plain YAML scalars a categorical choice may hold (they must survive the RDB storage and best_config.yaml).
+SCALARS = (str, int, float, bool, type(None))
+
+
+class TrialFailed(Exception):
+    """A trial's training stopped with a ProdsegError (e.g. it diverged): FAILED, the study goes on."""
+
+
+@dataclass(frozen=True)
+class SpecType:
+    """One `type:` of the search block: its allowed spec keys, a validator and the `trial.suggest_*` call."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    check: Callable[[str, dict[str, Any]], None]
+    suggest: Callable[[Any, str, dict[str, Any]], Any]
+    extremes: Callable[[dict[str, Any]], list[Any]]
+
+
+def _is_number(value: Any, kind: type | tuple[type, ...] = (int, float)) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _check_range(key: str, spec: dict[str, Any], kind: type | tuple[type, ...]) -> None:
+    """Shared float/int checks: numeric low <= high, positive low for log, log and step exclusive."""
+    name = "an integer" if kind is int else "a number"
+    for bound in ("low", "high", "step"):
+        if bound in spec and not _is_number(spec[bound], kind):
+            raise ConfigError(f"search.{key}: {bound} {spec[bound]!r} is not {name}; write e.g. {bound}: 1")
+    low, high = spec["low"], spec["high"]
+    if low > high:
+        raise ConfigError(f"search.{key}: low {low} > high {high}; swap them so that low <= high")
+    if spec.get("log") and low <= 0:
+        raise ConfigError(f"search.{key}: log: true needs low > 0 (got {low}); raise low or drop log")
+    if spec.get("log") and spec.get("step") is not None:
+        raise ConfigError(f"search.{key}: log and step cannot be combined; drop one of them")
+    if spec.get("step") is not None and spec["step"] <= 0:
+        raise ConfigError(f"search.{key}: step {spec['step']} must be > 0")
+    if not isinstance(spec.get("log", False), bool):
+        raise ConfigError(f"search.{key}: log must be true or false, got {spec['log']!r}")
+
+
+def _check_choices(key: str, spec: dict[str, Any]) -> None:
+    choices = spec["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise ConfigError(f"search.{key}: choices must be a non-empty list, e.g. choices: [a, b]")
+    bad = [c for c in choices if not isinstance(c, SCALARS)]
+    if bad:
+        raise ConfigError(f"search.{key}: choice {bad[0]!r} is not a string, number, bool or null")
+
+
+SPEC_TYPES: dict[str, SpecType] = {
+    "float": SpecType(
+        ("low", "high"),
+        ("log", "step"),
+        lambda key, spec: _check_range(key, spec, (int, float)),
+        lambda trial, key, s: trial.suggest_float(
+            key, s["low"], s["high"], log=s.get("log", False), step=s.get("step")
+        ),
+        lambda s: [float(s["low"]), float(s["high"])],
+    ),
+    "int": SpecType(
+        ("low", "high"),
+        ("log", "step"),
+        lambda key, spec: _check_range(key, spec, int),
+        lambda trial, key, s: trial.suggest_int(
+            key, s["low"], s["high"], step=s.get("step") or 1, log=s.get("log", False)
+        ),
+        lambda s: [s["low"], s["high"]],
+    ),
+    "categorical": SpecType(
+        ("choices",),
+        (),
+        _check_choices,
+        lambda trial, key, s: trial.suggest_categorical(key, s["choices"]),
+        lambda s: list(s["choices"]),
+    ),
+}
+
+
+def _check_spec(key: str, spec: Any) -> SpecType:
+    """The SpecType of one entry, after checking its shape; ConfigError names the key and the fix."""
+    types = ", ".join(SPEC_TYPES)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"search.{key}: expected a mapping like {{type: float, low: 0.1, high: 1.0}}, "
+                          f"got {spec!r}")
+    kind = SPEC_TYPES.get(spec.get("type"))  # type: ignore[arg-type]
+    if kind is None:
+        raise ConfigError(f"search.{key}: unknown type {spec.get('type')!r}; use one of {types}")
+    missing = [k for k in kind.required if k not in spec]
+    if missing:
+        raise ConfigError(f"search.{key}: type {spec['type']} needs {' and '.join(kind.required)} "
+                          f"(missing {', '.join(missing)})")
+    unknown = sorted(set(spec) - {"type", *kind.required, *kind.optional})
+    if unknown:
+        allowed = ", ".join(("type", *kind.required, *kind.optional))
+        raise ConfigError(f"search.{key}: unknown field '{unknown[0]}' for type {spec['type']}; "
+                          f"allowed: {allowed}")
+    kind.check(key, spec)
+    return kind
+
+
+def parse_search_space(cfg: Config, source: str = "config") -> dict[str, dict[str, Any]]:
+    """Validate `cfg.search` and return it; every error names the key and what to change."""
+    if not cfg.search:
+        raise ConfigError(
+            f"{source}: the search block is empty; add e.g. search: {{training.hyperparameters."
+            "learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}"
+        )
+    space = {}
+    for key, spec in cfg.search.items():
+        try:
+            kind = _check_spec(str(key), spec)
+            for value in kind.extremes(spec):
+                check_override(cfg, str(key), value)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+        space[str(key)] = dict(spec)
+    return space
+
+
+def apply_params(cfg: Config, params: dict[str, Any], source: str) -> Config:
+    """`apply_overrides`, except that a None value sets the key to null (CLI overrides skip None instead)."""
+    cfg = apply_overrides(cfg, {k: v for k, v in params.items() if v is not None}, source)
+    nulls = [k for k, v in params.items() if v is None]
+    if not nulls:
+        return cfg
+    raw = cfg.to_dict()
+    for key in nulls:
+        *parents, leaf = key.split(".")
+        node: Any = raw
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or (leaf not in node and not is_mapping_field(parents)):
+            raise ConfigError(f"{source}: unknown key '{key}'")
+        node[leaf] = None
+    return config_from_dict(raw, source)
+
+
+def check_override(cfg: Config, key: str, value: Any) -> Config:
+    """Apply `key: value` to `cfg` as a trial would, including checks that only training would make."""
+    out = apply_params(cfg, {key: value}, f"search.{key} = {value!r}")
+    if key.startswith("training.loss."):
+        from prodseg.train.losses import LOSSES
+
+        name = key.split(".", 2)[2]
+        if name not in LOSSES:
+            raise ConfigError(f"search.{key}: unknown loss '{name}'; choose from {', '.join(LOSSES)}")
+    return out
+
+
+def sample(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One value per search key from the trial (a live optuna Trial or a FixedTrial)."""
+    return {key: SPEC_TYPES[spec["type"]].suggest(trial, key, spec) for key, spec in space.items()}
+
+
+def trial_config(base: Config, params: dict[str, Any], out_dir: Path | str | None = None) -> Config:
+    """The base config with the trial's params applied and no search block; optionally a new out_dir."""
+    overrides = dict(params)
+    if out_dir is not None:
+        overrides["logging.out_dir"] = str(out_dir)
+    cfg = apply_params(base, overrides, "trial parameters")
+    return dataclasses.replace(cfg, search={})
+
+
+@dataclass
+class TuneOptions:
+    """What `prodseg-tune` asks for besides the config."""
+
+    out: Path
+    trials: int
+    storage: str | None = None
+    study_name: str = "prodseg"
+    timeout: float | None = None
+    startup_trials: int = 2
+    warmup_epochs: int = 1
+    seed: int | None = None
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{Path(self.out).resolve() / 'tune.db'}"
+
+
+@dataclass
+class TuneResult:
+    """The study, this process's trial numbers and the files written."""
+
+    study: Any
+    ran: list[int]
+    best_config: Path | None
+    files: list[Path]
+
+    def completed_here(self) -> int:
+        return sum(1 for t in self.study.trials if t.number in self.ran and t.state.name == "COMPLETE")
+
+
+def open_study(opts: TuneOptions) -> Any:
+    """Create or load the study (maximize val mIoU) in the RDB storage: TPE sampler, median pruner."""
+    optuna = require("optuna", "tune", "prodseg-tune")
+    url = opts.storage_url
+    try:
+        return optuna.create_study(
+            storage=url,
+            study_name=opts.study_name,
+            sampler=optuna.samplers.TPESampler(seed=opts.seed),
+            # Steps are epochs counted from 1 and Optuna may prune at step == n_warmup_steps: +1 keeps the
+            # first `warmup_epochs` epochs of every trial safe.
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=opts.startup_trials, n_warmup_steps=opts.warmup_epochs + 1
+            ),
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except Exception as exc:  # SQLAlchemy URL, driver and connection errors, a study of another direction
+        raise BadInput(
+            f"--storage {url}: cannot open study '{opts.study_name}' ({type(exc).__name__}: {exc}); "
+            "check the URL, that its database driver is installed and that the server is reachable"
+        ) from exc
+
+
+def make_objective(base: Config, space: dict[str, dict[str, Any]], out: Path) -> Callable[[Any], float]:
+    """The Optuna objective: train one sampled config, report val mIoU each epoch, return the best."""
+    optuna = require("optuna", "tune", "prodseg-tune")
+    from prodseg.train.fit import fit
+
+    def objective(trial: Any) -> float:
+        cfg = trial_config(base, sample(trial, space), out / "trials")
+
+        def report(run: Any, row: dict[str, float]) -> None:
+            if "run_dir" not in trial.user_attrs:
+                trial.set_user_attr("run_dir", str(run.run_dir))
+            if "val/miou" not in row:
+                return
+            epoch = run.state.epoch
+            trial.report(row["val/miou"], epoch)
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at_epoch", epoch)
+                raise optuna.TrialPruned(f"val mIoU {row['val/miou']:.4f} at epoch {epoch} is below median")
+
+        try:
+            result = fit(cfg, progress=False, on_epoch_end=report)
+        except (BadInput, MissingExtra):
+            raise  # a wrong config or a missing extra fails every trial alike: stop the study (exit 2)
+        except ProdsegError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise TrialFailed(str(exc)) from exc
+        trial.set_user_attr("run_dir", str(result.run_dir))
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        return result.best_miou
+
+    return objective
+
+
+class _OneLineFailures(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a diverged training needs only its message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TrialFailed):
+            record.exc_info = None
+        return True
+
+
+def check_data(cfg: Config) -> None:
+    """The dataset folder and its train/val splits exist (BadInput, exit 2, before any trial runs)."""
+    from prodseg.data.layout import ShelfDataset
+
+    dataset = ShelfDataset(cfg.data.root)
+    for split in (cfg.data.train_split, cfg.data.val_split):
+        if not dataset.split_stems(split):
+            raise BadInput(f"{cfg.data.root}: split '{split}' is empty; write splits with prodseg-data")
+
+
+def tune(base: Config, opts: TuneOptions, source: str = "config") -> TuneResult:
+    """Validate, run `opts.trials` trials of the (shared) study, then write the reports under `opts.out`."""
+    space = parse_search_space(base, source)
+    check_data(base)
+    optuna = require("optuna", "tune", "prodseg-tune")
+    ensure_writable_dir(opts.out)
+    # A filter on the handler (not the logger) also sees the records of optuna's child loggers.
+    for handler in optuna.logging.get_logger("optuna").handlers:
+        if not any(isinstance(f, _OneLineFailures) for f in handler.filters):
+            handler.addFilter(_OneLineFailures())
+    study = open_study(opts)
+    ran: list[int] = []
+    start = time.perf_counter()
+    study.optimize(
+        make_objective(base, space, Path(opts.out)),
+        n_trials=opts.trials,
+        timeout=opts.timeout,
+        catch=(TrialFailed,),
+        callbacks=[lambda _study, trial: ran.append(trial.number)],
+    )
+    log.info("%d trial(s) in %.1f s", len(ran), time.perf_counter() - start)
+    from prodseg.train.tune_report import report_study  # it imports trial_config from here
+
+    best, files = report_study(study, base, Path(opts.out))
+    return TuneResult(study, ran, best, files)
+
+
+def finish(result: TuneResult) -> None:
+    """GateFailed (exit 1) when none of this process's trials completed."""
+    if result.completed_here() == 0:
+        states = [t.state.name for t in result.study.trials if t.number in result.ran]
+        counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))) or "none ran"
+        errors = [t.user_attrs["error"] for t in result.study.trials
+                  if t.number in result.ran and "error" in t.user_attrs]
+        why = f"; first error: {errors[0]}" if errors else ""
+        raise GateFailed(f"no trial completed ({counts}){why}; adjust the search space (see trials.csv)")
