@@ -137,16 +137,17 @@ def _rows(run: Path) -> list[dict[str, str]]:
     return list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
 
 
-@pytest.fixture(scope="module")
-def constant_lr_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _constant_lr_config(folder: Path, gradient_checkpointing: bool) -> Path:
     """fast_cpu with a constant learning rate: the schedule must not depend on --epochs, or a run stopped
     after epoch 1 and resumed to 2 would follow another LR curve than an uninterrupted 2-epoch run."""
     from prodseg.config import load_config
     from prodseg.train.cli import resolve_config_path
 
-    cfg = load_config(resolve_config_path("fast_cpu"),
-                      {"training.scheduler.type": "constant", "training.scheduler.warmup_epochs": 0})
-    path = tmp_path_factory.mktemp("ddp_cfg") / "constant.yaml"
+    cfg = load_config(resolve_config_path("fast_cpu"), {
+        "training.scheduler.type": "constant", "training.scheduler.warmup_epochs": 0,
+        "model.gradient_checkpointing": gradient_checkpointing,
+    })
+    path = folder / f"constant_ckpt{int(gradient_checkpointing)}.yaml"
     path.write_text(cfg.to_yaml())
     return path
 
@@ -160,20 +161,21 @@ def ddp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_and_resume_under_ddp(
-    ddp_data: Path, constant_lr_config: Path, tmp_path: Path
-) -> None:
+def test_two_processes_match_one_and_resume_under_ddp(ddp_data: Path, tmp_path: Path) -> None:
     """Global batch 2 and seed 0 in both runs. torch's SyncBatchNorm is CUDA-only, so under gloo each rank
     normalises its own image; the one-process run that computes the same thing is micro-batch 1 with
     2-step accumulation (same images per optimizer step, same BatchNorm groups: DistributedSampler
     hands rank r images r, r+2, ... of one shared permutation). Both then take the same float operations
     (each gradient halved, then summed), so they agree to float32 rounding; 1e-6 absolute on metrics and
     weights leaves room only for a different summation order in another gloo/BLAS build. The 2-process
-    run stops after epoch 1 and is resumed by `--resume`, so this also checks resume under DDP."""
-    data = ["--config", str(constant_lr_config), "--data", str(ddp_data)]
+    run stops after epoch 1 and is resumed by `--resume`, so this also checks resume under DDP. The
+    2-process runs use gradient checkpointing (the forward is recomputed, the numbers are the same) to
+    check that it works inside DDP."""
+    data = ["--config", str(_constant_lr_config(tmp_path, False)), "--data", str(ddp_data)]
     one, two = tmp_path / "one", tmp_path / "two"
     _train([*data, "--epochs", "2", "--batch-size", "1", "--accumulate-grad-batches", "2",
             "--out", str(one)], torchrun=False, cwd=tmp_path)
+    data = ["--config", str(_constant_lr_config(tmp_path, True)), "--data", str(ddp_data)]
     _train([*data, "--epochs", "1", "--batch-size", "2", "--out", str(two)], torchrun=True, cwd=tmp_path)
     (run_two,) = [p for p in two.iterdir() if p.is_dir() and p.name.startswith("unet-")]  # rank 0's only
     resume = ["--resume", str(run_two / "last.pt"), "--distributed"]
@@ -191,6 +193,8 @@ def test_two_processes_match_one_and_resume_under_ddp(
     ckpt_one = torch.load(run_one / "last.pt", weights_only=True)
     ckpt_two = torch.load(run_two / "last.pt", weights_only=True)
     assert ckpt_two["global_step"] == ckpt_one["global_step"] == 10
+    assert ckpt_two["config"]["model"]["gradient_checkpointing"] is True
+    assert ckpt_one["config"]["model"]["gradient_checkpointing"] is False
     for key, value in ckpt_one["model"].items():
         if value.is_floating_point() and "running" not in key:
             torch.testing.assert_close(ckpt_two["model"][key], value, atol=1e-6, rtol=0, msg=key)
