@@ -103,6 +103,13 @@ def local_device(device: torch.device) -> torch.device:
     return device
 
 
+def collective_device() -> torch.device:
+    """Where tensors for a collective must live: NCCL only moves CUDA tensors, gloo takes CPU ones."""
+    if world().distributed and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def per_rank_batch(global_batch: int) -> int:
     """The config's batch size split evenly over the ranks."""
     size = world().size
@@ -187,7 +194,7 @@ def reduce_epoch_row(row: dict[str, float]) -> dict[str, float]:
     if not w.distributed:
         return row
     keys = sorted(row)
-    values = torch.tensor([row[k] for k in keys], dtype=torch.float64)
+    values = torch.tensor([row[k] for k in keys], dtype=torch.float64, device=collective_device())
     dist.all_reduce(values)
     summed = {"train/images_per_s"}
     return {k: float(v) if k in summed else float(v) / w.size for k, v in zip(keys, values, strict=True)}

@@ -48,8 +48,10 @@ class ConfusionMatrix:
 
     def reduce_from_all_processes(self) -> None:
         """Sum the matrices of all ranks when torch.distributed is initialised (no-op otherwise)."""
-        if self.mat is None:
-            self.mat = torch.zeros((self.num_classes,) * 2, dtype=torch.int64)
+        from prodseg.train.distributed import collective_device
+
+        if self.mat is None:  # a rank without val images still joins the all-reduce
+            self.mat = torch.zeros((self.num_classes,) * 2, dtype=torch.int64, device=collective_device())
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
             dist.all_reduce(self.mat)

@@ -19,6 +19,7 @@ from torch import nn
 from prodseg.errors import ConfigError
 from prodseg.train import distributed
 from prodseg.train.instance_metrics import MaskMAP
+from prodseg.train.metrics import ConfusionMatrix
 
 
 @pytest.mark.parametrize("length", [0, 1, 5, 8])
@@ -77,7 +78,13 @@ def _collectives_worker(rank: int, init_file: str, results: str) -> None:
         instances = semantic.clone()
         maps.add(semantic, instances, [{"class_id": 1, "score": 0.9, "mask": instances.numpy() == 1}])
         maps.merge_from_all_processes()
+        cm = ConfusionMatrix(3)
+        if rank == 0:  # rank 1 holds no val image: it must still join the all-reduce
+            cm.update(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 2, 1]))
+        cm.reduce_from_all_processes()
         out = {
+            "matrix": cm.mat.tolist(),
+            "device": distributed.collective_device(),
             "mean": bn.running_mean.tolist(),
             "batches": int(bn.num_batches_tracked),
             "row": row,
@@ -111,6 +118,8 @@ def test_collectives_in_a_real_two_process_gloo_group(tmp_path: Path) -> None:
         assert out["map"]["map50"] == pytest.approx(1.0)
         assert out["per_rank"] == 4
         assert out["shared"] == "rank0"
+        assert out["matrix"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+        assert out["device"] == torch.device("cpu")  # gloo; NCCL would need CUDA tensors
 
 
 # --- torchrun training runs -------------------------------------------------------------------------
