@@ -64,6 +64,8 @@ def main(
     click.echo(
         f"mIoU {m['miou']:.4f}  mean Dice {m['mean_dice']:.4f}  pixel accuracy {m['pixel_accuracy']:.4f}"
     )
+    if "map50" in m:
+        click.echo(f"mask mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}")
     if report_dir:
         write(result, Path(report_dir), model or predictions, split)
         click.echo(f"report: {Path(report_dir) / 'report.md'}")

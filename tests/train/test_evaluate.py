@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from prodseg.data.imageio import read_mask, write_mask
+from prodseg.data.imageio import read_image, read_mask, write_mask
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput
 from prodseg.train.eval_cli import main
@@ -96,3 +96,61 @@ def test_colorize_and_overlay_exact():
     image = np.full((2, 2, 3), 100, np.uint8)
     out = overlay(image, labels, colors, alpha=0.5)
     assert out.tolist() == [[[100, 100, 100], [150, 50, 50]], [[50, 100, 50], [100, 100, 100]]]
+
+
+class GroundTruthInstances:
+    """The dataset's own instances (score 1) as predictions: mask mAP exactly 1 (0 with wrong classes)."""
+
+    instance_output = True
+    class_names = class_colors = None
+
+    def __init__(self, root, class_shift: int = 0):
+        from prodseg.data.formats.coco import read_coco
+
+        records, _ = read_coco(ShelfDataset(root).instances_json)
+        self.records = {r.stem: r for r in records}
+        self.masks = {s.stem: read_mask(s.mask) for s in ShelfDataset(root).split("all")}
+        self.shift = class_shift
+
+    def with_instances(self, stem, image):
+        found = [{"class_id": (i.class_id + self.shift - 1) % 9 + 1, "score": 1.0, "mask": i.mask}
+                 for i in self.records[stem].instances]
+        return self.masks[stem], found
+
+
+def test_mask_map_of_perfect_instances_is_one_and_of_wrong_classes_zero(tiny_dataset):
+    perfect = evaluate_split(GroundTruthInstances(tiny_dataset), tiny_dataset, "val")
+    assert perfect.metrics["miou"] == 1.0
+    assert perfect.metrics["map50"] == pytest.approx(1.0)
+    assert perfect.metrics["map50_95"] == pytest.approx(1.0)
+    wrong = evaluate_split(GroundTruthInstances(tiny_dataset, class_shift=1), tiny_dataset, "val")
+    assert wrong.metrics["map50"] == 0.0 and wrong.metrics["map50_95"] == 0.0
+
+
+def test_semantic_predictors_get_no_mask_map(tiny_dataset):
+    result = evaluate_split(SavedMasksPredictor(tiny_dataset / "masks"), tiny_dataset, "val")
+    assert "map50" not in result.metrics
+
+
+@pytest.mark.slow
+def test_yolo_checkpoint_gives_instances_at_image_size_and_mask_map(tiny_dataset, tmp_path):
+    from prodseg.config import load_config
+    from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
+    from prodseg.train.models import build_model
+
+    cfg = load_config(None, {"model.architecture": "yolov8_seg", "model.num_classes": 9,
+                             "model.confidence_threshold": 0.001, "data.image_size": [64, 64]})
+    classes = ShelfDataset(tiny_dataset).classes
+    path = save_checkpoint(tmp_path / "y.pt", build_checkpoint(
+        build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]))
+    predictor = load_predictor(path)
+    assert predictor.instance_output
+    sample = ShelfDataset(tiny_dataset).split("val")[0]
+    image = read_image(sample.image)
+    labels, found = predictor.with_instances(sample.stem, image)
+    assert np.array_equal(labels, predictor(sample.stem, image))  # one forward, the same label map
+    assert found and all(d["mask"].shape == image.shape[:2] and d["mask"].dtype == bool for d in found)
+    assert all(1 <= d["class_id"] <= 9 for d in found)
+    res = CliRunner().invoke(main, ["--model", str(path), "--data", str(tiny_dataset)])
+    assert res.exit_code == 0, res.output
+    assert "mask mAP50 " in res.output and "mAP50-95 " in res.output
