@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,12 @@ import click
 from prodseg.cli import handle_errors, setup_logging
 from prodseg.config import Config, apply_overrides, config_from_dict, load_config
 from prodseg.errors import ConfigError
+
+log = logging.getLogger("prodseg.train")
+
+# Settings a resumed run is expected to change (or that do not shape the training), not worth a warning.
+RESUME_MAY_CHANGE = ("training.hyperparameters.num_epochs", "logging.", "data.num_workers", "training.device",
+                     "search")
 
 # CLI option -> dotted config key.
 OPTION_KEYS: dict[str, str] = {
@@ -66,7 +73,26 @@ def build_config(config: str | None, resume: str | None, options: dict[str, Any]
         cfg = config_from_dict(load_checkpoint(resume)["config"], source=f"{resume} (stored config)")
     else:
         cfg = load_config(resolve_config_path(config) if config else None)
-    return apply_overrides(cfg, {**overrides, **switch_class_count(cfg, options.get("arch"))}, "command line")
+    cfg = apply_overrides(cfg, {**overrides, **switch_class_count(cfg, options.get("arch"))}, "command line")
+    if resume and config:
+        warn_resume_drift(resume, cfg)
+    return cfg
+
+
+def warn_resume_drift(resume: str, cfg: Config) -> list[str]:
+    """--resume with --config: say which settings differ from the checkpoint's (the new values apply)."""
+    from prodseg.train.checkpoint import load_checkpoint
+    from prodseg.train.tracking import flatten
+
+    stored = flatten(config_from_dict(load_checkpoint(resume)["config"], source=str(resume)).to_dict())
+    now = flatten(cfg.to_dict())
+    changed = [k for k in now if not k.startswith(RESUME_MAY_CHANGE) and stored.get(k) != now[k]]
+    if changed:
+        shown = ", ".join(f"{k} {stored.get(k)!r} -> {now[k]!r}" for k in changed[:6])
+        more = " ..." if len(changed) > 6 else ""
+        log.warning("--resume %s with --config: %d setting(s) differ from the checkpoint's and the new "
+                    "values apply: %s%s", resume, len(changed), shown, more)
+    return changed
 
 
 def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:

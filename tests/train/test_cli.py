@@ -149,3 +149,20 @@ def test_arch_switch_across_yolo_keeps_the_dataset_class_count():
     assert build_config("fast_cpu", None, {"arch": "yolov8_seg"}).model.num_classes == 9
     assert build_config("yolov8_seg", None, {"arch": "unet"}).model.num_classes == 10
     assert build_config("fast_cpu", None, {"arch": "unet"}).model.num_classes == 10
+
+
+def test_resume_with_a_config_warns_about_settings_that_differ_from_the_checkpoint(tmp_path, caplog):
+    from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
+    from prodseg.train.cli import warn_resume_drift
+    from prodseg.train.models import build_model
+
+    cfg = build_config("fast_cpu", None, {"arch": "unet", "image_size": (64, 64)})
+    model = build_model(cfg.model)
+    ckpt = save_checkpoint(tmp_path / "last.pt", build_checkpoint(model, cfg, ["a"], [[0, 0, 0]]))
+    (tmp_path / "same.yaml").write_text(cfg.to_yaml())
+    same = build_config(str(tmp_path / "same.yaml"), str(ckpt), {"epochs": 9, "out": "/elsewhere"})
+    assert warn_resume_drift(str(ckpt), same) == [] and "differ" not in caplog.text
+    build_config(str(tmp_path / "same.yaml"), str(ckpt), {"batch_size": 2, "learning_rate": 0.5})
+    assert ("2 setting(s) differ from the checkpoint's and the new values apply: "
+            "training.hyperparameters.batch_size 4 -> 2, training.hyperparameters.learning_rate 0.005 -> 0.5"
+            ) in caplog.text
