@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,13 +24,20 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ProdsegError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {rank_prefix()}{exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written under a final name", err=True)
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def rank_prefix() -> str:
+    """`[rank N] ` under a multi-process torchrun job, whose ranks all print to one terminal, else ''."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ:
+        return f"[rank {os.environ['RANK']}] "
+    return ""
 
 
 def setup_logging(verbose: bool = False) -> None:
