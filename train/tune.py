@@ -222,28 +222,46 @@ class TuneResult:
         return sum(1 for t in self.study.trials if t.number in self.ran and t.state.name == "COMPLETE")
 
 
+# Workers started together on a new storage race to create its tables and the study; the losers get
+# one of these database errors and only need to open it again (measured: 2 processes on a fresh sqlite
+# file failed one with "table studies already exists").
+RACE_MESSAGES = ("already exists", "database is locked", "unique constraint", "duplicate")
+OPEN_ATTEMPTS = 6
+
+
 def open_study(opts: TuneOptions) -> Any:
     """Create or load the study (maximize val mIoU) in the RDB storage: TPE sampler, median pruner."""
+    for attempt in range(1, OPEN_ATTEMPTS + 1):
+        try:
+            return _create_or_load(opts)
+        except Exception as exc:  # SQLAlchemy URL, driver and connection errors, a study of another direction
+            racing = any(m in str(exc).lower() for m in RACE_MESSAGES)
+            if racing and attempt < OPEN_ATTEMPTS:
+                log.info("storage busy (%s); opening the study again", type(exc).__name__)
+                time.sleep(0.2 * attempt)
+                continue
+            raise BadInput(
+                f"--storage {opts.storage_url}: cannot open study '{opts.study_name}' "
+                f"({type(exc).__name__}: {exc}); check the URL, that its database driver is installed "
+                "and that the server is reachable"
+            ) from exc
+    raise AssertionError("unreachable")
+
+
+def _create_or_load(opts: TuneOptions) -> Any:
     optuna = require("optuna", "tune", "prodseg-tune")
-    url = opts.storage_url
-    try:
-        return optuna.create_study(
-            storage=url,
-            study_name=opts.study_name,
-            sampler=optuna.samplers.TPESampler(seed=opts.seed),
-            # Steps are epochs counted from 1 and Optuna may prune at step == n_warmup_steps: +1 keeps the
-            # first `warmup_epochs` epochs of every trial safe.
-            pruner=optuna.pruners.MedianPruner(
-                n_startup_trials=opts.startup_trials, n_warmup_steps=opts.warmup_epochs + 1
-            ),
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except Exception as exc:  # SQLAlchemy URL, driver and connection errors, a study of another direction
-        raise BadInput(
-            f"--storage {url}: cannot open study '{opts.study_name}' ({type(exc).__name__}: {exc}); "
-            "check the URL, that its database driver is installed and that the server is reachable"
-        ) from exc
+    return optuna.create_study(
+        storage=opts.storage_url,
+        study_name=opts.study_name,
+        sampler=optuna.samplers.TPESampler(seed=opts.seed),
+        # Steps are epochs counted from 1 and Optuna may prune at step == n_warmup_steps: +1 keeps the
+        # first `warmup_epochs` epochs of every trial safe.
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=opts.startup_trials, n_warmup_steps=opts.warmup_epochs + 1
+        ),
+        direction="maximize",
+        load_if_exists=True,
+    )
 
 
 def make_objective(base: Config, space: dict[str, dict[str, Any]], out: Path) -> Callable[[Any], float]:

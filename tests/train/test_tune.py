@@ -289,3 +289,32 @@ def test_study_prunes_completes_and_the_best_config_trains(tiny_dataset, tmp_pat
     trained = fit(apply_overrides(best, {"training.hyperparameters.num_epochs": 1}), progress=False)
     assert trained.best_epoch == 1 and (trained.run_dir / "best.pt").is_file()
     assert trained.run_dir.parent == tmp_path / "runs"
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from prodseg.train.tune import TuneOptions, open_study
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+study = open_study(TuneOptions(out=Path(sys.argv[1]), trials=1, study_name="race"))
+print(study.study_name)
+"""
+
+
+@pytest.mark.slow
+def test_workers_starting_together_on_a_new_storage_all_open_the_study(tmp_path):
+    """Without the retry, 6 of 9 such processes failed here ("table studies already exists" and others)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    start = str(time.time() + 8)  # after every interpreter has imported optuna
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), start], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["race"] * 3
+    assert len(optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'tune.db'}")) == 1
