@@ -182,11 +182,17 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     return from_dict(Config, raw, "", source)
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str = "config") -> Config:
-    """Return a copy with `a.b.c: value` overrides applied and re-validated (None values are skipped)."""
+def apply_overrides(
+    cfg: Config, overrides: dict[str, Any], source: str = "config", skip_none: bool = True
+) -> Config:
+    """Return a copy with `a.b.c: value` overrides applied and re-validated.
+
+    None values are skipped by default (a CLI option that was not given); with `skip_none=False` they set
+    the key to null (a tuning trial's `null` choice).
+    """
     raw = cfg.to_dict()
     for dotted, value in overrides.items():
-        if value is None:
+        if value is None and skip_none:
             continue
         node = raw
         *parents, leaf = dotted.split(".")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prodseg.atomic import ensure_writable_dir
-from prodseg.config import Config, apply_overrides, config_from_dict, is_mapping_field
+from prodseg.config import Config, apply_overrides
 from prodseg.errors import BadInput, ConfigError, GateFailed, MissingExtra, ProdsegError, require
 
 log = logging.getLogger("prodseg.tune")
@@ -149,20 +149,7 @@ def parse_search_space(cfg: Config, source: str = "config") -> dict[str, dict[st
 
 def apply_params(cfg: Config, params: dict[str, Any], source: str) -> Config:
     """`apply_overrides`, except that a None value sets the key to null (CLI overrides skip None instead)."""
-    cfg = apply_overrides(cfg, {k: v for k, v in params.items() if v is not None}, source)
-    nulls = [k for k, v in params.items() if v is None]
-    if not nulls:
-        return cfg
-    raw = cfg.to_dict()
-    for key in nulls:
-        *parents, leaf = key.split(".")
-        node: Any = raw
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or (leaf not in node and not is_mapping_field(parents)):
-            raise ConfigError(f"{source}: unknown key '{key}'")
-        node[leaf] = None
-    return config_from_dict(raw, source)
+    return apply_overrides(cfg, params, source, skip_none=False)
 
 
 def check_override(cfg: Config, key: str, value: Any) -> Config:
