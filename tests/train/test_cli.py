@@ -70,30 +70,18 @@ def test_image_size_must_be_multiples_of_32():
     assert res.exit_code == 2 and "multiples of 32" in res.output
 
 
+def train_one_epoch(config: str, data, out, *extra: str):
+    """prodseg-train CONFIG on `data` for one epoch at 64x64, batch 4, into `out`."""
+    args = ["--config", config, "--data", str(data), "--epochs", "1", "--image-size", "64",
+            "--batch-size", "4", "--out", str(out), "--no-progress", *extra]
+    return CliRunner().invoke(main, args)
+
+
 @pytest.mark.slow
 def test_train_one_epoch_and_register_in_mlflow(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(
-        main,
-        [
-            "--config",
-            "fast_cpu",
-            "--data",
-            str(tiny_dataset),
-            "--epochs",
-            "1",
-            "--image-size",
-            "64",
-            "--batch-size",
-            "4",
-            "--out",
-            "runs",
-            "--register",
-            "shelf",
-            "--no-progress",
-        ],
-    )
+    res = train_one_epoch("fast_cpu", tiny_dataset, "runs", "--register", "shelf")
     assert res.exit_code == 0, res.output
     assert "untrained val mIoU:" in res.output and "best val mIoU:" in res.output
     assert "registered model version: shelf/1" in res.output
@@ -112,28 +100,7 @@ def test_train_one_epoch_and_register_in_mlflow(tiny_dataset, tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_yolov8_seg_trains_in_the_same_loop(tiny_dataset, tmp_path):
-    res = CliRunner().invoke(
-        main,
-        [
-            "--config",
-            "yolov8_seg",
-            "--data",
-            str(tiny_dataset),
-            "--epochs",
-            "1",
-            "--image-size",
-            "64",
-            "--batch-size",
-            "4",
-            "--workers",
-            "0",
-            "--out",
-            str(tmp_path),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ],
-    )
+    res = train_one_epoch("yolov8_seg", tiny_dataset, tmp_path, "--workers", "0", "--device", "cpu")
     assert res.exit_code == 0, res.output
     from prodseg.train.checkpoint import load_checkpoint
 
