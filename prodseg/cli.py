@@ -1,34 +1,123 @@
-"""Shared CLI plumbing: one-line errors with the contract's exit codes instead of tracebacks."""
+"""Shared CLI plumbing: one-line errors with the contract's exit codes instead of tracebacks.
+
+Exit codes: 0 success; 1 the job ran and a gate failed; 2 bad usage or bad input (named in one line,
+before any work where it can be checked up front); 3 an internal error, i.e. a bug in prodseg — one line
+on stderr, the traceback with ``-v`` or in the file the line names; 130/143 interrupted (Ctrl-C/SIGTERM).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
 
-from prodseg.errors import ProdsegError
+from prodseg.errors import INTERNAL_ERROR_EXIT, BadInput, ProdsegError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# OSError numbers that describe the user's disk or permissions, not a prodseg bug: exit 2 with the path.
+_USER_OS_ERRORS = {
+    errno.ENOSPC: "the disk is full; free space or choose another output location",
+    errno.EDQUOT: "the disk quota is exceeded; free space or choose another output location",
+    errno.EROFS: "the filesystem is read-only; choose a writable output location",
+    errno.EACCES: "permission denied; fix its permissions or choose another location",
+    errno.EPERM: "operation not permitted; fix its permissions or choose another location",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another location",
+    errno.EISDIR: "it is a folder where a file was expected; choose a file path",
+    errno.ENAMETOOLONG: "the file name is too long; choose a shorter path",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """The one-line message for an OSError caused by the user's disk or paths, or None for other errors."""
+    remedy = _USER_OS_ERRORS.get(exc.errno or -1)
+    if remedy is None:
+        return None
+    where = exc.filename if exc.filename is not None else "an output file"
+    return f"{where}: {exc.strerror or os.strerror(exc.errno or 0)} ({remedy})"
+
+
+class _Terminated(BaseException):
+    """SIGTERM turned into an exception so that every `finally` block cleans up as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _report_internal_error(exc: BaseException) -> None:
+    """One line for a bug; the traceback on stderr with -v (DEBUG logging), else in a crash file."""
+    text = "".join(traceback.format_exception(exc))
+    summary = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        click.echo(text, err=True, nl=False)
+        where = "the traceback is above"
+    else:
+        where = "rerun with -v for the traceback"
+        with contextlib.suppress(OSError):
+            fd, path = tempfile.mkstemp(prefix=f"prodseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-",
+                                        suffix=".txt")
+            with os.fdopen(fd, "w") as f:
+                f.write(" ".join(sys.argv) + "\n" + text)
+            where = f"traceback in {path}"
+    click.echo(f"internal error: {rank_prefix()}{summary} (a bug: please report it; {where})", err=True)
+
 
 def handle_errors(fn: F) -> F:
-    """Turn ProdsegError into `error: <message>` on stderr and its exit code (2 bad input, 1 gate)."""
+    """Map what a command raises onto the exit-code contract, each as one line on stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_as_exception():
+                return fn(*args, **kwargs)
+        except click.exceptions.ClickException:
+            raise  # click's own usage errors already print one line and exit 2
         except ProdsegError as exc:
             click.echo(f"error: {rank_prefix()}{exc}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Terminated) as exc:
+            code = 130 if isinstance(exc, KeyboardInterrupt) else 143
             click.echo("interrupted: nothing was written under a final name", err=True)
-            sys.exit(130)
+            sys.exit(code)
+        except OSError as exc:
+            message = os_error_message(exc)
+            if message is None:
+                _report_internal_error(exc)
+                sys.exit(INTERNAL_ERROR_EXIT)
+            click.echo(f"error: {rank_prefix()}{message}", err=True)
+            sys.exit(BadInput.exit_code)
+        except MemoryError as exc:
+            click.echo(f"error: {rank_prefix()}out of memory ({exc or 'the allocation failed'}); "
+                       "use smaller inputs or batch, or a machine with more memory", err=True)
+            sys.exit(BadInput.exit_code)
+        except Exception as exc:  # noqa: BLE001 - anything else is a bug, reported as one
+            _report_internal_error(exc)
+            sys.exit(INTERNAL_ERROR_EXIT)
 
     return wrapper  # type: ignore[return-value]
 
@@ -46,5 +135,7 @@ def setup_logging(verbose: bool = False) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s" if not verbose else "%(asctime)s %(name)s: %(message)s",
     )
+    # basicConfig does nothing when logging is already set up (a second command in one process)
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("PIL", "matplotlib", "urllib3", "mlflow", "alembic", "nncf", "ultralytics"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

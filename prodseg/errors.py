@@ -1,9 +1,12 @@
-"""Exceptions that carry the CLI exit code (DESIGN.md: 1 = a gate failed, 2 = bad usage or input)."""
+"""Exceptions that carry the CLI exit code: 1 = a gate failed, 2 = bad usage or input, 3 = a bug."""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+# An unexpected exception: a bug in prodseg, never "a gate failed" (1) nor "bad input" (2).
+INTERNAL_ERROR_EXIT = 3
 
 
 class ProdsegError(Exception):
@@ -22,6 +25,12 @@ class ConfigError(BadInput):
 
 class MissingExtra(ProdsegError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class Interrupted(ProdsegError):
+    """The user stopped the command (Ctrl-C); the message says truthfully what was left on disk."""
+
+    exit_code = 130
 
 
 class GateFailed(ProdsegError):

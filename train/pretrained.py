@@ -18,6 +18,7 @@ from torch import nn
 
 from prodseg.config import ModelConfig
 from prodseg.errors import ConfigError
+from prodseg.train.ultralytics_pt import is_ultralytics_checkpoint, load_allowlisted, ultralytics_checkpoint
 
 log = logging.getLogger(__name__)
 STATE_KEYS = ("model", "state_dict", "model_state", "model_state_dict")
@@ -93,17 +94,19 @@ CACHE_LOOKUPS = {"deeplabv3plus": smp_cache_path, "unet": smp_cache_path, "yolov
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors from a .safetensors file, a state dict, a prodseg checkpoint or an ultralytics .pt."""
+    """Tensors from a .safetensors file, a state dict, a prodseg checkpoint or an ultralytics .pt.
+
+    Nothing in the file is executed: see prodseg.train.ultralytics_pt for what may be unpickled.
+    """
     if not path.is_file():
         raise ConfigError(f"model.weights: {path} does not exist; pass an existing weights file to --weights")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
-        obj = _ultralytics_release(path, exc)
+    obj: Any = load_allowlisted(path)
+    if is_ultralytics_checkpoint(obj):
+        return ultralytics_checkpoint(obj, path).state_dict
     for key in STATE_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -112,17 +115,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"model.weights: {path} holds no state dict (tensors by name); "
                           "pass a torch state dict, a .safetensors file or a prodseg checkpoint")
     return obj
-
-
-def _ultralytics_release(path: Path, exc: Exception) -> dict[str, torch.Tensor]:
-    # Official ultralytics releases pickle the whole model; only a file named like one is unpickled.
-    if path.name.startswith("yolo") and path.suffix == ".pt":
-        from ultralytics.nn.tasks import torch_safe_load
-
-        ckpt, _ = torch_safe_load(str(path))
-        return (ckpt.get("ema") or ckpt["model"]).float().state_dict()
-    raise ConfigError(f"model.weights: {path} is not a weights-only torch file ({exc}); "
-                      "pass a state dict, a .safetensors file or a prodseg checkpoint") from exc
 
 
 def load_weights_file(model: nn.Module, path: Path) -> int:

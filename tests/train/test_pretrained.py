@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from prodseg.config import ModelConfig
-from prodseg.errors import ConfigError
+from prodseg.errors import BadInput, ConfigError
 from prodseg.train.models import build_model
 
 UNET = ModelConfig(architecture="unet", encoder_name="resnet18", num_classes=3,
@@ -76,7 +76,7 @@ def test_weights_file_errors(tmp_path: Path) -> None:
         build_model(dataclasses.replace(UNET, weights=str(alien)))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a torch file")
-    with pytest.raises(ConfigError, match="junk.pt"):
+    with pytest.raises(BadInput, match="junk.pt"):
         build_model(dataclasses.replace(UNET, weights=str(junk)))
 
 

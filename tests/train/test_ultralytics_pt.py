@@ -1,0 +1,94 @@
+"""ultralytics `.pt` files are read without executing anything from them; every other global is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from prodseg.config import ModelConfig
+from prodseg.errors import BadInput
+from prodseg.train.models import build_model
+from prodseg.train.ultralytics_pt import load_ultralytics_checkpoint
+
+YOLO = ModelConfig(architecture="yolov8_seg", num_classes=4, model_size="n")
+
+
+@pytest.fixture(scope="module")
+def ultralytics_pt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A yolov8n-seg.pt saved by ultralytics itself (from its bundled YAML), and the model's own tensors."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics import YOLO as UltralyticsYOLO
+
+    path = tmp_path_factory.mktemp("ultralytics") / "yolov8n-seg.pt"
+    model = UltralyticsYOLO("yolov8n-seg.yaml", task="segment")
+    model.save(str(path))
+    # ultralytics saves half precision: the reference is the model's tensors rounded the same way
+    state = model.model.state_dict().items()
+    reference = {k: v.half().float() if v.is_floating_point() else v.clone() for k, v in state}
+    return path, reference, model.model
+
+
+class Payload:
+    """Unpickling this would run `touch MARKER` through os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_ultralytics_saved_checkpoint_gives_the_models_own_tensors(ultralytics_pt) -> None:
+    path, reference, _ = ultralytics_pt
+    ckpt = load_ultralytics_checkpoint(path)
+    assert set(ckpt.state_dict) == set(reference)
+    assert all(torch.equal(ckpt.state_dict[k], v) for k, v in reference.items())
+    assert ckpt.model_class == "ultralytics.nn.tasks.SegmentationModel" and ckpt.task == "segment"
+    assert ckpt.yaml["nc"] == 80 and len(ckpt.names) == 80
+    assert "ultralytics.nn.tasks" not in repr(type(ckpt.state_dict))
+
+
+def test_fine_tuning_weights_load_everything_but_the_class_dependent_head(ultralytics_pt, caplog) -> None:
+    path, reference, _ = ultralytics_pt
+    caplog.set_level("INFO")
+    model = build_model(dataclasses.replace(YOLO, weights=str(path)))
+    own = model.net.state_dict()
+    matching = [k for k, v in reference.items() if own[k].shape == v.shape]
+    skipped = set(reference) - set(matching)
+    # only the head's class branch (cv3, whose width follows the class count) is re-initialised
+    assert skipped and all(k.startswith("model.22.cv3.") for k in skipped) and len(matching) > 350
+    assert all(torch.equal(own[k], reference[k]) for k in matching)
+    assert f"loaded {len(matching)} tensors from {path}" in caplog.text
+
+
+@pytest.mark.parametrize("where", ["train_args", "model", "top"])
+def test_a_payload_in_any_field_is_refused_and_runs_nothing(ultralytics_pt, tmp_path: Path, where) -> None:
+    marker = tmp_path / "marker"
+    evil = Payload(marker)
+    crafted = {"model": ultralytics_pt[2], "ema": None, "train_args": {}, "date": "2026-01-01"}
+    crafted = evil if where == "top" else {**crafted, where: evil}
+    path = tmp_path / "yolov8n-seg.pt"  # named like an ultralytics release on purpose
+    torch.save(crafted, path)
+    with pytest.raises(BadInput, match=r"refused, it asks to run posix\.system"):
+        load_ultralytics_checkpoint(path)
+    with pytest.raises(BadInput, match="never executes code"):
+        build_model(dataclasses.replace(YOLO, weights=str(path)))
+    assert not marker.exists()
+
+
+def test_the_training_cli_refuses_a_payload_with_exit_2(tmp_path: Path, tiny_dataset: Path) -> None:
+    from prodseg.train.cli import main
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "yolo_best.pt"
+    torch.save({"model": Payload(marker)}, path)
+    args = ["--arch", "yolov8_seg", "--data", tiny_dataset, "--weights", path, "--out", tmp_path / "runs"]
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 2, res.output
+    assert "never executes code" in res.stderr and res.stderr.count("\n") == 1
+    assert not marker.exists() and not (tmp_path / "runs").exists()
