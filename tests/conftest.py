@@ -10,6 +10,8 @@ import pytest
 # Two cores are shared by everything: keep each test's math libraries on one thread.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# Nothing in the tests may reach the internet: weights downloads are tested against a local server.
+os.environ.setdefault("PRODSEG_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

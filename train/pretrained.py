@@ -1,15 +1,22 @@
-"""Pretrained weights from local files only: `--weights PATH` or an existing cache entry; never a download.
+"""Pretrained weights: `--weights PATH`, or the libraries' own caches, filled by their own downloaders.
 
-Requests: `model.weights: PATH` (a state dict, .safetensors, or a prodseg checkpoint), or
-`model.pretrained: true` / `model.encoder_weights: imagenet` (smp encoders: the Hugging Face cache entry
-smp 0.6 would download, `<HF_HUB_CACHE>/models--smp-hub--<encoder>.<tag>/snapshots/<rev>/model.safetensors`;
-YOLOv8-seg: `yolov8<size>-seg.pt` in ultralytics' weights_dir or the working directory).
-When the file is missing, a ConfigError names both remedies before any training starts.
+Requests: `model.weights: PATH` (a state dict, .safetensors, a prodseg or ultralytics checkpoint), or
+`model.pretrained: true` / `model.encoder_weights: imagenet`:
+- smp encoders: the Hugging Face cache entry smp itself uses,
+  `<HF_HUB_CACHE>/models--smp-hub--<encoder>.<tag>/snapshots/<rev>/model.safetensors`, downloaded with
+  `huggingface_hub.hf_hub_download` when missing (HF_ENDPOINT and HF_HUB_OFFLINE apply as usual);
+- YOLOv8-seg: `yolov8<size>-seg.pt` in the working directory or ultralytics' weights_dir, downloaded
+  from ultralytics' release assets with its own `safe_download` when missing, then read like any
+  ultralytics .pt (never executing code from it).
+With PRODSEG_OFFLINE=1 nothing is downloaded. When the file cannot be had, a ConfigError names the file
+and `--weights PATH` before any training starts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +39,7 @@ def pretrained_tag(cfg: ModelConfig) -> str | None:
 
 
 def apply_pretrained(model: nn.Module, cfg: ModelConfig) -> str | None:
-    """Load the requested local weights into `model`; return their path (None: random init)."""
+    """Load the requested weights into `model`; return their path (None: random init)."""
     if cfg.weights:
         path = Path(cfg.weights)
         load_weights_file(model, path)
@@ -45,17 +52,30 @@ def apply_pretrained(model: nn.Module, cfg: ModelConfig) -> str | None:
     return str(path)
 
 
+def downloads_allowed() -> bool:
+    """False when PRODSEG_OFFLINE (set by the tests and `make demo`) forbids fetching weights."""
+    return os.environ.get("PRODSEG_OFFLINE", "").strip().lower() in ("", "0", "false", "no")
+
+
+def _offline_remedy(what: str, expected: Path, fetch: str) -> ConfigError:
+    why = "PRODSEG_OFFLINE is set" if not downloads_allowed() else "the download failed"
+    return ConfigError(
+        f"model: {what} are not in the local cache and {why}; either pass --weights PATH (a state dict, "
+        f".safetensors or checkpoint) or put the file at {expected} ({fetch} on a machine with network)"
+    )
+
+
 def smp_cache_path(cfg: ModelConfig, tag: str) -> Path:
-    """The smp encoder weights in the local Hugging Face cache, or a ConfigError with both remedies."""
+    """The smp encoder weights from the Hugging Face cache, downloaded into it (as smp does) if missing."""
     import segmentation_models_pytorch as smp
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
     name = cfg.encoder_name or cfg.backbone if cfg.architecture == "unet" else cfg.backbone
     entry = smp.encoders.encoders.get(name)
     if entry is None:
         raise ConfigError(
             f"model: pretrained weights for encoder {name!r} can only come from --weights PATH "
-            "(no smp cache entry exists for it)"
+            "(no published weights exist for it)"
         )
     settings = entry["pretrained_settings"]
     if tag not in settings:
@@ -66,28 +86,53 @@ def smp_cache_path(cfg: ModelConfig, tag: str) -> Path:
     if isinstance(found, str):
         return Path(found)
     expected = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots" / rev
-    raise ConfigError(
-        f"model: {tag} weights for encoder {name!r} are not in the local cache and prodseg never downloads; "
-        f"either pass --weights PATH (a state dict or prodseg checkpoint) or put the file at "
-        f"{expected / 'model.safetensors'} (e.g. `huggingface-cli download {repo} --revision {rev}` "
-        "on a machine with network, then copy the cache)"
-    )
+    remedy = _offline_remedy(f"{tag} weights for encoder {name!r}", expected / "model.safetensors",
+                             f"`hf download {repo} model.safetensors --revision {rev}`")
+    log.info("%s weights for %s: from the Hugging Face hub (%s) into its cache", tag, name, repo)
+    return _download(remedy, lambda: Path(hf_hub_download(repo, "model.safetensors", revision=rev)))
+
+
+def yolo_weights_url(name: str) -> str:
+    """Where ultralytics publishes `name` (its release assets); PRODSEG_YOLO_WEIGHTS_URL replaces the base."""
+    import inspect
+
+    from ultralytics.utils.downloads import GITHUB_ASSETS_REPO, attempt_download_asset
+
+    release = inspect.signature(attempt_download_asset).parameters["release"].default
+    base = os.environ.get("PRODSEG_YOLO_WEIGHTS_URL") or \
+        f"https://github.com/{GITHUB_ASSETS_REPO}/releases/download/{release}"
+    return f"{base.rstrip('/')}/{name}"
 
 
 def yolo_cache_path(cfg: ModelConfig, tag: str) -> Path:
-    """`yolov8<size>-seg.pt` from ultralytics' weights_dir or the working directory."""
+    """`yolov8<size>-seg.pt` from the working folder or ultralytics' weights_dir, downloaded if missing."""
     from ultralytics.utils import SETTINGS
+    from ultralytics.utils.downloads import safe_download
 
     name = f"yolov8{cfg.model_size}-seg.pt"
-    places = [Path(SETTINGS.get("weights_dir", "weights")) / name, Path.cwd() / name]
-    for place in places:
+    cache = Path(SETTINGS.get("weights_dir", "weights")) / name
+    for place in (Path.cwd() / name, cache):
         if place.is_file():
             return place
-    raise ConfigError(
-        f"model: pretrained YOLOv8{cfg.model_size}-seg weights are not available locally and prodseg never "
-        f"downloads; either pass --weights PATH (a state dict or prodseg checkpoint) or put {name} at "
-        f"{places[0]} (or {places[1]})"
-    )
+    url = yolo_weights_url(name)
+    remedy = _offline_remedy(f"pretrained YOLOv8{cfg.model_size}-seg weights", cache, f"download {url}")
+    log.info("%s: from %s into %s", name, url, cache.parent)
+    # ultralytics' downloader: progress bar, retries, a temporary name until the size is checked
+    return _download(remedy, lambda: safe_download(url=url, file=cache, min_bytes=1e5, progress=True))
+
+
+def _download(remedy: ConfigError, fetch: Callable[[], Path]) -> Path:
+    """Run a library's downloader unless offline; any failure becomes `remedy` with the reason appended."""
+    if not downloads_allowed():
+        raise remedy
+    try:
+        path = Path(fetch())
+    except Exception as exc:  # noqa: BLE001 - network, HTTP, hub and size errors all mean "not available"
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ConfigError(f"{remedy} [{type(exc).__name__}: {reason}]") from exc
+    if not path.is_file():
+        raise remedy
+    return path
 
 
 CACHE_LOOKUPS = {"deeplabv3plus": smp_cache_path, "unet": smp_cache_path, "yolov8_seg": yolo_cache_path}
