@@ -29,7 +29,8 @@ FORMAT_VERSION = 1
 
 def rng_state() -> dict[str, Any]:
     """The torch, numpy, python (and CUDA) RNG states in weights_only-safe types."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    kind, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    assert not isinstance(keys, str)  # legacy=True always gives the MT19937 tuple
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),

@@ -165,7 +165,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def load_weights_file(model: nn.Module, path: Path) -> int:
     """Load matching tensors into `model`, its inner network or its encoder (whichever fits best)."""
     state = read_state_dict(path)
-    best_target, best = model, {}
+    best_target, best = model, dict[str, torch.Tensor]()
     for target in _targets(model):
         own = target.state_dict()
         fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

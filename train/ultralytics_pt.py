@@ -20,7 +20,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ def _path_as_str(*parts: Any) -> str:
     return "/".join(str(p) for p in parts)
 
 
-_FUNCTIONS = {
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "numpy.dtype": _numpy_dtype,
     "numpy.core.multiarray.scalar": _numpy_scalar,
     "numpy._core.multiarray.scalar": _numpy_scalar,
@@ -100,7 +100,7 @@ _FUNCTIONS = {
 }
 
 
-def _allowed(name: str) -> object | None:
+def _allowed(name: str) -> Callable[..., Any] | None:
     """The safe object a pickled global name may resolve to, or None when it is not allowed."""
     if name in _FUNCTIONS:
         return _FUNCTIONS[name]
@@ -169,7 +169,11 @@ def load_allowlisted(path: Path) -> Any:
             "(prodseg never executes code from a file); re-save the weights with "
             "torch.save(model.state_dict(), PATH) or as .safetensors"
         )
-    entries = [(_allowed(n), n) for n in needed]
+    entries: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = []
+    for name in needed:
+        safe = _allowed(name)
+        if safe is not None:
+            entries.append((safe, name))
     try:
         with torch.serialization.safe_globals(entries):
             return torch.load(path, map_location="cpu", weights_only=True)
