@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m prodseg.demo
+	PRODSEG_OFFLINE=1 $(BIN)/python -m prodseg.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
