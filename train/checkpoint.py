@@ -7,9 +7,8 @@ reads it without unpickling arbitrary objects; numpy's RNG state is stored as a 
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import random
-import zipfile
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,12 @@ from prodseg.config import Config, config_from_dict
 from prodseg.data.taxonomy import default_colors
 from prodseg.errors import BadInput
 from prodseg.metadata import ArtifactMetadata, file_sha256
+from prodseg.train.ultralytics_pt import (
+    UltralyticsCheckpoint,
+    is_ultralytics_checkpoint,
+    load_allowlisted,
+    ultralytics_checkpoint,
+)
 
 FORMAT = "prodseg-checkpoint"
 FORMAT_VERSION = 1
@@ -84,26 +89,60 @@ def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a prodseg checkpoint with `weights_only=True`; BadInput names the file when it is not one."""
+def load_checkpoint(path: str | Path, accept_ultralytics: bool = False) -> dict[str, Any]:
+    """Read a prodseg checkpoint (on the CPU) with `weights_only=True`; BadInput names a file that is not one.
+
+    With `accept_ultralytics`, an ultralytics YOLOv8-seg `.pt` is read too (its tensors only, see
+    prodseg.train.ultralytics_pt) and returned in the same shape, so every consumer runs it one way.
+    """
     path = Path(path)
     if not path.is_file():
         raise BadInput(
             f"{path}: checkpoint not found; pass a .pt written by prodseg-train (e.g. runs/x/best.pt)"
         )
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(
-            f"{path}: not a readable checkpoint ({first}); is the file complete and a prodseg .pt?"
-        ) from exc
+    ckpt = load_allowlisted(path)
+    if is_ultralytics_checkpoint(ckpt):
+        if not accept_ultralytics:
+            raise BadInput(f"{path}: an ultralytics checkpoint cannot be resumed; fine-tune from it with "
+                           "--weights PATH instead")
+        return _from_ultralytics(ultralytics_checkpoint(ckpt, path))
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise BadInput(
             f"{path}: not a prodseg checkpoint (no '{FORMAT}' format marker); "
-            "pass a last.pt/best.pt written by prodseg-train"
+            "pass a last.pt/best.pt written by prodseg-train or a YOLOv8-seg .pt saved by ultralytics"
         )
     return ckpt
+
+
+ULTRALYTICS_YAML = re.compile(r"^yolov8([nslmx])?-seg\.ya?ml$")
+
+
+def _from_ultralytics(source: UltralyticsCheckpoint) -> dict[str, Any]:
+    """An ultralytics YOLOv8-seg checkpoint as a prodseg one: the same network under `net.`, its classes."""
+    yaml_file = Path(str(source.yaml.get("yaml_file", ""))).name
+    match = ULTRALYTICS_YAML.match(yaml_file)
+    if source.task not in ("", "segment") or match is None:
+        raise BadInput(
+            f"{source.path}: an ultralytics {source.task or 'unknown-task'} model built from "
+            f"{yaml_file or 'an unknown YAML'}; "
+            "prodseg runs YOLOv8-seg checkpoints (yolov8[nsmlx]-seg); export other models to ONNX with "
+            "ultralytics and pass the .onnx"
+        )
+    size = match.group(1) or str(source.yaml.get("scale") or "n")
+    names = source.names or [f"class_{i}" for i in range(int(source.yaml.get("nc", 0)))]
+    imgsz = source.train_args.get("imgsz", 640) if isinstance(source.train_args, dict) else 640
+    side = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
+    config = {"model": {"architecture": "yolov8_seg", "num_classes": len(names), "model_size": size},
+              "data": {"image_size": [side, side]}}
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": "yolov8_seg",
+        "model": {f"net.{k}": v for k, v in source.state_dict.items()},
+        "config": config,
+        # prodseg's YOLO label maps put background at 0, before the detector's classes
+        "class_names": ["background", *names],
+        "class_colors": [],
+        "source_format": "ultralytics",
+    }
 
 
 def model_from_checkpoint(
@@ -112,7 +151,7 @@ def model_from_checkpoint(
     """Rebuild the SegModel stored in a checkpoint: (model in eval mode on `device`, its Config, the dict)."""
     from prodseg.train.models import build_model
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, accept_ultralytics=True)
     cfg = config_from_dict(ckpt["config"], source=f"{path} (stored config)")
     # The stored weights replace any init, so don't ask for the (possibly gone) pretrained files again.
     model = build_model(dataclasses.replace(cfg.model, weights=None, pretrained=False, encoder_weights=None))

@@ -122,6 +122,7 @@ class UltralyticsCheckpoint:
     yaml: dict[str, Any] = field(default_factory=dict)
     model_class: str = ""
     task: str = ""
+    train_args: dict[str, Any] = field(default_factory=dict)
 
 
 def is_ultralytics_checkpoint(obj: Any) -> bool:
@@ -149,7 +150,15 @@ def ultralytics_checkpoint(raw: Any, path: Path) -> UltralyticsCheckpoint:
         path=path, state_dict=state, names=_names(attrs.get("names")),
         yaml=attrs.get("yaml") if isinstance(attrs.get("yaml"), dict) else {},
         model_class=type(model).pickled_name, task=str(attrs.get("task") or ""),
+        train_args=_as_dict(raw.get("train_args")),
     )
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """ultralytics stores its arguments as a dict or (older releases) a namespace stand-in."""
+    if isinstance(value, Inert):
+        value = value.state
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def load_allowlisted(path: Path) -> Any:
@@ -159,8 +168,8 @@ def load_allowlisted(path: Path) -> Any:
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except (ValueError, RuntimeError, zipfile.BadZipFile, OSError) as exc:
-        raise BadInput(f"{path}: not a readable torch file ({_first_line(exc)}); "
-                       "is the file complete and saved with torch.save?") from exc
+        raise BadInput(f"{path}: not a readable checkpoint (truncated, or not written by torch.save: "
+                       f"{_first_line(exc)}); is the file complete?") from exc
     refused = sorted(n for n in needed if _allowed(n) is None)
     if refused:
         raise BadInput(

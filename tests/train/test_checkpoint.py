@@ -75,6 +75,9 @@ def test_missing_corrupt_and_foreign_files_are_bad_input(tmp_path, saved):
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(BadInput, match="foreign.pt: not a prodseg checkpoint"):
         load_checkpoint(foreign)
+    truncated.write_bytes(b"")
+    with pytest.raises(BadInput, match="truncated.pt: not a readable checkpoint"):
+        load_checkpoint(truncated)
 
 
 def test_weights_of_another_architecture_are_a_clear_error(tmp_path, saved):

@@ -92,3 +92,28 @@ def test_the_training_cli_refuses_a_payload_with_exit_2(tmp_path: Path, tiny_dat
     assert res.exit_code == 2, res.output
     assert "never executes code" in res.stderr and res.stderr.count("\n") == 1
     assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+def test_an_ultralytics_checkpoint_runs_as_a_prodseg_model_with_the_same_outputs(ultralytics_pt) -> None:
+    from prodseg.train.checkpoint import checkpoint_metadata, model_from_checkpoint
+
+    path, reference, network = ultralytics_pt
+    model, cfg, ckpt = model_from_checkpoint(path)
+    assert (model.arch, model.num_classes, cfg.model.model_size) == ("yolov8_seg", 81, "n")
+    assert cfg.data.image_size == [640, 640]
+    same_weights = type(network)(network.yaml).eval()
+    same_weights.load_state_dict(reference)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        ours, theirs = model(x), same_weights(x)
+    assert torch.equal(ours[0][0], theirs[0][0]) and torch.equal(ours[0][1], theirs[0][1])
+    meta = checkpoint_metadata(model, cfg, ckpt, path)
+    assert meta.class_names[:2] == ["background", "0"] and len(meta.class_names) == 81
+    assert meta.output_kind == "yolo_seg"
+
+
+def test_resume_refuses_an_ultralytics_checkpoint(ultralytics_pt) -> None:
+    from prodseg.train.checkpoint import load_checkpoint
+
+    with pytest.raises(BadInput, match="cannot be resumed; fine-tune from it with --weights"):
+        load_checkpoint(ultralytics_pt[0])
