@@ -10,7 +10,7 @@ import numpy as np
 
 from prodseg.data.formats.coco import CocoFile
 from prodseg.data.formats.yolo import parse_label_line, read_names
-from prodseg.data.imageio import IMAGE_EXTS, read_image, read_mask
+from prodseg.data.imageio import IMAGE_EXTS, max_image_pixels, read_image, read_mask
 from prodseg.data.layout import SPLITS
 from prodseg.data.taxonomy import IGNORE_INDEX, ClassList
 from prodseg.errors import BadInput
@@ -153,6 +153,7 @@ def check_dataset(root: str | Path) -> list[Problem]:
     root = Path(root)
     if not root.is_dir():
         raise BadInput(f"{root}: dataset folder not found")
+    max_image_pixels()  # a bad PRODSEG_MAX_IMAGE_PIXELS is one error, not a problem per image
     images_dir = root / "images"
     scan = Scan(root, None, {}, [])
     if images_dir.is_dir():

@@ -1,28 +1,83 @@
 """Image and mask I/O with OpenCV: RGB uint8 images, uint8 label masks, clear errors on bad files.
 
-Grayscale, RGBA and 16-bit images are converted, not refused (issue: `prodseg-data check`).
+Grayscale, RGBA and 16-bit images are converted, not refused.
+
+Size limit: every image read here is bounded BEFORE it is decoded. The width and height declared
+in the file header (`prodseg.data.imagesize`) may multiply to at most 100 megapixels (100,000,000
+pixels: a 12000x8000 photo fits, a 20000x20000 decompression bomb does not); a larger image is
+refused as bad input naming the file, its size and the limit. Set the environment variable
+PRODSEG_MAX_IMAGE_PIXELS (a positive integer, pixels) to raise or lower it. The same limit applies to
+the sizes a COCO file declares for its images.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from prodseg.atomic import atomic_path
+from prodseg.data.imagesize import HeaderError, declared_size
 from prodseg.errors import BadInput
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_PIXELS_ENV = "PRODSEG_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def _unreadable(path: Path, detail: str = "corrupt or not an image") -> BadInput:
+    return BadInput(f"{path}: cannot decode the image ({detail}); replace or remove it")
+
+
+def max_image_pixels() -> int:
+    """The image size limit in pixels: PRODSEG_MAX_IMAGE_PIXELS, else 100 megapixels."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadInput(f"{MAX_PIXELS_ENV}={text!r}: expected a positive number of pixels, "
+                       f"e.g. {DEFAULT_MAX_PIXELS}; fix or unset the variable")
+    return value
+
+
+def check_image_size(width: int, height: int, where: str) -> None:
+    """BadInput unless width x height is a positive size within `max_image_pixels()`."""
+    if width <= 0 or height <= 0:
+        raise BadInput(f"{where}: image size {width}x{height} (WxH) is not a positive size; fix the file")
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise BadInput(f"{where}: image size {width}x{height} (WxH, {width * height:,} pixels) is above the "
+                       f"limit of {limit:,} pixels; downscale it, or raise the limit with "
+                       f"{MAX_PIXELS_ENV}=<pixels> if the machine has the memory")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) declared by an image file's header, checked against the size limit."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: file not found")
+    try:
+        width, height = declared_size(path)
+    except HeaderError as exc:
+        raise _unreadable(path, f"{exc}: corrupt or not an image") from exc
+    check_image_size(width, height, str(path))
+    return width, height
 
 
 def _decode(path: Path, flags: int) -> np.ndarray:
-    if not path.is_file():
-        raise BadInput(f"{path}: file not found")
+    width, height = image_size(path)  # before decoding: a tiny file may declare a huge image
     data = np.fromfile(str(path), dtype=np.uint8)
     img = cv2.imdecode(data, flags) if data.size else None
     if img is None:
-        raise BadInput(f"{path}: cannot decode the image (corrupt or not an image); replace or remove it")
+        raise _unreadable(path)
+    if img.shape[:2] != (height, width):  # a decoder that disagrees with the header we bounded
+        raise _unreadable(path, f"decodes to {img.shape[1]}x{img.shape[0]}, its header says {width}x{height}")
     return img
 
 

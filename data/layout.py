@@ -7,10 +7,18 @@
       splits/train.txt val.txt   one stem per line (test.txt optional)
       instances.json             optional COCO instances (polygons or RLE) for instance models
       labels/<stem>.txt          optional YOLO-seg labels (class = semantic index - 1)
+
+Containment: a dataset entry never resolves outside its dataset folder. Names read from a file
+(a COCO `file_name`, a line of an image list, a list named by dataset.yaml) must be relative and must
+not climb out with `..`; files and folders found in the dataset may be symlinks only to places inside
+it. Importers and `prodseg-data convert` refuse anything else (`inside`, `entry`, `check_tree`), so
+that converting a dataset someone sent you never reads, and copies into the output, a file from
+elsewhere on the machine.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +28,43 @@ from prodseg.data.taxonomy import ClassList
 from prodseg.errors import BadInput
 
 SPLITS = ("train", "val", "test")
+_OUTSIDE_REMEDY = ("copy the file into the dataset folder and name it by a relative path "
+                   "(absolute paths, '..' and symlinks to elsewhere are refused)")
+
+
+def inside(root: str | Path, path: str | Path, what: str) -> Path:
+    """`path` itself, BadInput unless it stays inside dataset folder `root` once `..` and symlinks are
+    followed; `what` names the entry in the message (e.g. "image id 3 file_name '../x.jpg'")."""
+    try:
+        real, top = Path(path).resolve(), Path(root).resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long
+        raise BadInput(f"{what}: not a usable path ({exc}); fix the entry") from exc
+    if not real.is_relative_to(top):
+        raise BadInput(f"{what}: resolves to {str(real)!r}, outside the dataset folder {top}; "
+                       f"{_OUTSIDE_REMEDY}")
+    return Path(path)
+
+
+def entry(root: str | Path, base: str | Path, name: str, what: str) -> Path:
+    """`base / name` for a name read from a dataset file: relative, and inside `root` (see `inside`)."""
+    if Path(name).is_absolute():
+        raise BadInput(f"{what}: is an absolute path; {_OUTSIDE_REMEDY}")
+    return inside(root, Path(base) / name, what)
+
+
+def check_tree(root: str | Path) -> None:
+    """BadInput naming the first entry under `root` that a copy of the folder must not follow: a symlink
+    to outside it, to a folder above itself (a copy would never end) or to nothing, or a special file."""
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if path.is_symlink():
+                inside(root, path, str(path))
+                if path.is_dir() and Path(folder).resolve().is_relative_to(path.resolve()):
+                    raise BadInput(f"{path}: a symlink to a folder above it (a loop); remove the link")
+            if not (path.is_file() or path.is_dir()):
+                raise BadInput(f"{path}: not a regular file or folder (a broken symlink, a pipe or a "
+                               "device); remove it from the dataset folder")
 
 
 @dataclass(frozen=True)

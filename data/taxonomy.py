@@ -44,6 +44,9 @@ class ClassList:
             raise BadInput(f"classes: duplicate class names in {list(self.names)}")
         if not 1 <= len(self.names) < IGNORE_INDEX:
             raise BadInput(f"classes: {len(self.names)} classes; between 1 and 254 are supported")
+        bad = [c for c in self.colors if len(c) != 3 or not all(0 <= v <= 255 for v in c)]
+        if bad:
+            raise BadInput(f"classes: colour {list(bad[0])} is not [r, g, b] with values 0..255")
 
     @property
     def num_classes(self) -> int:
@@ -62,11 +65,14 @@ class ClassList:
         try:
             names = tuple(str(n) for n in d["names"])
             colors = tuple(tuple(int(v) for v in c) for c in d.get("colors") or default_colors(len(names)))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
             raise BadInput(
-                f"{source}: expected 'names: [...]' and optional 'colors: [[r,g,b], ...]' ({exc})"
+                f"{source}: expected 'names: [...]' and optional 'colors: [[r,g,b], ...]' ({exc!r:.80})"
             ) from exc
-        return cls(names, colors)  # type: ignore[arg-type]
+        try:
+            return cls(names, colors)  # type: ignore[arg-type]
+        except BadInput as exc:
+            raise BadInput(f"{source}: {str(exc).split(': ', 1)[-1]}") from exc
 
     @classmethod
     def load(cls, path: str | Path) -> ClassList:
@@ -74,8 +80,8 @@ class ClassList:
         if not path.is_file():
             raise BadInput(f"{path}: classes.yaml is missing; write one with 'names:' and 'colors:'")
         try:
-            d = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
+            d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8
             raise BadInput(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
         return cls.from_dict(d, str(path))
 

@@ -1,11 +1,13 @@
 """COCO instance JSON: read (polygons, uncompressed and compressed RLE) and write (RLE or polygons).
 
-`category_id` is the semantic class index (1..N-1); background is not a category.
+`category_id` is the semantic class index (1..N-1); background is not a category. Reading checks the
+whole file first (`coco_validate`: what is refused, what is skipped with a warning).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,14 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from prodseg.atomic import write_text
+from prodseg.data.formats import coco_validate as validate
+from prodseg.data.formats.coco_validate import Annotation, Id, check_rle_string
 from prodseg.data.formats.geometry import corner_polygons
 from prodseg.data.instances import ImageRecord, Instance
 from prodseg.data.taxonomy import SHELF10, ClassList, default_colors
 from prodseg.errors import BadInput
 
+log = logging.getLogger(__name__)
 ENCODINGS = ("rle", "polygon")
 
 
@@ -102,9 +107,10 @@ def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BadInput(f"{path}: COCO file not found")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc}); is it a COCO instances file?") from exc
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+        raise BadInput(f"{path}: not valid JSON ({reason}); is it a COCO instances file?") from exc
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a COCO object with 'images', 'annotations', 'categories'")
     for key in ("images", "annotations", "categories"):
@@ -113,79 +119,73 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _classes(categories: list[dict], path: Path) -> tuple[ClassList, dict[int, int]]:
-    """ClassList (background first) and the category id -> semantic index map, matched by name."""
-    try:
-        cats = {int(c["id"]): str(c["name"]) for c in categories}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadInput(f"{path}: categories need 'id' and 'name' ({exc})") from exc
+def _classes(cats: dict[Id, str], path: Path) -> tuple[ClassList, dict[Id, int]]:
+    """ClassList (background first) and the category id -> semantic index map, matched by name.
+
+    Categories sharing a name share a class; a category named 'background' maps to nothing.
+    """
     things = {cid: n for cid, n in cats.items() if n != "background"}
     if set(things.values()) <= set(SHELF10.thing_names):
         classes = SHELF10
     else:
-        names = ("background", *(things[cid] for cid in sorted(things)))
-        classes = ClassList(names, tuple(default_colors(len(names))))
+        ordered = sorted(things, key=lambda c: (isinstance(c, str), c))  # ids may mix int and str
+        names = tuple(dict.fromkeys(("background", *(things[cid] for cid in ordered))))
+        try:
+            classes = ClassList(names, tuple(default_colors(len(names))))
+        except BadInput as exc:
+            raise BadInput(f"{path}: {str(exc).split(': ', 1)[-1]}") from exc
     return classes, {cid: classes.names.index(n) for cid, n in things.items()}
 
 
-def _decode_segmentation(seg: Any, h: int, w: int) -> np.ndarray:
+def _decode_segmentation(seg: Any, h: int, w: int, where: str) -> np.ndarray:
+    """A validated segmentation (see coco_validate) as a bool (h, w) mask."""
     if isinstance(seg, list):  # polygons
-        rles = mask_utils.frPyObjects([p for p in seg if len(p) >= 6], h, w)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool) if rles else np.zeros((h, w), bool)
-    if isinstance(seg.get("counts"), list):  # uncompressed RLE
-        seg = mask_utils.frPyObjects(seg, h, w)
-    elif isinstance(seg.get("counts"), str):
-        seg = {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
-    return mask_utils.decode(seg).astype(bool)
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(seg, h, w))).astype(bool)
+    if isinstance(seg["counts"], list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(seg, h, w)
+    else:
+        check_rle_string(seg["counts"], h, w, where)  # pycocotools would write past the mask otherwise
+        rle = {"size": [h, w], "counts": seg["counts"].encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
 
 
-def _instance(ann: dict, rec: ImageRecord, cat_map: dict[int, int], path: Path) -> Instance | None:
-    where = f"{path}: annotation id {ann.get('id', '?')}"
-    try:
-        cid = int(ann["category_id"])
-        mask = _decode_segmentation(ann["segmentation"], rec.height, rec.width)
-    except KeyError as exc:
-        raise BadInput(f"{where}: missing key {exc}") from exc
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise BadInput(f"{where}: cannot decode 'segmentation' ({exc})") from exc
-    if cid not in cat_map:
+def _instance(ann: Annotation, rec: ImageRecord, cat_map: dict[Id, int], path: Path) -> Instance | None:
+    if ann.category_id not in cat_map:
         return None  # a category named 'background': nothing to paint
-    return Instance(cat_map[cid], mask, float(ann.get("score", 1.0)), bool(ann.get("iscrowd", 0)))
+    mask = _decode_segmentation(ann.segmentation, rec.height, rec.width, f"{path}: annotation id {ann.id!r}")
+    return Instance(cat_map[ann.category_id], mask, ann.score, ann.iscrowd)
 
 
 class CocoFile:
-    """A parsed COCO instances JSON whose masks are decoded one image at a time (`record`, iteration)."""
+    """A checked COCO instances JSON whose masks are decoded one image at a time (`record`, iteration).
+
+    The whole file is validated on opening (`coco_validate`), so errors come before any work;
+    annotations without a mask are skipped with one warning that counts them.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         data = _load(self.path)
-        self.classes, self._cat_map = _classes(data["categories"], self.path)
-        self._images: dict[Any, ImageRecord] = {}
-        for img in data["images"]:
-            try:
-                rec = ImageRecord(str(img["file_name"]), int(img["height"]), int(img["width"]))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise BadInput(f"{self.path}: image entry {img!r:.80} lacks a valid key {exc}") from exc
-            self._images[img["id"]] = rec
-        self._anns: dict[Any, list[dict]] = {k: [] for k in self._images}
-        for ann in data["annotations"]:
-            if ann.get("image_id") not in self._anns:
-                raise BadInput(f"{self.path}: annotation id {ann.get('id', '?')} names image_id "
-                               f"{ann.get('image_id')!r}, which is not in 'images'")
-            self._anns[ann["image_id"]].append(ann)
-        self.ids_by_stem = {Path(r.file_name).stem: k for k, r in self._images.items()}
+        cats = validate.categories(data["categories"], str(self.path))
+        self.classes, self._cat_map = _classes(cats, self.path)
+        self.images: dict[Id, ImageRecord] = validate.images(data["images"], str(self.path))
+        self._anns, self.skipped = validate.annotations(data["annotations"], self.images, cats,
+                                                        str(self.path))
+        for what, n in self.skipped.items():
+            log.warning("%s: skipped %d %s", self.path, n, what)
+        self.ids_by_stem = {Path(r.file_name).stem: k for k, r in self.images.items()}
 
     def __len__(self) -> int:
-        return len(self._images)
+        return len(self.images)
 
-    def record(self, image_id: Any) -> ImageRecord:
+    def record(self, image_id: Id) -> ImageRecord:
         """The image's record with its instances decoded (a fresh object on every call)."""
-        rec = self._images[image_id]
+        rec = self.images[image_id]
         insts = (_instance(a, rec, self._cat_map, self.path) for a in self._anns[image_id])
         return ImageRecord(rec.file_name, rec.height, rec.width, [i for i in insts if i is not None])
 
     def __iter__(self) -> Iterator[ImageRecord]:
-        return (self.record(k) for k in self._images)
+        return (self.record(k) for k in self.images)
 
 
 def read_coco(path: str | Path) -> tuple[list[ImageRecord], ClassList]:

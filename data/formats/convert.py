@@ -9,6 +9,7 @@ from pathlib import Path
 from prodseg.data.formats import exporters, importers
 from prodseg.data.formats.coco import SEGMENTERS
 from prodseg.data.formats.folder import atomic_dir
+from prodseg.data.imageio import max_image_pixels
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput
 
@@ -43,13 +44,16 @@ def convert(src: str | Path, dst: str | Path, from_fmt: str, to_fmt: str = "prod
     _pick(SEGMENTERS, coco_encoding, "COCO mask")
     opts = exporters.ExportOptions(coco_encoding)
     src, dst = Path(src), Path(dst)
+    max_image_pixels()  # a bad PRODSEG_MAX_IMAGE_PIXELS fails here, once, not at the first image
     if not src.exists():
         raise BadInput(f"{src}: source not found")
+    if src.is_dir() and dst.resolve() != src.resolve() and dst.resolve().is_relative_to(src.resolve()):
+        raise BadInput(f"{dst}: is inside the source folder {src}; choose a --to folder outside it")
     with atomic_dir(dst) as out:
         if to_fmt == "prodseg":
             importer(src, out)
         elif from_fmt == "prodseg":
-            exporter(ShelfDataset(src), out, opts)
+            exporter(importers.open_prodseg(src), out, opts)
         else:
             with tempfile.TemporaryDirectory(prefix=".prodseg-convert.", dir=out.parent) as tmp:
                 hub = Path(tmp) / "dataset"

@@ -3,7 +3,8 @@
 Each line is `class x1 y1 x2 y2 ...` with class = semantic index - 1 and coordinates normalised by
 the image width/height. An instance with several parts (occlusion) becomes ONE line whose parts
 are joined the way ultralytics' COCO converter joins them (`geometry.merge_segments`). Holes are
-not representable; crowds (ignore regions) are skipped, as ultralytics does.
+not representable; crowds (ignore regions) are skipped, as ultralytics does. Reading refuses images
+and label files that are symlinks to outside the dataset folder (`prodseg.data.layout.inside`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prodseg.atomic import write_text
 from prodseg.data.formats.geometry import centre_polygons, fill_polygon, merge_segments
 from prodseg.data.imageio import IMAGE_EXTS, read_image
 from prodseg.data.instances import ImageRecord, Instance
+from prodseg.data.layout import inside
 from prodseg.data.taxonomy import SHELF10, ClassList, default_colors
 from prodseg.errors import BadInput
 
@@ -83,6 +85,9 @@ def parse_label_line(line: str, num_things: int, where: str) -> tuple[int, np.nd
         raise BadInput(f"{where}: not a YOLO-seg line 'class x1 y1 x2 y2 ...' ({exc})") from exc
     if not 0 <= cls < num_things:
         raise BadInput(f"{where}: class {cls} is outside 0..{num_things - 1} (dataset.yaml names)")
+    if not np.isfinite(coords).all():
+        raise BadInput(f"{where}: coordinates must be finite numbers, found "
+                       f"{', '.join(sorted({str(v) for v in coords[~np.isfinite(coords)]}))}")
     if coords.size < 6 or coords.size % 2:
         raise BadInput(f"{where}: a polygon needs an even number (>= 6) of coordinates, got {coords.size}")
     if coords.min() < -0.01 or coords.max() > 1.01:
@@ -94,7 +99,11 @@ def parse_label_line(line: str, num_things: int, where: str) -> tuple[int, np.nd
 def read_label_file(path: Path, height: int, width: int, num_things: int) -> list[Instance]:
     """Instances of one label file, rasterised at the image size."""
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not a UTF-8 text file ({exc.reason}); fix or remove it") from exc
+    for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             cid, poly = parse_label_line(line, num_things, f"{path}:{n}")
             out.append(Instance(cid, fill_polygon(poly * [width, height], (height, width))))
@@ -106,16 +115,19 @@ def read_names(yaml_path: Path) -> ClassList:
     if not yaml_path.is_file():
         raise BadInput(f"{yaml_path}: dataset.yaml not found; a YOLO-seg dataset needs one with 'names'")
     try:
-        data = yaml.safe_load(yaml_path.read_text()) or {}
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         names = data["names"]
         ordered = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
         things = [str(n) for n in ordered]
-    except (yaml.YAMLError, KeyError, TypeError) as exc:
+    except (yaml.YAMLError, KeyError, TypeError, ValueError, RecursionError) as exc:
         raise BadInput(f"{yaml_path}: needs 'names' as a list or {{0: name, ...}} ({exc!r:.80})") from exc
     if tuple(things) == SHELF10.thing_names:
         return SHELF10
     all_names = ("background", *things)
-    return ClassList(all_names, tuple(default_colors(len(all_names))))
+    try:
+        return ClassList(all_names, tuple(default_colors(len(all_names))))
+    except BadInput as exc:
+        raise BadInput(f"{yaml_path}: {str(exc).split(': ', 1)[-1]}") from exc
 
 
 def yolo_images(root: Path) -> list[tuple[str | None, Path, Path]]:
@@ -141,6 +153,9 @@ def read_yolo_splits(root: str | Path) -> tuple[list[ImageRecord], ClassList, di
     classes = read_names(root / "dataset.yaml")
     records, splits = [], {}
     for split, img, label in yolo_images(root):
+        inside(root, img, str(img))
+        if label.exists():
+            inside(root, label, str(label))
         h, w = read_image(img).shape[:2]
         rel = str(img.relative_to(root / "images"))
         insts = read_label_file(label, h, w, len(classes.thing_names)) if label.is_file() else []

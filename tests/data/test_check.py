@@ -156,5 +156,9 @@ def test_every_problem_is_listed(ds) -> None:
 def test_instances_json_with_a_wrong_image_size(ds) -> None:
     data = json.loads((ds / "instances.json").read_text())
     data["images"][1]["width"] = 80
+    # Its RLE masks stay 64x64: the file no longer agrees with itself either.
+    (ds / "instances.json").write_text(json.dumps(data))
+    only(ds, "annotation id 6: RLE 'size' [64, 64] differs from the image's [height, width] [64, 80]")
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != data["images"][1]["id"]]
     (ds / "instances.json").write_text(json.dumps(data))
     only(ds, "image 'img1.png' is 80x64 here but 64x64 in images/")

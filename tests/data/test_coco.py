@@ -171,3 +171,75 @@ def test_rle_round_trip_is_exact(tmp_path_factory, mask: np.ndarray, cid: int, c
     (inst,) = rec.instances
     assert (inst.class_id, inst.iscrowd) == (cid, crowd)
     assert np.array_equal(inst.mask, mask)
+
+
+def test_box_only_and_degenerate_polygons_are_skipped_with_a_count(tmp_path, caplog) -> None:
+    segs = [[], [], [[1, 1, 9, 1, 9, 9], [3, 3, 5, 5]], [[2, 2, 4, 4]]]  # CVAT box-only, 2-point parts
+    with caplog.at_level("WARNING"):
+        records, _ = read_coco(_coco_json(tmp_path, segs))
+    assert len(records[0].instances) == 1  # only the triangle has a mask
+    assert records[0].instances[0].mask.sum() > 0
+    messages = [r.getMessage() for r in caplog.records]
+    box_only = 'skipped 2 box-only annotations ("segmentation": [], no mask to import)'
+    assert any(box_only in m for m in messages)
+    assert any("skipped 2 polygon parts with fewer than 3 points" in m for m in messages)
+
+
+def test_compressed_rle_string_is_checked_against_pycocotools(tmp_path) -> None:
+    from pycocotools import mask as mask_utils
+
+    from prodseg.data.formats.coco_validate import rle_string_counts
+
+    m = np.asfortranarray(disc(30, 30, 9).astype(np.uint8))
+    rle = mask_utils.encode(m)
+    counts = rle_string_counts(rle["counts"].decode(), "x")
+    assert sum(counts) == H * W
+    back = mask_utils.frPyObjects({"size": [H, W], "counts": counts}, H, W)
+    assert np.array_equal(mask_utils.decode(back), m)
+
+
+def _valid_coco() -> dict:
+    poly = {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0, "segmentation": [[1, 1, 6, 1, 6, 6]]}
+    rle = {"id": 2, "image_id": 1, "category_id": 3, "iscrowd": 1,
+           "segmentation": {"size": [8, 8], "counts": [3, 5, 56]}}
+    return {"images": [{"id": 1, "file_name": "a.png", "height": 8, "width": 8}],
+            "annotations": [poly, rle], "categories": [{"id": 3, "name": "bottle"}]}
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 100) | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=4),
+    max_leaves=12,
+)
+_keys = st.sampled_from(["images", "annotations", "categories", "id", "image_id", "category_id", "file_name",
+                         "height", "width", "segmentation", "size", "counts", "iscrowd", "score", "name"])
+
+
+def _mutate(data, path: list[int], key: str, value, delete: bool):
+    """Set or delete `key` in the dict (or item of the list) reached by walking `path` into `data`."""
+    node = data
+    for step in path:
+        children = list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
+        if not children or not isinstance(children[step % len(children)], (dict, list)):
+            break
+        node = children[step % len(children)]
+    if isinstance(node, dict):
+        node.pop(key, None) if delete else node.__setitem__(key, value)
+    elif isinstance(node, list) and node:
+        node[path[-1] % len(node) if path else 0] = value
+    return data
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(_json, st.builds(_mutate, st.builds(_valid_coco), st.lists(st.integers(0, 5), max_size=5),
+                                  _keys, _json, st.booleans())))
+def test_any_json_is_read_or_refused_as_bad_input(tmp_path_factory, data) -> None:
+    path = tmp_path_factory.mktemp("h") / "c.json"
+    path.write_text(json.dumps(data))
+    try:
+        records, _ = read_coco(path)
+    except BadInput as exc:
+        assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+        return
+    for rec in records:
+        assert all(i.mask.shape == (rec.height, rec.width) for i in rec.instances)

@@ -64,3 +64,24 @@ def test_split_stems_sizes(n: int, val: float, test: float, sizes) -> None:
     out = split_stems(stems, val, test)
     assert (len(out["train"]), len(out["val"]), len(out["test"]) if "test" in out else None) == sizes
     assert sum(out.values(), []) == stems  # by position, no overlap, nothing lost
+
+
+def test_entries_stay_inside_the_dataset(tmp_path) -> None:
+    from prodseg.data.layout import check_tree, entry, inside
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (root / "images" / "a.png").write_bytes(b"x")
+    assert entry(root, root / "images", "../images/a.png", "e") == root / "images" / "../images/a.png"
+    with pytest.raises(BadInput, match="e: resolves to .*secret.png', outside the dataset folder"):
+        entry(root, root / "images", "../../secret.png", "e")
+    with pytest.raises(BadInput, match="e: is an absolute path"):
+        entry(root, root, str(root / "images" / "a.png"), "e")
+    (root / "images" / "in.png").symlink_to(root / "images" / "a.png")
+    check_tree(root)
+    (root / "images" / "out.png").symlink_to(tmp_path / "secret.png")
+    with pytest.raises(BadInput, match="out.png: resolves to"):
+        inside(root, root / "images" / "out.png", str(root / "images" / "out.png"))
+    with pytest.raises(BadInput, match="out.png: resolves to"):
+        check_tree(root)

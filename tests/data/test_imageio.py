@@ -86,3 +86,55 @@ def test_list_images_sorted_images_only(tmp_path) -> None:
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub.png").mkdir()
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "c.webp"]
+
+
+FORMATS = [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".bmp", []),
+           (".tif", []), (".webp", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])]
+
+
+@pytest.mark.parametrize("ext, params", FORMATS)
+@pytest.mark.parametrize("shape", [(7, 13, 3), (33, 5), (20, 30, 4), (1, 1, 3)])
+def test_declared_size_matches_the_decoded_image(tmp_path, ext, params, shape) -> None:
+    from prodseg.data.imagesize import declared_size
+
+    path = tmp_path / f"x{ext}"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8), params)
+    h, w = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+    assert declared_size(path) == (w, h)
+
+
+def test_declared_size_of_jpeg_with_exif_and_bigtiff(tmp_path) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    from prodseg.data.imagesize import declared_size
+
+    img = pil.new("RGB", (37, 21))
+    exif = pil.Exif()
+    exif[0x010E] = "x" * 3000  # a long APP1 segment before the frame header
+    img.save(tmp_path / "e.jpg", exif=exif)
+    img.save(tmp_path / "b.tif", big_tiff=True)
+    assert declared_size(tmp_path / "e.jpg") == (37, 21)
+    assert declared_size(tmp_path / "b.tif") == (37, 21)
+
+
+def test_size_limit_is_checked_before_decoding(tmp_path, monkeypatch) -> None:
+    from tests.data.test_hostile import png_header
+
+    (tmp_path / "bomb.png").write_bytes(png_header(20000, 20000))  # ~100 bytes, 1.2 GB decoded
+    with pytest.raises(BadInput, match=r"bomb.png: image size 20000x20000 \(WxH, 400,000,000 pixels\) "
+                                       r"is above the limit of 100,000,000 pixels; .*PRODSEG_MAX"):
+        read_image(tmp_path / "bomb.png")
+    write_image(tmp_path / "a.png", np.zeros((8, 10, 3), np.uint8))
+    monkeypatch.setenv("PRODSEG_MAX_IMAGE_PIXELS", "79")
+    with pytest.raises(BadInput, match="a.png: image size 10x8 .* limit of 79 pixels"):
+        read_mask(tmp_path / "a.png")
+    monkeypatch.setenv("PRODSEG_MAX_IMAGE_PIXELS", "80")
+    assert read_image(tmp_path / "a.png").shape == (8, 10, 3)
+    monkeypatch.setenv("PRODSEG_MAX_IMAGE_PIXELS", "many")
+    with pytest.raises(BadInput, match="PRODSEG_MAX_IMAGE_PIXELS='many': expected a positive number"):
+        read_image(tmp_path / "a.png")
+
+
+def test_header_that_is_not_an_image_format(tmp_path) -> None:
+    (tmp_path / "x.png").write_bytes(b"P6\n4 4\n255\n" + bytes(48))  # a PPM named .png
+    with pytest.raises(BadInput, match=r"x.png: cannot decode the image \(not a PNG, JPEG, BMP, TIFF"):
+        read_image(tmp_path / "x.png")
