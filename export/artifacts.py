@@ -30,7 +30,10 @@ class Artifact:
 
 @dataclass
 class ExportContext:
-    """Everything exporters share: options, source model, output folder and artifacts so far."""
+    """Everything exporters share: options, source model, output folder and artifacts so far.
+
+    `out` is the folder being built: a temporary sibling of the final folder, swapped in when complete.
+    """
 
     config: ExportConfig
     source: ExportSource

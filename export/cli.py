@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from prodseg.cli import handle_errors, setup_logging
+from prodseg.errors import BadInput
 from prodseg.export.config import CALIB_METHODS, ExportConfig, Thresholds
 
+# Options that only act together with other flags: given without them they would be silently ignored.
+# name -> (when it has no effect, the remedy, whether the other flags make it act)
+ONLY_WITH: dict[str, tuple[str, str, Callable[[dict[str, Any]], bool]]] = {
+    "calib_images": ("without --int8", "add --int8 or drop it", lambda p: p["int8"]),
+    "calib_method": ("without --int8", "add --int8 or drop it", lambda p: p["int8"]),
+    "int8_delta_miou": ("without --int8 and verification", "add --int8 (without --no-verify) or drop it",
+                        lambda p: p["int8"] and not p["no_verify"]),
+    "verify_images": ("with --no-verify", "drop one of them", lambda p: not p["no_verify"]),
+    "calib_data": ("with --no-verify and without --int8", "add --int8, drop --no-verify, or drop it",
+                   lambda p: p["int8"] or not p["no_verify"]),
+}
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+class OneLineUsage(click.Command):
+    """Click's usage errors as the one `error: ...` line (exit 2) that every other bad input gets."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            click.echo(f"error: {exc.format_message().rstrip('.')}; see '{info_name} --help'", err=True)
+            sys.exit(exc.exit_code)
+
+
+def check_flag_combinations(ctx: click.Context) -> None:
+    """BadInput for an option given on the command line whose companion flag is missing."""
+    for name, (when, remedy, acts) in ONLY_WITH.items():
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE and not acts(ctx.params):
+            raise BadInput(f"--{name.replace('_', '-')}: has no effect {when}; {remedy}")
+
+
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path),
               help="Artifact folder [default: <checkpoint dir>/export].")
@@ -43,6 +79,7 @@ def main(checkpoint: Path, out: Path | None, onnx: bool, fp16: bool, int8: bool,
          verbose: bool) -> None:
     """Export a prodseg checkpoint to ONNX / FP16 / INT8 / OpenVINO / TensorRT and verify every artifact."""
     setup_logging(verbose)
+    check_flag_combinations(click.get_current_context())
     flags = {"onnx": onnx, "fp16": fp16, "int8": int8, "openvino": openvino, "trt": trt}
     formats = tuple(name for name, on in flags.items() if on) or ("onnx",)
     cfg = ExportConfig(checkpoint=checkpoint, out=out, formats=formats, calib_data=calib_data,

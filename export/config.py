@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prodseg.errors import BadInput
+from prodseg.errors import BadInput, require
 
 FORMATS = ("onnx", "fp16", "int8", "openvino", "trt")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 MIN_OPSET = 17
+
+
+def max_opset() -> int:
+    """The newest opset both torch's TorchScript exporter and the installed onnx know."""
+    onnx = require("onnx", "export")
+    try:  # torch keeps its exporter's limit in a private module: fall back to onnx's when it moves
+        from torch.onnx._constants import ONNX_MAX_OPSET
+    except ImportError:
+        return int(onnx.defs.onnx_opset_version())
+    return min(int(ONNX_MAX_OPSET), int(onnx.defs.onnx_opset_version()))
 
 
 @dataclass
@@ -51,10 +62,23 @@ class ExportConfig:
             raise BadInput(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
         if self.calib_method not in CALIB_METHODS:
             raise BadInput(f"--calib-method {self.calib_method!r}: choose one of {', '.join(CALIB_METHODS)}")
-        if self.opset < MIN_OPSET:
-            raise BadInput(f"--opset {self.opset}: opset {MIN_OPSET} or newer is required")
-        if self.calib_images < 1 or self.verify_images < 1:
-            raise BadInput("--calib-images and --verify-images must be at least 1")
+        if not MIN_OPSET <= self.opset <= max_opset():
+            raise BadInput(f"--opset {self.opset}: choose an opset from {MIN_OPSET} to {max_opset()} "
+                           "(what this torch can export)")
+        for flag, n in (("--calib-images", self.calib_images), ("--verify-images", self.verify_images)):
+            if n < 1:
+                raise BadInput(f"{flag} {n}: must be at least 1")
+        if not math.isfinite(self.thresholds.int8_delta_miou):
+            raise BadInput(f"--int8-delta-miou {self.thresholds.int8_delta_miou}: must be a finite number of "
+                           "mIoU points (e.g. 1.0)")
+        self.check_combinations()
+
+    def check_combinations(self) -> None:
+        """Flags that contradict each other: refused rather than silently ignored."""
+        if self.strict and not self.verify:
+            raise BadInput("--strict: gates on verification, which --no-verify turns off; drop one of them")
+        if self.trt_calibrator and not (self.wants("trt") and self.wants("int8")):
+            raise BadInput("--trt-calibrator: builds the INT8 TensorRT engine; add --trt --int8 or drop it")
 
     @property
     def out_dir(self) -> Path:

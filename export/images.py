@@ -28,11 +28,16 @@ def verification_samples(dataset: Path, k: int) -> list[Sample]:
     return samples[:k]
 
 
-def calibration_images(folder: Path, n: int, held_out: set[str]) -> list[Path]:
-    """Up to `n` calibration images: val split first, then the rest, skipping verification images."""
+# What --calib-data (and the checkpoint's dataset when it calibrates) must be.
+IMAGE_SOURCE = "a prodseg dataset (images/ + classes.yaml) or a folder of .jpg/.png images"
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """A dataset's images (val split first) or a plain folder's; BadInput when missing or without images."""
+    if not folder.exists():
+        raise BadInput(f"{folder}: calibration folder not found; pass {IMAGE_SOURCE} to --calib-data")
     if not folder.is_dir():
-        raise BadInput(f"{folder}: calibration folder not found; pass a dataset or image folder "
-                       "to --calib-data")
+        raise BadInput(f"{folder}: is a file, not a calibration folder; pass {IMAGE_SOURCE} to --calib-data")
     if is_dataset(folder):
         ds = ShelfDataset(folder)
         val = ds.split_stems("val") if (folder / "splits" / "val.txt").is_file() else []
@@ -41,8 +46,14 @@ def calibration_images(folder: Path, n: int, held_out: set[str]) -> list[Path]:
     else:
         paths = list_images(folder)
     if not paths:
-        raise BadInput(f"{folder}: no images (.jpg/.png/...) to calibrate on; pass a folder that has some "
+        raise BadInput(f"{folder}: no images (.jpg/.png/...) to calibrate on; pass {IMAGE_SOURCE} "
                        "to --calib-data")
+    return paths
+
+
+def calibration_images(folder: Path, n: int, held_out: set[str]) -> list[Path]:
+    """Up to `n` calibration images: val split first, then the rest, skipping verification images."""
+    paths = folder_images(folder)
     fresh = [p for p in paths if p.stem not in held_out]
     if not fresh:
         log.warning("calibration: every image in %s is also a verification image; using them anyway", folder)

@@ -13,6 +13,7 @@ from typing import Any
 from prodseg.atomic import atomic_path
 from prodseg.errors import require
 from prodseg.export.calibration import CalibrationSet, ort_reader
+from prodseg.export.files import CALIB_CACHE
 from prodseg.export.onnx_fp32 import stamp_and_check
 from prodseg.metadata import ArtifactMetadata, file_sha256
 
@@ -77,7 +78,7 @@ def quantize_int8(fp32_onnx: Path, target: Path, calib: CalibrationSet, meta: Ar
     q = require("onnxruntime.quantization", "export", "INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    cache_dir = cache_dir or target.parent / "calib_cache"
+    cache_dir = cache_dir or target.parent / CALIB_CACHE
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = calib.cache_key(file_sha256(fp32_onnx), method, activations)
     cache = cache_dir / f"{target.stem}.{method}.{key}.json"

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from prodseg.export.artifacts import Artifact, ExportContext
+from prodseg.export.files import CALIB_CACHE, TRT_TIMING_CACHE
 from prodseg.export.source import INPUT_NAME
 
 
@@ -32,7 +33,7 @@ def export_onnx_int8(ctx: ExportContext) -> list[Artifact]:
     res = quantize_int8(ctx.path("onnx"), ctx.out / "model_int8.onnx", ctx.calibration, ctx.source.meta,
                         method=cfg.calib_method, activations=cfg.int8_activations)
     info = {"calib_method": cfg.calib_method, "calib_images": len(ctx.calibration),
-            "calib_cache": str(res.cache), "calib_cache_reused": res.reused_cache,
+            "calib_cache": str(res.cache.relative_to(ctx.out)), "calib_cache_reused": res.reused_cache,
             "excluded_nodes": res.excluded_nodes}
     return [ctx.add(Artifact("onnx_int8", res.path, "int8", info))]
 
@@ -67,11 +68,11 @@ def export_trt(ctx: ExportContext) -> list[Artifact]:
     for precision in wanted:
         onnx_name, engine = sources[precision]
         spec = EngineSpec(ctx.path(onnx_name), ctx.out / engine, precision, max_batch=cfg.trt_max_batch,
-                          workspace_mib=cfg.trt_workspace_mib, timing_cache=ctx.out / "trt_timing.cache")
+                          workspace_mib=cfg.trt_workspace_mib, timing_cache=ctx.out / TRT_TIMING_CACHE)
         if precision == "int8" and cfg.trt_calibrator:
             spec.onnx = ctx.path("onnx")
             spec.calibrator_feeds = input_batches(ctx)
-            spec.calibration_cache = ctx.out / "calib_cache" / "model_int8.trt.calib"
+            spec.calibration_cache = ctx.out / CALIB_CACHE / "model_int8.trt.calib"
         out.append(ctx.add(Artifact(f"trt_{precision}", build_engine(spec, ctx.source.meta), precision)))
     return out
 
