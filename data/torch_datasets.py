@@ -5,6 +5,8 @@ This is the one `data` module that imports torch; only `prodseg.train` imports i
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from prodseg.config import AugmentationConfig
 from prodseg.data.augment import build_augmentation
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.instances import id_map_from_instances
-from prodseg.data.layout import ShelfDataset
+from prodseg.data.layout import Sample, ShelfDataset
 from prodseg.data.taxonomy import IGNORE_INDEX, ClassList
 from prodseg.errors import BadInput
 
@@ -45,6 +47,64 @@ def _stats(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[np.ndarray,
     return m, s
 
 
+class DataError(BadInput):
+    """BadInput raised while reading an item, kept one line when it crosses a DataLoader worker.
+
+    torch re-raises a worker's exception in the main process as `type(exc)(text)` where the text is
+    "Caught X in DataLoader worker N. Original Traceback ... X: <message>": this class keeps only
+    the original message, so the CLI still prints one line and exits 2.
+    """
+
+    def __init__(self, message: str) -> None:
+        lines = [line for line in str(message).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].startswith("Caught "):
+            message = lines[-1].split(": ", 1)[-1]  # drop the "prodseg...DataError: " prefix
+        super().__init__(message)
+
+
+# Remedies for the problems `prodseg-data check` reports, by the start of the problem's message.
+REMEDIES = {
+    "label values": "fix these masks, or list the missing classes in classes.yaml and set model.num_classes "
+                    "to match",
+}
+
+
+def check_samples(data: ShelfDataset, samples: list[Sample], threads: int = 4) -> None:
+    """Run `prodseg-data check`'s image/mask checks on the samples a loader will read; BadInput if any fail.
+
+    Each image and mask is decoded once (in threads: OpenCV releases the GIL), which finds labels beyond
+    classes.yaml, undecodable files and size mismatches before training instead of as a crash mid-epoch.
+    """
+    from prodseg.data import check
+
+    scan = check.Scan(data.root, data.classes, {s.stem: s.image for s in samples}, [])
+    masks = [s.mask or data.masks_dir / f"{s.stem}.png" for s in samples]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(check._check_pair, repeat(scan), [s.image for s in samples], masks))
+    if not scan.problems:
+        return
+    first = min(scan.problems, key=lambda p: str(p.path))
+    remedy = next((f"; {r}" for start, r in REMEDIES.items() if first.message.startswith(start)), "")
+    count = len(scan.problems)
+    raise BadInput(f"{first}{remedy} ({count} problem{'s' if count > 1 else ''}; "
+                   f"`prodseg-data check {data.root}` lists every problem)")
+
+
+def split_samples(data: ShelfDataset, split: str) -> list[Sample]:
+    """The samples of a split, each with a mask (BadInput when the split is missing or empty)."""
+    samples = data.split(split)
+    if not samples:
+        raise BadInput(f"{data.root}: split '{split}' is empty; list images in splits/{split}.txt")
+    return samples
+
+
+def checked_split(data: ShelfDataset, split: str) -> list[Sample]:
+    """`split_samples`, after `check_samples` found no problem in them."""
+    samples = split_samples(data, split)
+    check_samples(data, samples)
+    return samples
+
+
 def _encode_ids(ids: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", ids.astype(np.uint16))
     assert ok, "OpenCV encodes 16-bit PNG"
@@ -59,9 +119,7 @@ class GroceryShelfDataset(Dataset):
                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
                  cache: bool = False, with_instances: bool = False):
         self.data = ShelfDataset(root)
-        self.samples = self.data.split(split)
-        if not self.samples:
-            raise BadInput(f"{self.data.root}: split '{split}' is empty; list images in splits/{split}.txt")
+        self.samples = split_samples(self.data, split)  # check_samples is the caller's, once per run
         self.size = (int(size[0]), int(size[1]))
         self.mean, self.std = _stats(mean, std)
         extra = ("instances",) if with_instances else ()
@@ -112,6 +170,15 @@ class GroceryShelfDataset(Dataset):
             self._seeded_for = seed
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        try:
+            return self._item(i)
+        except BadInput as exc:
+            raise DataError(str(exc)) from None
+        except OSError as exc:  # e.g. a file made unreadable after the start
+            raise DataError(f"{exc.filename or self.samples[i].image}: cannot read it ({exc.strerror}); "
+                            "check the dataset folder's files and permissions") from None
+
+    def _item(self, i: int) -> dict[str, Any]:
         self._reseed()
         image, mask = self._decoded(i)
         stem = self.samples[i].stem

@@ -38,6 +38,7 @@ OPTION_KEYS: dict[str, str] = {
     "data": "data.root",
     "workers": "data.num_workers",
     "out": "logging.out_dir",
+    "image_size": "data.image_size",
 }
 
 
@@ -64,9 +65,8 @@ def resolve_config_path(name: str) -> Path:
 
 def build_config(config: str | None, resume: str | None, options: dict[str, Any]) -> Config:
     """The run's Config: --config (or the resumed checkpoint's own config), then the CLI overrides."""
+    # Values go through the config's own validation, exactly as the same keys in a YAML file do.
     overrides = {OPTION_KEYS[k]: v for k, v in options.items() if k in OPTION_KEYS}
-    if options.get("image_size"):
-        overrides["data.image_size"] = list(options["image_size"])
     if resume and not config:
         from prodseg.train.checkpoint import load_checkpoint
 
@@ -102,18 +102,6 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
     return {"model.num_classes": cfg.model.num_classes + (-1 if arch == "yolov8_seg" else 1)}
 
 
-def _image_size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        parts = [int(v) for v in value.lower().replace("x", ",").split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 32 or any(p % 32 for p in parts):
-        raise click.BadParameter(f"{value!r}: give SIZE or HxW, multiples of 32 (e.g. 128 or 96x128)")
-    return (parts[0], parts[-1])
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config", help="YAML config path or a shipped config name (fast_cpu, deeplabv3plus, unet, yolov8_seg)."
@@ -133,7 +121,7 @@ def _image_size(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--device", help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp/--no-amp", default=None, help="Mixed precision (bf16 on CPU, fp16 on CUDA by default).")
 @click.option("--seed", type=int)
-@click.option("--image-size", callback=_image_size, help="Training size: SIZE or HxW (multiples of 32).")
+@click.option("--image-size", help="Training size: SIZE or HxW (multiples of 32).")
 @click.option("--workers", type=int, help="DataLoader worker processes.")
 @click.option("--weights", help="Initial weights file (state dict or checkpoint); nothing is downloaded.")
 @click.option("--register", help="Register best.pt in the MLflow model registry under this name.")

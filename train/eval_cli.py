@@ -10,7 +10,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from prodseg.atomic import check_output_path
 from prodseg.cli import handle_errors, setup_logging
+from prodseg.config import device_problem, split_problem
+from prodseg.errors import BadInput
 
 if TYPE_CHECKING:
     from prodseg.train.evaluate import EvalResult
@@ -56,6 +59,12 @@ def main(
     setup_logging(verbose)
     from prodseg.train.evaluate import evaluate_split, load_predictor
 
+    for option, value, problem in (("--split", split, split_problem(split)),
+                                   ("--device", device, device_problem(device))):
+        if problem:
+            raise BadInput(f"{option} {value}: {problem}")
+    if report_dir:
+        check_output_path(report_dir, "--report", folder=True)
     predictor = load_predictor(model, predictions, device)
     result = evaluate_split(predictor, data, split, samples)
     console = Console()

@@ -181,6 +181,7 @@ def evaluate_split(
     num_classes: int | None = None,
 ) -> EvalResult:
     """Run `predictor` over every image of the split and accumulate a confusion matrix against its masks."""
+    from prodseg.data.torch_datasets import checked_split
     from prodseg.train.metrics import ConfusionMatrix
 
     dataset = ShelfDataset(data)
@@ -188,9 +189,7 @@ def evaluate_split(
     n = num_classes or len(names)
     cm = ConfusionMatrix(n)
     kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    items = dataset.split(split)
-    if not items:
-        raise BadInput(f"{dataset.root}: split '{split}' is empty; list stems in splits/{split}.txt")
+    items = checked_split(dataset, split)  # the masks' labels and sizes, before any prediction
     mask_map = instance_scorer(predictor, dataset, n)
     for sample in items:
         image, target = read_image(sample.image), read_mask(sample.mask)

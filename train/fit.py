@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prodseg.atomic import check_output_path
 from prodseg.config import Config, apply_overrides
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput, ConfigError
@@ -43,6 +44,7 @@ from prodseg.train.engine import (
     unwrap,
 )
 from prodseg.train.optim import build_optimizer, build_scheduler
+from prodseg.train.outputs import first_missing, removed_on_failure
 from prodseg.train.progress import epoch_progress
 from prodseg.train.report import denormalize, sample_panel
 from prodseg.train.tracking import Trackers, build_trackers, flatten
@@ -147,15 +149,28 @@ def seed_epoch(run: Run, epoch: int) -> None:
     run.train_loader.generator.manual_seed(seed)
 
 
-def check_classes(cfg: Config, model: nn.Module, dataset: ShelfDataset) -> None:
+def check_classes(cfg: Config, dataset: ShelfDataset) -> None:
     """The model's class count (background included) must match the dataset's classes.yaml."""
-    have, want = unwrap(model).num_classes, dataset.classes.num_classes
+    yolo = cfg.model.architecture == "yolov8_seg"
+    have, want = cfg.model.num_classes + (1 if yolo else 0), dataset.classes.num_classes
     if have != want:
-        without = " (without background for yolov8_seg)" if cfg.model.architecture == "yolov8_seg" else ""
+        without = f" ({want - 1}: without background for yolov8_seg)" if yolo else f" ({want})"
         raise ConfigError(
             f"model.num_classes: the model has {have} classes but {dataset.root / 'classes.yaml'} "
             f"lists {want}; set model.num_classes to match{without}"
         )
+
+
+def preflight(cfg: Config) -> ShelfDataset:
+    """Every check of outputs and data that can fail, before anything is built or written (BadInput)."""
+    from prodseg.data.torch_datasets import checked_split
+
+    check_output_path(cfg.logging.out_dir, "--out", folder=True)
+    dataset = ShelfDataset(cfg.data.root)
+    check_classes(cfg, dataset)
+    for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
+        checked_split(dataset, split)
+    return dataset
 
 
 def new_run_dir(cfg: Config) -> Path:
@@ -176,6 +191,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     from prodseg.train.losses import build_loss
     from prodseg.train.models import build_model
 
+    dataset = preflight(cfg)
     ckpt = load_checkpoint(resume) if resume else None
     if ckpt is not None and ckpt["arch"] != cfg.model.architecture:
         raise BadInput(
@@ -185,10 +201,8 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     hp = cfg.training.hyperparameters
     device = distributed.local_device(resolve_device(cfg.training.device))
     precision = resolve_precision(device, hp)
-    dataset = ShelfDataset(cfg.data.root)
     seed_everything(hp.seed)  # same initial weights for the same seed
     model = build_model(cfg.model)
-    check_classes(cfg, model, dataset)
     criterion = (
         build_loss(cfg.training, model.num_classes) if model.output_kind == "semantic_logits" else None
     )
@@ -306,9 +320,20 @@ def fit(
         # The run folder is the checkpoint's, so its MLflow store (<out_dir>/mlflow.db) is the one beside
         # it, whatever --config or --out say: otherwise the stored MLflow run id points into another store.
         cfg = apply_overrides(cfg, {"logging.out_dir": str(Path(resume).resolve().parent.parent)}, "--resume")
+    if register and not cfg.logging.mlflow:
+        raise ConfigError(f"--register {register}: needs MLflow tracking; set logging.mlflow: true")
+    created = first_missing(cfg.logging.out_dir)
     run = setup(cfg, resume)
-    hp = cfg.training.hyperparameters
     main = distributed.world().is_main
+    # A run that fails before its first checkpoint (not a resumed one) leaves no run folder behind.
+    keep = (lambda: True) if resume or not main else (lambda: (run.run_dir / "last.pt").exists())
+    with removed_on_failure(run.run_dir, created, keep):
+        return train_run(run, register, progress and main, on_epoch_end)
+
+
+def train_run(run: Run, register: str | None, progress: bool, on_epoch_end: Callable | None) -> FitResult:
+    """Track, score the untrained model, train the epochs and register: `fit` after `setup`."""
+    cfg, hp, main = run.cfg, run.cfg.training.hyperparameters, distributed.world().is_main
     run.trackers = (
         build_trackers(cfg, run.run_dir, {"epoch": run.state.epoch, "mlflow_run_id": run.mlflow_run_id})
         if main
@@ -324,7 +349,7 @@ def fit(
             untrained = scalars["val/miou"]
             run.trackers.log_metrics(scalars, 0)
             log.info("run folder %s; untrained val mIoU %.4f", run.run_dir, untrained)
-        stopped = train_epochs(run, on_epoch_end, progress and main, extra)
+        stopped = train_epochs(run, on_epoch_end, progress, extra)
         registered = None
         if register and main:
             best = run.run_dir / "best.pt"

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prodseg.config import TrainingConfig
+from prodseg.config import TrainingConfig, loss_problem
 from prodseg.errors import ConfigError
 
 IGNORE_INDEX = 255
@@ -136,11 +136,8 @@ LOSSES: dict[str, Callable[[TrainingConfig, int], nn.Module]] = {
 def build_loss(training_cfg: TrainingConfig, num_classes: int) -> CompoundLoss:
     """The compound loss named by `training.loss`, e.g. {ce: 1.0, dice: 0.5}."""
     spec = training_cfg.loss
-    unknown = sorted(set(spec) - set(LOSSES))
-    if unknown:
-        raise ConfigError(f"training.loss: unknown loss {unknown[0]!r}; choose from {', '.join(LOSSES)}")
-    if not spec or not any(w > 0 for w in spec.values()) or any(w < 0 for w in spec.values()):
-        raise ConfigError(f"training.loss: {spec} needs at least one positive weight and none negative, "
-                          "e.g. {ce: 1.0, dice: 0.5}")
+    problem = loss_problem(spec)  # the config layer's own check, for configs built in code
+    if problem:
+        raise ConfigError(f"training.loss: {spec}: {problem}")
     terms = {name: LOSSES[name](training_cfg, num_classes) for name in spec}
     return CompoundLoss(terms, spec)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prodseg.atomic import ensure_writable_dir
-from prodseg.config import Config, apply_overrides
+from prodseg.atomic import check_output_path, ensure_writable_dir
+from prodseg.config import Config, apply_overrides, show
 from prodseg.errors import BadInput, ConfigError, GateFailed, MissingExtra, ProdsegError, require
+from prodseg.train.outputs import first_missing, remove_empty_dirs
 
 log = logging.getLogger("prodseg.tune")
 
@@ -50,11 +52,13 @@ def _is_number(value: Any, kind: type | tuple[type, ...] = (int, float)) -> bool
 
 
 def _check_range(key: str, spec: dict[str, Any], kind: type | tuple[type, ...]) -> None:
-    """Shared float/int checks: numeric low <= high, positive low for log, log and step exclusive."""
-    name = "an integer" if kind is int else "a number"
+    """Shared float/int checks: finite numeric low <= high, positive low for log, log and step exclusive."""
+    name = "an integer" if kind is int else "a finite number"
     for bound in ("low", "high", "step"):
-        if bound in spec and not _is_number(spec[bound], kind):
-            raise ConfigError(f"search.{key}: {bound} {spec[bound]!r} is not {name}; write e.g. {bound}: 1")
+        if bound in spec and spec[bound] is not None and not _is_finite(spec[bound], kind):
+            raise ConfigError(
+                f"search.{key}: {bound} {show(spec[bound])} is not {name}; write e.g. {bound}: 1"
+            )
     low, high = spec["low"], spec["high"]
     if low > high:
         raise ConfigError(f"search.{key}: low {low} > high {high}; swap them so that low <= high")
@@ -65,7 +69,25 @@ def _check_range(key: str, spec: dict[str, Any], kind: type | tuple[type, ...]) 
     if spec.get("step") is not None and spec["step"] <= 0:
         raise ConfigError(f"search.{key}: step {spec['step']} must be > 0")
     if not isinstance(spec.get("log", False), bool):
-        raise ConfigError(f"search.{key}: log must be true or false, got {spec['log']!r}")
+        raise ConfigError(f"search.{key}: log must be true or false, got {show(spec['log'])}")
+
+
+def _is_finite(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return _is_number(value, kind) and (isinstance(value, int) or math.isfinite(value))
+
+
+def _range_probes(spec: dict[str, Any], integer: bool) -> list[Any]:
+    """Values of a range the base config must accept: both ends, and the first step above low.
+
+    The config's bounds are intervals, so the ends cover them; the first step catches rules on a lattice
+    (an image size must be a multiple of 32: low 64, step 32 passes, low 64 without a step admits 65).
+    """
+    low, high = spec["low"], spec["high"]
+    step = spec.get("step") or (1 if integer else None)
+    probes = [low, high] if integer else [float(low), float(high)]
+    if step is not None and low + step < high:
+        probes.append(low + step)
+    return probes
 
 
 def _check_choices(key: str, spec: dict[str, Any]) -> None:
@@ -74,7 +96,7 @@ def _check_choices(key: str, spec: dict[str, Any]) -> None:
         raise ConfigError(f"search.{key}: choices must be a non-empty list, e.g. choices: [a, b]")
     bad = [c for c in choices if not isinstance(c, SCALARS)]
     if bad:
-        raise ConfigError(f"search.{key}: choice {bad[0]!r} is not a string, number, bool or null")
+        raise ConfigError(f"search.{key}: choice {show(bad[0])} is not a string, number, bool or null")
 
 
 SPEC_TYPES: dict[str, SpecType] = {
@@ -85,7 +107,7 @@ SPEC_TYPES: dict[str, SpecType] = {
         lambda trial, key, s: trial.suggest_float(
             key, s["low"], s["high"], log=s.get("log", False), step=s.get("step")
         ),
-        lambda s: [float(s["low"]), float(s["high"])],
+        lambda s: _range_probes(s, integer=False),
     ),
     "int": SpecType(
         ("low", "high"),
@@ -94,7 +116,7 @@ SPEC_TYPES: dict[str, SpecType] = {
         lambda trial, key, s: trial.suggest_int(
             key, s["low"], s["high"], step=s.get("step") or 1, log=s.get("log", False)
         ),
-        lambda s: [s["low"], s["high"]],
+        lambda s: _range_probes(s, integer=True),
     ),
     "categorical": SpecType(
         ("choices",),
@@ -111,15 +133,15 @@ def _check_spec(key: str, spec: Any) -> SpecType:
     types = ", ".join(SPEC_TYPES)
     if not isinstance(spec, dict):
         raise ConfigError(f"search.{key}: expected a mapping like {{type: float, low: 0.1, high: 1.0}}, "
-                          f"got {spec!r}")
-    kind = SPEC_TYPES.get(spec.get("type"))  # type: ignore[arg-type]
+                          f"got {show(spec)}")
+    kind = SPEC_TYPES.get(spec["type"]) if isinstance(spec.get("type"), str) else None
     if kind is None:
-        raise ConfigError(f"search.{key}: unknown type {spec.get('type')!r}; use one of {types}")
+        raise ConfigError(f"search.{key}: unknown type {show(spec.get('type'))}; use one of {types}")
     missing = [k for k in kind.required if k not in spec]
     if missing:
         raise ConfigError(f"search.{key}: type {spec['type']} needs {' and '.join(kind.required)} "
                           f"(missing {', '.join(missing)})")
-    unknown = sorted(set(spec) - {"type", *kind.required, *kind.optional})
+    unknown = sorted((k for k in spec if k not in {"type", *kind.required, *kind.optional}), key=str)
     if unknown:
         allowed = ", ".join(("type", *kind.required, *kind.optional))
         raise ConfigError(f"search.{key}: unknown field '{unknown[0]}' for type {spec['type']}; "
@@ -153,15 +175,8 @@ def apply_params(cfg: Config, params: dict[str, Any], source: str) -> Config:
 
 
 def check_override(cfg: Config, key: str, value: Any) -> Config:
-    """Apply `key: value` to `cfg` as a trial would, including checks that only training would make."""
-    out = apply_params(cfg, {key: value}, f"search.{key} = {value!r}")
-    if key.startswith("training.loss."):
-        from prodseg.train.losses import LOSSES
-
-        name = key.split(".", 2)[2]
-        if name not in LOSSES:
-            raise ConfigError(f"search.{key}: unknown loss '{name}'; choose from {', '.join(LOSSES)}")
-    return out
+    """Apply `key: value` to `cfg` as a trial would: the config layer refuses what training would refuse."""
+    return apply_params(cfg, {key: value}, f"search.{key} = {show(value)}")
 
 
 def sample(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -293,27 +308,25 @@ class _OneLineFailures(logging.Filter):
         return True
 
 
-def check_data(cfg: Config) -> None:
-    """The dataset folder and its train/val splits exist (BadInput, exit 2, before any trial runs)."""
-    from prodseg.data.layout import ShelfDataset
-
-    dataset = ShelfDataset(cfg.data.root)
-    for split in (cfg.data.train_split, cfg.data.val_split):
-        if not dataset.split_stems(split):
-            raise BadInput(f"{cfg.data.root}: split '{split}' is empty; write splits with prodseg-data")
-
-
 def tune(base: Config, opts: TuneOptions, source: str = "config") -> TuneResult:
     """Validate, run `opts.trials` trials of the (shared) study, then write the reports under `opts.out`."""
+    from prodseg.train.fit import preflight
+
     space = parse_search_space(base, source)
-    check_data(base)
     optuna = require("optuna", "tune", "prodseg-tune")
+    check_output_path(opts.out, "--out", folder=True)
+    preflight(trial_config(base, {}, Path(opts.out) / "trials"))  # the data, as every trial reads it
+    created = first_missing(opts.out)
     ensure_writable_dir(opts.out)
     # A filter on the handler (not the logger) also sees the records of optuna's child loggers.
     for handler in optuna.logging.get_logger("optuna").handlers:
         if not any(isinstance(f, _OneLineFailures) for f in handler.filters):
             handler.addFilter(_OneLineFailures())
-    study = open_study(opts)
+    try:
+        study = open_study(opts)
+    except BadInput:
+        remove_empty_dirs(Path(opts.out), created)  # no study, no output folder
+        raise
     ran: list[int] = []
     start = time.perf_counter()
     study.optimize(

@@ -90,7 +90,9 @@ def with_search(base_cfg, search: Any):
          f"search.{LR}: low 0.1 > high 0.01; swap them so that low <= high"),
         (LR, {"type": "float", "low": 0.0, "high": 0.01, "log": True},
          f"search.{LR}: log: true needs low > 0 (got 0.0); raise low or drop log"),
-        (LR, {"type": "float", "low": "a", "high": 0.01}, f"search.{LR}: low 'a' is not a number"),
+        (LR, {"type": "float", "low": "a", "high": 0.01}, f"search.{LR}: low 'a' is not a finite number"),
+        (LR, {"type": "float", "low": float("nan"), "high": 0.01}, f"search.{LR}: low nan is not a finite"),
+        (LR, {"type": "float", "low": 1e-3, "high": float("inf")}, f"search.{LR}: high inf is not a finite"),
         ("training.hyperparameters.batch_size", {"type": "int", "low": 2.5, "high": 8},
          "search.training.hyperparameters.batch_size: low 2.5 is not an integer"),
         (LR, {"type": "float", "lo": 0.1, "low": 0.1, "high": 1},
@@ -103,7 +105,20 @@ def with_search(base_cfg, search: Any):
         ("model.architecture", {"type": "categorical", "choices": ["unet", "segformer"]},
          "model.architecture: 'segformer' is not allowed; choose one of deeplabv3plus, unet, yolov8_seg"),
         ("training.loss.dicee", {"type": "float", "low": 0.0, "high": 1.0},
-         "search.training.loss.dicee: unknown loss 'dicee'; choose from ce, focal, dice"),
+         "training.loss: {'ce': 1.0, 'dicee': 0.0} is not allowed; unknown loss 'dicee'; choose from ce"),
+        # The config refuses a negative clip norm (it would reverse every gradient): so does the search.
+        ("training.hyperparameters.grad_clip_norm", {"type": "float", "low": -1.0, "high": 5.0},
+         "search.training.hyperparameters.grad_clip_norm = -1.0: training.hyperparameters.grad_clip_norm: "
+         "-1.0 is out of range (>= 0.0)"),
+        ("training.hyperparameters.grad_clip_norm", {"type": "categorical", "choices": [None, 1.0, -2.0]},
+         "grad_clip_norm: -2.0 is out of range"),
+        # Rules on a lattice: every size must be a multiple of 32, which a range without a step breaks.
+        ("data.image_size", {"type": "int", "low": 64, "high": 256},
+         "search.data.image_size = 65: data.image_size: [65, 65] is not allowed; height and width must be "
+         "multiples of 32"),
+        ("training.hyperparameters.seed", {"type": "int", "low": 0, "high": 2**40}, "is out of range (0 .."),
+        ("training.optimizer.betas", {"type": "float", "low": 0.5, "high": 0.9},
+         "training.optimizer.betas: expected a list, got 0.5"),
     ],
 )
 def test_bad_search_space_names_the_key_and_the_remedy(base_cfg, key, spec, message):
@@ -112,6 +127,15 @@ def test_bad_search_space_names_the_key_and_the_remedy(base_cfg, key, spec, mess
     text = str(exc.value)
     assert text.startswith("tune.yaml: ") and message in text, text
     assert "\n" not in text
+
+
+def test_ranges_the_config_accepts_throughout_pass(base_cfg):
+    space = {
+        "data.image_size": {"type": "int", "low": 64, "high": 256, "step": 32},
+        "training.hyperparameters.grad_clip_norm": {"type": "categorical", "choices": [None, 0.0, 5.0]},
+        LR: {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }
+    assert parse_search_space(with_search(base_cfg, space)) == space
 
 
 def test_empty_search_block_is_a_config_error(base_cfg):
@@ -180,7 +204,7 @@ def test_a_null_choice_sets_an_optional_key_to_null(base_cfg):
     assert trial_config(base_cfg, sample(optuna.trial.FixedTrial({clip: None}), space)) \
         .training.hyperparameters.grad_clip_norm is None
     assert trial_config(base_cfg, {clip: 1.0}).training.hyperparameters.grad_clip_norm == 1.0
-    with pytest.raises(ConfigError, match="learning_rate: expected float, got None"):
+    with pytest.raises(ConfigError, match=r"learning_rate: expected float \(a finite number\), got None"):
         parse_search_space(with_search(base_cfg, {LR: {"type": "categorical", "choices": [None]}}), "c")
     with pytest.raises(ConfigError, match="unknown key 'model.nope'"):
         parse_search_space(with_search(base_cfg, {"model.nope": {"type": "categorical", "choices": [None]}}))
