@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from prodseg.cli import handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 from prodseg.errors import BadInput
 from prodseg.export.config import CALIB_METHODS, ExportConfig, Thresholds
 
@@ -25,18 +24,6 @@ ONLY_WITH: dict[str, tuple[str, str, Callable[[dict[str, Any]], bool]]] = {
     "calib_data": ("with --no-verify and without --int8", "add --int8, drop --no-verify, or drop it",
                    lambda p: p["int8"] or not p["no_verify"]),
 }
-
-
-class OneLineUsage(click.Command):
-    """Click's usage errors as the one `error: ...` line (exit 2) that every other bad input gets."""
-
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as exc:
-            click.echo(f"error: {exc.format_message().rstrip('.')}; see '{info_name} --help'", err=True)
-            sys.exit(exc.exit_code)
 
 
 def check_flag_combinations(ctx: click.Context) -> None:

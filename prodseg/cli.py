@@ -122,6 +122,25 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class OneLineUsage(click.Command):
+    """Click's usage errors as the one `error: ...` line (exit 2) that every other bad input gets."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            name = " ".join(p for p in (parent.command_path if parent else "", info_name or "") if p)
+            click.echo(f"error: {exc.format_message().rstrip('.')}; see '{name} --help'", err=True)
+            sys.exit(exc.exit_code)
+
+
+class OneLineUsageGroup(OneLineUsage, click.Group):
+    """A command group whose own usage errors and whose subcommands' are one line each."""
+
+    command_class = OneLineUsage
+
+
 def rank_prefix() -> str:
     """`[rank N] ` under a multi-process torchrun job, whose ranks all print to one terminal, else ''."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and "RANK" in os.environ:

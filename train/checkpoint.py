@@ -106,12 +106,20 @@ def load_checkpoint(path: str | Path, accept_ultralytics: bool = False) -> dict[
             raise BadInput(f"{path}: an ultralytics checkpoint cannot be resumed; fine-tune from it with "
                            "--weights PATH instead")
         return _from_ultralytics(ultralytics_checkpoint(ckpt, path))
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise BadInput(
             f"{path}: not a prodseg checkpoint (no '{FORMAT}' format marker); "
             "pass a last.pt/best.pt written by prodseg-train or a YOLOv8-seg .pt saved by ultralytics"
         )
+    missing = [key for key, kind in REQUIRED.items() if not isinstance(ckpt.get(key), kind)]
+    if missing:
+        raise BadInput(f"{path}: a prodseg checkpoint without valid {', '.join(missing)}; "
+                       "was it edited or cut short? Use a last.pt/best.pt written by prodseg-train")
     return ckpt
+
+
+# What every consumer of a checkpoint reads; training state (optimizer, epoch, ...) only resume needs.
+REQUIRED: dict[str, type] = {"arch": str, "model": dict, "config": dict, "class_names": list}
 
 
 ULTRALYTICS_YAML = re.compile(r"^yolov8([nslmx])?-seg\.ya?ml$")

@@ -102,3 +102,12 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, saved, monkeypa
         save_checkpoint(target, load_checkpoint(saved[0]))
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("key", ["config", "model", "arch", "class_names"])
+def test_a_checkpoint_missing_what_consumers_read_is_bad_input(tmp_path, saved, key):
+    ckpt = load_checkpoint(saved[0])
+    del ckpt[key]
+    cut = save_checkpoint(tmp_path / "cut.pt", ckpt)
+    with pytest.raises(BadInput, match=f"cut.pt: a prodseg checkpoint without valid {key}"):
+        model_from_checkpoint(cut)
