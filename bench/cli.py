@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -9,6 +10,21 @@ import click
 from prodseg.bench.measure import MODES, BenchOptions
 from prodseg.bench.suite import BenchJob, run_job
 from prodseg.cli import handle_errors, setup_logging
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is also finite: `nan` passes every comparison, so a plain range lets it in."""
+
+    name = "finite float"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+LIMIT = Finite(min=0, min_open=True)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,12 +45,12 @@ from prodseg.cli import handle_errors, setup_logging
               help="Requests in flight in throughput mode.")
 @click.option("--gt-masks", type=click.Path(path_type=Path), default=None,
               help="Folder of per-frame masks 000000.png... -> mIoU and flicker.")
-@click.option("--min-fps", type=float, default=None, help="Gate: end-to-end FPS at least this.")
-@click.option("--max-p99-ms", type=float, default=None, help="Gate: p99 per-frame latency at most this.")
-@click.option("--max-memory-mb", type=float, default=None, help="Gate: peak RSS at most this.")
+@click.option("--min-fps", type=LIMIT, default=None, help="Gate: end-to-end FPS at least this.")
+@click.option("--max-p99-ms", type=LIMIT, default=None, help="Gate: p99 per-frame latency at most this.")
+@click.option("--max-memory-mb", type=LIMIT, default=None, help="Gate: peak RSS at most this.")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Saved result (--save-baseline) to compare with.")
-@click.option("--max-regression", type=float, default=0.10, show_default=True,
+@click.option("--max-regression", type=Finite(0, 1, max_open=True), default=0.10, show_default=True,
               help="Allowed FPS drop vs --baseline, as a fraction.")
 @click.option("--save-baseline", type=click.Path(path_type=Path), default=None,
               help="Write this run as a baseline (only when every gate passed).")
@@ -58,3 +74,7 @@ def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, 
     run_job(BenchJob(videos=list(videos), models=list(models), backends=list(backends), options=options,
                      limits=limits, baseline=baseline, max_regression=max_regression,
                      save_baseline=save_baseline, json_path=json_path, report_dir=report_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -156,14 +156,22 @@ def _timed_run(predictor: Any, handles: list[Any], video: str, opts: BenchOption
     source = BoundedSource(video, opts.deadline())
     if opts.mode == "throughput":
         stats = run_inflight(source, predictor, handles, on_result)
-        return TimedRun(stats.stages, stats.wall_s, done_at)
-    from prodseg.runtime.pipeline import run_pipeline
+        run = TimedRun(stats.stages, stats.wall_s, done_at)
+    else:
+        from prodseg.runtime.pipeline import run_pipeline
 
-    ps = run_pipeline(source, predictor, on_result=on_result)
-    if ps.decode_error is not None:
-        raise BadInput(f"{video}: decoding stopped at frame {ps.decode_error} (corrupt or truncated); "
+        ps = run_pipeline(source, predictor, on_result=on_result)
+        run = TimedRun(_pipeline_stages(ps), float(ps.wall_s), done_at, int(getattr(ps, "dropped", 0)))
+    check_decoded(source, video)
+    return run
+
+
+def check_decoded(source: BoundedSource, video: str) -> None:
+    """BadInput when the source stopped before the video's end: figures from part of a file are not a
+    benchmark of it (the same check for every mode)."""
+    if source.decode_error is not None:
+        raise BadInput(f"{video}: decoding stopped at frame {source.decode_error} (corrupt or truncated); "
                        "re-encode it, e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4")
-    return TimedRun(_pipeline_stages(ps), float(ps.wall_s), done_at, int(getattr(ps, "dropped", 0)))
 
 
 def _pipeline_stages(ps: Any) -> dict[str, list[float]]:

@@ -1,15 +1,19 @@
 """`--report DIR`: report.md with the comparison table and PNG plots (matplotlib, the `report` extra).
 
-Each file is written atomically and report.md last, so a report.md on disk always has its plots.
+The files are written to a temporary folder and moved in together, report.md last, so a report.md on
+disk always has its plots.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prodseg.atomic import atomic_path, ensure_writable_dir, write_text
+from prodseg.atomic import atomic_dir, write_text
 from prodseg.bench.names import artifact_label
 from prodseg.bench.results import ModelResult
 from prodseg.bench.table import markdown_table
@@ -87,23 +91,43 @@ PLOTS: dict[str, tuple[Callable[[Any, list[ModelResult]], Any], Callable[[list[M
 
 
 def write_report(out_dir: str | Path, results: list[ModelResult], document: dict[str, Any]) -> Path:
-    """Write the plots and report.md into out_dir; returns report.md's path."""
+    """Write the plots and report.md into out_dir; returns report.md's path.
+
+    Everything is written to a temporary folder first: a new out_dir appears complete or not at all,
+    and an existing one receives the files only once all exist (report.md last).
+    """
     require("matplotlib", "report", "--report plots")
+    target = Path(out_dir)
+    if not target.is_dir():
+        with atomic_dir(target) as tmp:
+            _write_files(tmp, results, document)
+        return target / "report.md"
+    staging = Path(tempfile.mkdtemp(prefix=".report.", suffix=".tmp", dir=target))
+    try:
+        _write_files(staging, results, document)
+        for f in sorted(staging.iterdir(), key=lambda f: f.name == "report.md"):
+            os.replace(f, target / f.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / "report.md"
+
+
+def _write_files(out: Path, results: list[ModelResult], document: dict[str, Any]) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = ensure_writable_dir(out_dir)
     written = []
     for name, (plot, applies) in PLOTS.items():
         if not applies(results):
             continue
         fig = plot(plt, results)
-        fig.tight_layout()
-        with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
+        try:
+            fig.tight_layout()
+            fig.savefig(out / name, dpi=100, format="png")
+        finally:
+            plt.close(fig)
         written.append(name)
     return write_text(out / "report.md", report_markdown(results, document, written))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,18 +111,54 @@ def run_document(results: list[ModelResult], settings: dict[str, Any]) -> dict[s
     }
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+# What the gates read from a saved document: field -> (check, what it must be).
+DOCUMENT_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "machine": (lambda v: isinstance(v, dict), "an object"),
+    "results": (lambda v: isinstance(v, list), "a list"),
+}
+RESULT_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "key": (lambda v: isinstance(v, str), "a string"),
+    "fps_e2e": (_is_number, "a finite number >= 0"),
+    "fps_model": (_is_number, "a finite number >= 0"),
+}
+
+
+def _problem(doc: dict[str, Any]) -> str | None:
+    """The first field the gates would trip over, as 'where: what is wrong', else None."""
+    checks = [("", doc, DOCUMENT_FIELDS)]
+    checks += [(f"results[{i}].", r, RESULT_FIELDS) for i, r in enumerate(doc.get("results") or [])]
+    for prefix, obj, fields in checks:
+        if not isinstance(obj, dict):
+            return f"{prefix[:-1]} is {type(obj).__name__}, not an object"
+        for name, (ok, what) in fields.items():
+            if name not in obj:
+                return f"'{prefix}{name}' is missing"
+            if not ok(obj[name]):
+                return f"'{prefix}{name}' is {obj[name]!r}, not {what}"
+    return None
+
+
 def load_document(path: str | Path) -> dict[str, Any]:
-    """Read a saved `--json`/`--save-baseline` document, checking its schema."""
+    """Read a saved `--json`/`--save-baseline` document, checking its schema and the fields gates read."""
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"--baseline {path}: no such file; record one with --save-baseline {path}")
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise BadInput(f"--baseline {path}: {what}; record one with --save-baseline FILE")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"--baseline {path}: not valid JSON ({exc}); record it again with --save-baseline") \
             from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise BadInput(f"--baseline {path}: schema {found!r} is not {SCHEMA!r}; "
+                       "record it again with --save-baseline")
+    problem = _problem(doc)
+    if problem is not None:
+        raise BadInput(f"--baseline {path}: {problem} (edited by hand?); "
                        "record it again with --save-baseline")
     return doc

@@ -11,14 +11,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from prodseg.atomic import write_json
+from prodseg.atomic import check_output_path, write_json
 from prodseg.bench.gates import LIMIT_GATES, Miss, check_baseline, check_limits
 from prodseg.bench.machine import load_average, machine_info
 from prodseg.bench.measure import BenchOptions, bench_one
 from prodseg.bench.names import artifact_label
 from prodseg.bench.results import ModelResult, load_document, run_document
 from prodseg.bench.table import comparison_table
-from prodseg.errors import BadInput, GateFailed
+from prodseg.errors import BadInput, GateFailed, require
 
 
 @dataclass
@@ -38,6 +38,7 @@ class BenchJob:
 
     def check(self) -> None:
         """Fail fast (exit 2) on missing or undecodable inputs, before minutes of measuring."""
+        from prodseg.runtime import check_artifact
         from prodseg.runtime.sources import open_source
 
         for v in self.videos:
@@ -47,9 +48,17 @@ class BenchJob:
         for m in self.models:
             if not Path(m).exists():
                 raise BadInput(f"--model {m}: not found; give an exported .onnx, .xml, .engine or its folder")
+            for backend in self.backends:
+                check_artifact(m, backend)  # type, companion files: before minutes of measuring others
         unknown = set(self.limits) - set(LIMIT_GATES)
         if unknown:
             raise BadInput(f"unknown gate(s) {sorted(unknown)}; known: {', '.join(LIMIT_GATES)}")
+        for option, path in (("--json", self.json_path), ("--save-baseline", self.save_baseline)):
+            if path is not None:
+                check_output_path(path, option)
+        if self.report_dir is not None:
+            check_output_path(self.report_dir, "--report", folder=True)
+            require("matplotlib", "report", "--report plots")  # before measuring, not after
 
 
 def measure_all(job: BenchJob, console: Console) -> list[ModelResult]:
@@ -80,8 +89,8 @@ def run_job(job: BenchJob, console: Console | None = None, err: Console | None =
     console = console or wide_console()
     err = err or Console(stderr=True)
     job.check()
-    warn_if_busy(err)
     baseline = load_document(job.baseline) if job.baseline is not None else None
+    warn_if_busy(err)
     results = measure_all(job, err)
     doc = run_document(results, settings(job))
     console.print(comparison_table(doc["results"]))
@@ -114,7 +123,7 @@ def warn_if_busy(err: Console) -> None:
     if load > 0.5 * cores:
         err.print(f"warning: load average {load:.1f} on {cores} cores before the run; other processes "
                   "compete for the CPU, so FPS is lower and latency noisier than on an idle machine",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 def gate_misses(job: BenchJob, doc: dict[str, Any], baseline: dict[str, Any] | None) -> list[Miss]:

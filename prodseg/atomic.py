@@ -34,6 +34,26 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def check_output_path(path: str | os.PathLike, option: str, folder: bool = False) -> Path:
+    """BadInput, before any work, when `path` cannot become an output file (or folder, with `folder`).
+
+    Nothing is created: the nearest existing ancestor must be a writable folder, and an existing
+    `path` must be of the kind asked for.
+    """
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        kind = "a folder; give a file path" if p.is_dir() else "a file, not a folder; give a folder path"
+        raise BadInput(f"{option} {p}: is {kind}")
+    start = p if folder else p.parent
+    anchor = next((a for a in [start, *start.parents] if a.exists()), Path("."))
+    if not anchor.is_dir():
+        raise BadInput(f"{option} {p}: {anchor} is a file, not a folder; choose another {option}")
+    if not os.access(anchor, os.W_OK):
+        raise BadInput(f"{option} {p}: {anchor} is not writable; choose another {option} "
+                       "or fix its permissions")
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto the target only if the block succeeds.

@@ -37,6 +37,26 @@ def backend_for(path: Path, backend: str = "auto") -> str:
     return SUFFIX_BACKENDS[suffix]
 
 
+def _openvino_weights(path: Path) -> None:
+    from prodseg.runtime.runners.openvino_runner import check_weights
+
+    check_weights(path)
+
+
+# Suffix -> a cheap check of the files beside the artifact, run before any backend loads it.
+COMPANION_CHECKS = {".xml": _openvino_weights}
+
+
+def check_artifact(artifact: str | Path, backend: str = "auto") -> tuple[Path, str]:
+    """(model file, backend) after the checks that need no backend: the file, its type, its companions."""
+    path = resolve_artifact(artifact)
+    name = backend_for(path, backend)
+    check = COMPANION_CHECKS.get(path.suffix.lower())
+    if check is not None:
+        check(path)
+    return path, name
+
+
 def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threads: int | None = None,
          **runner_opts: Any) -> Predictor:
     """Open an artifact with its backend; all configuration comes from the artifact's metadata.
@@ -44,8 +64,7 @@ def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threa
     runner_opts go to the runner: graph_optimization, allow_spinning (onnxruntime), hint,
     inference_precision (openvino), cuda_graph (tensorrt), precision, channels_last (torch).
     """
-    path = resolve_artifact(artifact)
-    name = backend_for(path, backend)
+    path, name = check_artifact(artifact, backend)
     runner = runner_class(name)(str(path), device=device, threads=threads, **runner_opts)
     runner.activate()
     try:
@@ -56,4 +75,5 @@ def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threa
         raise
 
 
-__all__ = ["RUNNERS", "Detection", "FrameContext", "Prediction", "Predictor", "Runner", "load"]
+__all__ = ["RUNNERS", "Detection", "FrameContext", "Prediction", "Predictor", "Runner", "check_artifact",
+           "load"]

@@ -11,20 +11,18 @@ from typing import Any
 
 import click
 
-from prodseg.cli import handle_errors, setup_logging
-from prodseg.errors import BadInput
+from prodseg.atomic import write_json
+from prodseg.cli import _Terminated, handle_errors, setup_logging
+from prodseg.errors import BadInput, Interrupted
+from prodseg.runtime.outputs import OutputFolder, signals_held
 from prodseg.runtime.runners import RUNNERS
 
 log = logging.getLogger("prodseg.predict")
 
 
-def _sinks(out: Path | None, save_video: bool, save_masks: bool, meta: Any, fps: float) -> list[Any]:
+def _sinks(out: Path, save_video: bool, save_masks: bool, meta: Any, fps: float) -> list[Any]:
     from prodseg.runtime.sinks import JsonlSink, MaskSink, OverlayVideoSink
 
-    if out is None:
-        if save_video or save_masks:
-            raise BadInput("--save-video/--save-masks need --out DIR")
-        return []
     sinks: list[Any] = [JsonlSink(out / "predictions.jsonl")]
     if save_video:
         sinks.append(OverlayVideoSink(out / "overlay.mp4", meta, fps))
@@ -42,44 +40,99 @@ def _progress(total: int | None) -> tuple[Any, Any]:
 
 
 def predict(source: str, model: str, out: Path | None, save_video: bool, save_masks: bool, backend: str,
-            device: str, threads: int | None, max_frames: int | None, queue_size: int) -> dict[str, Any]:
+            device: str, threads: int | None, max_frames: int | None, queue_size: int,
+            overwrite: bool = False) -> dict[str, Any]:
     """Run the pipeline with sinks and a progress bar; returns the run summary (also written to --out)."""
     import prodseg.runtime as rt
-    from prodseg.runtime.pipeline import run_pipeline
     from prodseg.runtime.sources import open_source
 
+    if out is None and (save_video or save_masks):
+        raise BadInput("--save-video/--save-masks need --out DIR")
+    folder = OutputFolder(out, overwrite) if out is not None else None  # before any work
     src = open_source(source)
-    # the pipeline's own threads need CPU too: ONNX Runtime's idle workers must not spin
-    predictor = rt.load(model, backend=backend, device=device, threads=threads, allow_spinning=False)
-    sinks = _sinks(out, save_video, save_masks, predictor.meta, src.fps)
-    total = src.frame_count if max_frames is None else min(src.frame_count or max_frames, max_frames)
-    bar, task = _progress(total)
-    ok = False
     try:
-        with bar, contextlib.closing(predictor):
-            def tick(frame: Any, pred: Any) -> None:
-                model_fps = 1000 / max(pred.timings.get("infer", 1.0), 1e-3)
-                bar.update(task, advance=1, fps=f"{model_fps:.1f} FPS model")
-
-            stats = run_pipeline(src, predictor, sinks, queue_size=queue_size, max_frames=max_frames,
-                                 on_result=tick)
-        ok = True
-    finally:
-        for sink in sinks:
-            sink.close(ok)
+        # the pipeline's own threads need CPU too: ONNX Runtime's idle workers must not spin
+        predictor = rt.load(model, backend=backend, device=device, threads=threads, allow_spinning=False)
+    except BaseException:
         src.close()
-    summary = {"source": source, "model": model, "backend": predictor.backend, **stats.summary()}
-    if out is not None:
-        from prodseg.atomic import write_json
+        raise
+    with contextlib.closing(src), contextlib.closing(predictor):
+        header = {"source": source, "model": model, "backend": predictor.backend}
+        return _Run(src, predictor, folder, save_video, save_masks).execute(max_frames, queue_size, header)
 
-        write_json(out / "summary.json", summary)
-    return summary
+
+class _Run:
+    """One pipelined run into the output folder: failures remove its outputs, interruptions report them."""
+
+    def __init__(self, src: Any, predictor: Any, folder: OutputFolder | None, save_video: bool,
+                 save_masks: bool):
+        self.src, self.predictor, self.folder = src, predictor, folder
+        self.save_video, self.save_masks = save_video, save_masks
+        self.sinks: list[Any] = []
+        self.done = 0
+
+    def execute(self, max_frames: int | None, queue_size: int, header: dict[str, Any]) -> dict[str, Any]:
+        from prodseg.runtime.pipeline import run_pipeline
+
+        total = self.src.frame_count if max_frames is None else min(self.src.frame_count or max_frames,
+                                                                    max_frames)
+        bar, task = _progress(total)
+        try:
+            if self.folder is not None:
+                self.sinks = _sinks(self.folder.prepare(), self.save_video, self.save_masks,
+                                    self.predictor.meta, self.src.fps)
+            with bar:
+                def tick(frame: Any, pred: Any) -> None:
+                    self.done += 1
+                    model_fps = 1000 / max(pred.timings.get("infer", 1.0), 1e-3)
+                    bar.update(task, advance=1, fps=f"{model_fps:.1f} FPS model")
+
+                stats = run_pipeline(self.src, self.predictor, self.sinks, queue_size=queue_size,
+                                     max_frames=max_frames, on_result=tick)
+            summary = {**header, **stats.summary()}
+            self._close(ok=True)
+            if self.folder is not None:
+                write_json(self.folder.path / "summary.json", summary)
+            return summary
+        except (KeyboardInterrupt, _Terminated) as exc:
+            with signals_held():
+                self._interrupted(exc)
+            raise
+        except BaseException:
+            with signals_held():
+                self._close(ok=False)
+                if self.folder is not None:
+                    self.folder.discard()
+            raise
+
+    def _close(self, ok: bool) -> None:
+        for sink in self.sinks:
+            sink.close(ok)
+
+    def _interrupted(self, exc: BaseException) -> None:
+        """Keep the frames finished so far (complete files) and raise Interrupted saying what is on disk."""
+        folder = self.folder
+        if folder is None or self.done == 0:
+            self._close(ok=False)
+            if folder is not None:
+                folder.discard()
+            return  # nothing under a final name: the caller re-raises for the generic message
+        self._close(ok=True)
+        folder.sweep_temps()
+        (folder.path / "summary.json").unlink(missing_ok=True)  # a summary would claim a finished run
+        error = Interrupted(f"interrupted after {self.done} frames: {folder.describe()}; no summary.json "
+                            f"(the run did not finish); rerun with --overwrite to replace them")
+        error.exit_code = 130 if isinstance(exc, KeyboardInterrupt) else 143
+        raise error from exc
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source")
 @click.option("--model", "model", required=True, help="Exported artifact: .onnx, .xml, .engine/.plan or .pt.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder for the results.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder for the results (new or empty).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier prodseg-predict output in --out (refused if it holds other files).")
 @click.option("--save-video", is_flag=True, help="Write OUT/overlay.mp4 (class colours and legend).")
 @click.option("--save-masks", is_flag=True, help="Write OUT/masks/<frame>.png label masks.")
 @click.option("--backend", type=click.Choice(["auto", *RUNNERS]), default="auto", show_default=True)
@@ -89,13 +142,15 @@ def predict(source: str, model: str, out: Path | None, save_video: bool, save_ma
 @click.option("--queue-size", type=click.IntRange(1), default=4, show_default=True)
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
-def main(source: str, model: str, out: Path | None, save_video: bool, save_masks: bool, backend: str,
-         device: str, threads: int | None, max_frames: int | None, queue_size: int, verbose: bool) -> None:
+def main(source: str, model: str, out: Path | None, overwrite: bool, save_video: bool, save_masks: bool,
+         backend: str, device: str, threads: int | None, max_frames: int | None, queue_size: int,
+         verbose: bool) -> None:
     """Segment every frame of SOURCE (video, image folder, camera index, rtsp/http URL) with --model."""
     setup_logging(verbose)
     if not verbose:  # FFmpeg's own decode warnings would bury the one-line report (read at first open)
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    s = predict(source, model, out, save_video, save_masks, backend, device, threads, max_frames, queue_size)
+    s = predict(source, model, out, save_video, save_masks, backend, device, threads, max_frames, queue_size,
+                overwrite)
     ms = s["mean_ms"]
     stages = ", ".join(f"{name} {value:.1f}" for name, value in ms.items())
     click.echo(f"{s['frames']} frames in {s['wall_s']:.2f}s = {s['fps']:.1f} FPS end to end "
@@ -104,3 +159,7 @@ def main(source: str, model: str, out: Path | None, save_video: bool, save_masks
         raise BadInput(f"{source}: decoding stopped at frame {s['decode_error']} "
                        f"(the file is truncated or corrupt); {s['frames']} frames were processed")
     log.debug(json.dumps(s))
+
+
+if __name__ == "__main__":
+    main()

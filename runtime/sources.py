@@ -64,19 +64,38 @@ class CaptureSource(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         image, index, t0 = self._first, 0, time.monotonic()
+        last_pos, max_gap = 0.0, 0.0
         while image is not None:
             pos = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            max_gap, last_pos = (max(max_gap, pos - last_pos), pos) if index else (0.0, pos)
             stamp = time.monotonic() - t0 if self.is_live else pos  # container time: right for VFR videos
             yield Frame(index, image, stamp)
             index += 1
             ok, image = self.cap.read()
             if not ok:
                 image = None
-        if self.frame_count is not None and index < self.frame_count:
+        if not self.is_live and stopped_early(index, self.frame_count, self.fps, last_pos, max_gap):
             self.decode_error = index
 
     def close(self) -> None:
         self.cap.release()
+
+
+def stopped_early(decoded: int, frame_count: int | None, fps: float, last_pos_s: float,
+                  max_gap_s: float) -> bool:
+    """Whether a file's decoding ended before its end: fewer frames than counted AND time left over.
+
+    OpenCV's frame count is the container's exact count (MP4) or duration x nominal FPS (Matroska,
+    WebM, TS). A variable-frame-rate file of the second kind decodes fewer frames than that estimate
+    but its last frame still lies within one (largest seen) frame gap of the duration; a truncated or
+    corrupt file stops short of it.
+    """
+    if frame_count is None or decoded >= frame_count:
+        return False
+    if fps <= 0:
+        return True
+    frame_s = 1.0 / fps
+    return last_pos_s + max(max_gap_s, frame_s) + 0.5 * frame_s < frame_count * frame_s
 
 
 class ImageFolderSource(FrameSource):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,43 @@ from prodseg.errors import BadInput, require
 from prodseg.runtime.runners.base import Runner
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+
+
+def _reason(exc: BaseException) -> str:
+    """OpenVINO's own sentence from its multi-line message (which starts with source-file locations)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    told = [line for line in lines if not line.startswith(("Exception from", "Check '"))]
+    return (told or lines or [type(exc).__name__])[-1]
+
+
+def _needed_weight_bytes(xml: Path) -> int:
+    """Bytes the IR's constants read from its .bin: the largest offset + size of a <data> element."""
+    import xml.etree.ElementTree as ET
+
+    needed = 0
+    try:
+        for _, elem in ET.iterparse(xml):
+            if elem.tag == "data" and "offset" in elem.attrib and "size" in elem.attrib:
+                needed = max(needed, int(elem.attrib["offset"]) + int(elem.attrib["size"]))
+            elem.clear()
+    except (ET.ParseError, ValueError) as exc:
+        raise BadInput(f"{xml}: not a valid OpenVINO IR .xml ({exc}); export it again") from exc
+    return needed
+
+
+def check_weights(xml: Path) -> None:
+    """BadInput naming the .bin when an IR's weights file is missing or shorter than the .xml needs."""
+    weights = xml.with_suffix(".bin")
+    needed = _needed_weight_bytes(xml)
+    if not weights.is_file():
+        if needed:
+            raise BadInput(f"{weights}: missing; an OpenVINO IR is the .xml and its .bin weights side by "
+                           f"side: copy {weights.name} next to {xml.name}")
+        return
+    size = weights.stat().st_size
+    if size < needed:
+        raise BadInput(f"{weights}: truncated ({size} bytes, {xml.name} needs {needed}); copy the whole "
+                       "file again or export the model again")
 
 
 class OpenVinoRunner(Runner):
@@ -34,8 +72,7 @@ class OpenVinoRunner(Runner):
             model = core.read_model(self.path)
             self.compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInput(f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({first}); "
+            raise BadInput(f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({_reason(exc)}); "
                            f"devices here: {', '.join(core.available_devices)}") from exc
         self._model = model
         self.request = self.compiled.create_infer_request()

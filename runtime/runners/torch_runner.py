@@ -18,6 +18,23 @@ OUTPUT_NAMES = {"semantic_logits": ["logits"], "yolo_seg": ["output0", "output1"
 AUTOCAST = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
 
 
+def torch_device(torch: Any, device: str) -> str:
+    """The torch device for `--device` (cpu, cuda[:N], gpu); BadInput when it is not here."""
+    kind, _, index = device.lower().partition(":")
+    kind = "cuda" if kind == "gpu" else kind
+    if kind == "cpu" and not index:
+        return "cpu"
+    if kind != "cuda" or not (index.isdigit() or not index):
+        raise BadInput(f"--device {device}: the torch backend runs on cpu or cuda[:N]; choose one of those")
+    if not torch.cuda.is_available():
+        raise BadInput(f"--device {device}: no CUDA device is available here (torch.cuda.is_available() is "
+                       "False: no NVIDIA GPU or driver, or a CPU-only torch); use --device cpu")
+    if index and int(index) >= torch.cuda.device_count():
+        raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                       f"numbered from 0; choose cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return f"cuda:{index}" if index else "cuda"
+
+
 class TorchRunner(Runner):
     """opts: precision (fp32|fp16|bf16 autocast), channels_last (bool)."""
 
@@ -34,7 +51,7 @@ class TorchRunner(Runner):
             raise BadInput(f"{self.path}: checkpoint not found")
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        device = "cuda" if self.device == "gpu" else self.device
+        device = torch_device(torch, self.device)
         model, cfg, ckpt = model_from_checkpoint(self.path, device=device)
         self.metadata = checkpoint_metadata(model, cfg, ckpt, self.path, precision)
         self.module = model.export_module().eval()

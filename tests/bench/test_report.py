@@ -79,3 +79,21 @@ def test_report_files(tmp_path):
     # One model, no accuracy: no scatter plot.
     write_report(tmp_path / "one", [make_result(accuracy=False)], run_document([make_result()], {}))
     assert not (tmp_path / "one" / "accuracy_vs_fps.png").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_failing_plot_leaves_no_half_report(tmp_path, monkeypatch, existing):
+    from prodseg.bench import report
+
+    def broken(plt, results):
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setitem(report.PLOTS, "stages.png", (broken, lambda rs: True))
+    out = tmp_path / "rep"
+    if existing:
+        out.mkdir()
+        (out / "mine.txt").write_text("kept")
+    with pytest.raises(RuntimeError, match="plot failed"):
+        write_report(out, [make_result()], run_document([make_result()], {}))
+    # a new folder appears complete or not at all; an existing one never gets a report.md without its plots
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (["mine.txt", "rep"] if existing else [])

@@ -170,3 +170,52 @@ def truncated_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
     return cut
+
+
+# Gaps between presentation times (ms), irregular as from a phone or screen recorder.
+VFR_GAPS_MS = [33, 10, 300, 33, 250, 5, 40, 33, 400, 20] * 2
+
+
+def write_vfr_mkv(path: Path, gaps_ms: list[int] = VFR_GAPS_MS, size: tuple[int, int] = (160, 96)) -> Path:
+    """A variable-frame-rate Matroska file: one frame per gap (+1), each with its own millisecond pts."""
+    from fractions import Fraction
+
+    import av
+
+    container = av.open(str(path), "w", format="matroska")
+    stream = container.add_stream("libx264", rate=30)
+    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+    stream.codec_context.time_base = Fraction(1, 1000)
+    stream.options = {"g": "5", "threads": "1", "bf": "0"}
+    pts = 0
+    for i, gap in enumerate([*gaps_ms, 33]):
+        frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), (i * 37) % 256, np.uint8), "rgb24")
+        frame.pts, frame.time_base = pts, Fraction(1, 1000)
+        pts += gap
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def vfr_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+    """(a VFR .mkv, the gaps in ms between its frames' presentation times)."""
+    return write_vfr_mkv(tmp_path_factory.mktemp("vfr") / "vfr.mkv"), VFR_GAPS_MS
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init DeepLabV3+ training checkpoint (64x96, shelf10)."""
+    from prodseg.config import config_from_dict
+    from prodseg.data.taxonomy import SHELF10
+    from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
+    from prodseg.train.models import build_model
+
+    cfg = config_from_dict({"model": {"architecture": "deeplabv3plus", "backbone": "resnet18"},
+                            "data": {"image_size": [64, 96]}})
+    colors = [list(c) for c in SHELF10.colors]
+    ckpt = build_checkpoint(build_model(cfg.model), cfg, list(SHELF10.names), colors)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", ckpt)

@@ -63,3 +63,28 @@ def test_truncated_video_reports_where_decoding_stopped(truncated_video: Path) -
     frames = list(src)
     assert src.frame_count == 30 and 0 < len(frames) < 30
     assert src.decode_error == len(frames)
+
+
+def test_variable_frame_rate_mkv_decodes_to_the_end(vfr_video: tuple[Path, list[int]]) -> None:
+    path, gaps = vfr_video
+    src = open_source(path)
+    frames = list(src)
+    # OpenCV estimates Matroska's count as duration x nominal FPS: far more than the file holds
+    assert src.frame_count is not None and src.frame_count > len(frames) == len(gaps) + 1
+    assert src.decode_error is None
+    expected = np.cumsum([0, *gaps]) / 1000
+    assert [f.timestamp_s for f in frames] == pytest.approx(expected, abs=2e-3)
+
+
+@pytest.mark.parametrize("decoded, count, fps, last, gap, early", [
+    (13, 30, 30.0, 0.4, 1 / 30, True),  # truncated CFR file
+    (30, 30, 30.0, 29 / 30, 1 / 30, False),  # complete
+    (29, 30, 30.0, 28 / 30, 1 / 30, True),  # one frame missing
+    (21, 68, 30.0, 2.248, 0.4, False),  # VFR Matroska: count is an estimate, time reached the end
+    (5, 68, 30.0, 0.4, 0.4, True),  # VFR file cut short
+    (5, None, 30.0, 0.1, 0.03, False),  # no count known
+])
+def test_stopped_early(decoded, count, fps, last, gap, early) -> None:
+    from prodseg.runtime.sources import stopped_early
+
+    assert stopped_early(decoded, count, fps, last, gap) is early

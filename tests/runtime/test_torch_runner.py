@@ -10,20 +10,6 @@ import prodseg.runtime as rt
 from prodseg.errors import BadInput
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from prodseg.config import config_from_dict
-    from prodseg.data.taxonomy import SHELF10
-    from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
-    from prodseg.train.models import build_model
-
-    cfg = config_from_dict({"model": {"architecture": "deeplabv3plus", "backbone": "resnet18"},
-                            "data": {"image_size": [64, 96]}})
-    colors = [list(c) for c in SHELF10.colors]
-    ckpt = build_checkpoint(build_model(cfg.model), cfg, list(SHELF10.names), colors)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", ckpt)
-
-
 @pytest.mark.slow
 def test_checkpoint_agrees_with_its_onnx_export(checkpoint: Path, shelf_frame, tmp_path: Path) -> None:
     import onnx
