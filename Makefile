@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck bench clean
+.PHONY: venv demo test lint typecheck bench clean docs
 
 venv: $(STAMP)
 
@@ -39,6 +39,11 @@ test: $(STAMP)
 	mkdir -p runs/benchmarks
 	set -e; for d in $(TEST_DIRS); do echo "== pytest $$d"; $(BIN)/python -m pytest -q $$d; done
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-json=runs/benchmarks/latest.json
+
+# The documentation site (strict: a broken link or anchor fails), then the docs' examples run as written.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d runs/site
+	$(BIN)/python -m pytest -q tests/docs
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
