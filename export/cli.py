@@ -54,8 +54,8 @@ def check_flag_combinations(ctx: click.Context) -> None:
 @click.option("--verify-images", default=16, show_default=True, help="Held-out images to verify on.")
 @click.option("--strict", is_flag=True, help="Exit 1 when an artifact misses its verification threshold.")
 @click.option("--opset", default=17, show_default=True, help="ONNX opset (17 or newer).")
-@click.option("--int8-delta-miou", default=Thresholds.int8_delta_miou, show_default=True,
-              help="Largest allowed INT8 mIoU drop in points.")
+@click.option("--int8-delta-miou", default=100 * Thresholds.int8_delta_miou, show_default=True,
+              help="Largest allowed INT8 mIoU drop, in points (1.0 = one percentage point).")
 @click.option("--trt-calibrator", is_flag=True,
               help="TensorRT 10 only: INT8 engine via IInt8EntropyCalibrator2 instead of the QDQ ONNX.")
 @click.option("-v", "--verbose", is_flag=True)
@@ -72,7 +72,8 @@ def main(checkpoint: Path, out: Path | None, onnx: bool, fp16: bool, int8: bool,
     cfg = ExportConfig(checkpoint=checkpoint, out=out, formats=formats, calib_data=calib_data,
                        calib_images=calib_images, calib_method=calib_method, dynamic_batch=dynamic_batch,
                        verify=not no_verify, verify_images=verify_images, strict=strict, opset=opset,
-                       thresholds=Thresholds(int8_delta_miou=int8_delta_miou), trt_calibrator=trt_calibrator)
+                       thresholds=Thresholds(int8_delta_miou=int8_delta_miou / 100),
+                       trt_calibrator=trt_calibrator)
     from prodseg.export.pipeline import run_export
 
     result = run_export(cfg)

@@ -25,12 +25,12 @@ def max_opset() -> int:
 
 @dataclass
 class Thresholds:
-    """Verification gates: label-map agreement with PyTorch (%) and the INT8 mIoU drop (points)."""
+    """Verification gates, as fractions: label-map agreement with PyTorch and the INT8 mIoU drop."""
 
-    fp32_agreement: float = 99.9
-    fp16_agreement: float = 99.5
-    bf16_agreement: float = 99.0
-    int8_delta_miou: float = 1.0
+    fp32_agreement: float = 0.999
+    fp16_agreement: float = 0.995
+    bf16_agreement: float = 0.99
+    int8_delta_miou: float = 0.01
 
 
 @dataclass
@@ -69,8 +69,8 @@ class ExportConfig:
             if n < 1:
                 raise BadInput(f"{flag} {n}: must be at least 1")
         if not math.isfinite(self.thresholds.int8_delta_miou):
-            raise BadInput(f"--int8-delta-miou {self.thresholds.int8_delta_miou}: must be a finite number of "
-                           "mIoU points (e.g. 1.0)")
+            raise BadInput(f"--int8-delta-miou {100 * self.thresholds.int8_delta_miou}: must be a finite "
+                           "number of mIoU points (e.g. 1.0)")
         self.check_combinations()
 
     def check_combinations(self) -> None:

@@ -17,17 +17,22 @@ def _num(value: float, fmt: str) -> str:
     return "-" if value is None or math.isnan(value) else format(value, fmt)
 
 
+def _pct(fraction: float, fmt: str) -> str:
+    """Fractions are data; the table shows them in percent (points for ΔmIoU)."""
+    return _num(100 * fraction if fraction is not None else fraction, fmt)
+
+
 def render_table(rows: list[VerifyRow], console: Console | None = None) -> Table:
     """Print one row per artifact: precision, size, max|Δ|, agreement, mIoU, ΔmIoU, latency, status."""
     table = Table(title="export verification vs PyTorch")
-    for col in ("artifact", "precision", "backend", "size MB", "max|Δ|", "agree %", "mIoU", "ΔmIoU",
+    for col in ("artifact", "precision", "backend", "size MB", "max|Δ|", "agree %", "mIoU %", "ΔmIoU",
                 "infer ms", "status"):
         left = col in ("artifact", "precision", "backend", "status")
         table.add_column(col, justify="left" if left else "right")
     for r in rows:
         status = "[green]ok[/]" if r.status == "ok" else f"[yellow]{r.status}[/] {r.note}"
         table.add_row(r.artifact, r.precision, r.backend, _num(r.size_mb, ".2f"), _num(r.max_abs_diff, ".2e"),
-                      _num(r.agreement, ".3f"), _num(r.miou, ".2f"), _num(r.delta_miou, "+.2f"),
+                      _pct(r.agreement, ".3f"), _pct(r.miou, ".2f"), _pct(r.delta_miou, "+.2f"),
                       _num(r.infer_ms, ".1f"), status)
     console = console or Console()
     if not console.is_terminal:

@@ -11,11 +11,11 @@ import numpy as np
 
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.layout import Sample
-from prodseg.data.taxonomy import IGNORE_INDEX
 from prodseg.export.artifacts import Artifact
 from prodseg.export.config import Thresholds
 from prodseg.export.files import size_mb
 from prodseg.export.source import ExportSource
+from prodseg.metrics import ConfusionMatrix
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ RUNNER_OPTS: dict[tuple[str, str], dict[str, Any]] = {
 
 @dataclass
 class VerifyRow:
-    """One artifact's distance from PyTorch; ΔmIoU = PyTorch mIoU - artifact mIoU, in points."""
+    """One artifact's distance from PyTorch, as fractions: label-map agreement, mIoU of both, and
+    delta_miou = PyTorch mIoU - artifact mIoU (0.01 = one point)."""
 
     artifact: str
     path: str
@@ -47,21 +48,6 @@ class VerifyRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def confusion(pred: np.ndarray, gt: np.ndarray, n: int) -> np.ndarray:
-    """n x n confusion matrix (rows = ground truth), ignoring IGNORE_INDEX pixels."""
-    keep = gt != IGNORE_INDEX
-    idx = gt[keep].astype(np.int64) * n + np.minimum(pred[keep], n - 1).astype(np.int64)
-    return np.bincount(idx, minlength=n * n).reshape(n, n)
-
-
-def miou(mat: np.ndarray) -> float:
-    """Mean IoU in percent over classes present in prediction or ground truth."""
-    inter = np.diag(mat).astype(np.float64)
-    union = mat.sum(0) + mat.sum(1) - inter
-    present = union > 0
-    return float(100.0 * (inter[present] / union[present]).mean()) if present.any() else float("nan")
 
 
 class TorchReference:
@@ -104,7 +90,7 @@ def verify_artifact(artifact: Artifact, samples: list[Sample], ref: TorchReferen
 def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: TorchReference) -> VerifyRow:
     """Outputs, label maps and mIoU of one loaded artifact vs PyTorch on the samples."""
     n = ref.source.meta.num_classes
-    mats = {"art": np.zeros((n, n), np.int64), "ref": np.zeros((n, n), np.int64)}
+    mats = {"art": ConfusionMatrix(n), "ref": ConfusionMatrix(n)}
     same = total = 0
     diff = 0.0
     infer_ms: list[float] = []
@@ -121,11 +107,11 @@ def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: Torc
         same += int((art_map == ref_map).sum())
         total += art_map.size
         if gt is not None:
-            mats["art"] += confusion(art_map, gt, n)
-            mats["ref"] += confusion(ref_map, gt, n)
-    m_art, m_ref = miou(mats["art"]), miou(mats["ref"])
+            mats["art"].update(gt, art_map, where=str(s.mask))
+            mats["ref"].update(gt, ref_map, where=str(s.mask))
+    m_art, m_ref = mats["art"].scores().miou, mats["ref"].scores().miou
     return VerifyRow(artifact.name, str(artifact.path), artifact.precision, artifact.backend,
-                     round(size_mb(artifact.path), 3), diff, 100.0 * same / max(total, 1), m_art, m_ref,
+                     round(size_mb(artifact.path), 3), diff, same / max(total, 1), m_art, m_ref,
                      m_ref - m_art, float(np.median(infer_ms)))
 
 
@@ -133,11 +119,12 @@ def judge(row: VerifyRow, t: Thresholds) -> VerifyRow:
     """Mark a row 'WARN' when it misses its precision's threshold (agreement, or ΔmIoU for int8)."""
     if row.precision == "int8":
         if not row.delta_miou <= t.int8_delta_miou:
-            row.status, row.note = "WARN", f"ΔmIoU {row.delta_miou:.2f} > {t.int8_delta_miou} points"
+            row.status, row.note = "WARN", (f"ΔmIoU {100 * row.delta_miou:.2f} > "
+                                            f"{100 * t.int8_delta_miou:g} points")
         return row
     need = {"fp32": t.fp32_agreement, "fp16": t.fp16_agreement, "bf16": t.bf16_agreement}[row.precision]
     if not row.agreement >= need:
-        row.status, row.note = "WARN", f"agreement {row.agreement:.3f}% < {need}%"
+        row.status, row.note = "WARN", f"agreement {100 * row.agreement:.3f}% < {100 * need:g}%"
     return row
 
 
