@@ -24,7 +24,7 @@ from prodseg.export.onnx_fp32 import export_onnx
 from prodseg.export.onnx_int8 import quantize_int8
 from prodseg.export.openvino_ir import convert_ir, ir_from_qdq, quantize_ir
 from prodseg.export.source import ExportSource, load_source
-from prodseg.export.verify import confusion, miou
+from prodseg.metrics import ConfusionMatrix
 from prodseg.runtime import load
 
 
@@ -70,12 +70,12 @@ def measure(path: Path, backend: str, opts: dict, samples: list, threads: int, r
             t0 = time.perf_counter()
             pred.infer(feed)
             times.append(1000 * (time.perf_counter() - t0))
-        n = pred.meta.num_classes
-        mat = sum(confusion(pred.predict(read_image(s.image)).label_map, read_mask(s.mask), n)
-                  for s in samples)
+        cm = ConfusionMatrix(pred.meta.num_classes)
+        for s in samples:
+            cm.update(read_mask(s.mask), pred.predict(read_image(s.image)).label_map)
     times.sort()
     return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "miou": miou(mat)}
+            "miou": cm.scores().miou}
 
 
 def main() -> None:
@@ -105,7 +105,7 @@ def main() -> None:
         r = {"artifact": label, "path": str(path), **stats}
         rows.append(r)
         print(f"{label:36s} median {r['median_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f} ms  "
-              f"mIoU {r['miou']:6.2f}", flush=True)
+              f"mIoU {100 * r['miou']:6.2f}", flush=True)
     import openvino as ov
 
     report = {"cpu_default_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
