@@ -9,7 +9,7 @@ import click
 
 from prodseg.bench.measure import MODES, BenchOptions
 from prodseg.bench.suite import BenchJob, run_job
-from prodseg.cli import handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 
 
 class Finite(click.FloatRange):
@@ -27,7 +27,7 @@ class Finite(click.FloatRange):
 LIMIT = Finite(min=0, min_open=True)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("videos", nargs=-1, required=True)
 @click.option("--model", "models", multiple=True, required=True,
               help="Exported artifact (.onnx, .xml, .engine); repeat to compare.")

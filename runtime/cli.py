@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from prodseg.atomic import write_json
-from prodseg.cli import _Terminated, handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, _Terminated, handle_errors, setup_logging
 from prodseg.errors import BadInput, Interrupted
 from prodseg.runtime.outputs import OutputFolder, signals_held
 from prodseg.runtime.runners import RUNNERS
@@ -126,7 +126,7 @@ class _Run:
         raise error from exc
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source")
 @click.option("--model", "model", required=True, help="Exported artifact: .onnx, .xml, .engine/.plan or .pt.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

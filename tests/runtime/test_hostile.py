@@ -107,13 +107,10 @@ def fx(deeplab, deeplab_ir, checkpoint, tiny_video) -> dict[str, Path]:
     return {"onnx": deeplab[0], "ir": deeplab_ir, "pt": checkpoint, "video": tiny_video[0]}
 
 
-CLICK_USAGE = ("Usage: ", "Try ")  # click's own usage errors (exit 2) put these before their Error: line
-
-
 def one_error_line(output: str) -> str:
-    """The single `error: ` line of a failed command (click's usage preamble allowed), else AssertionError."""
-    lines = [ln for ln in output.strip().splitlines() if ln.strip() and not ln.startswith(CLICK_USAGE)]
-    assert len(lines) == 1 and lines[0].lower().startswith("error: "), output
+    """The single `error: ` line of a failed command, else AssertionError."""
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
     assert "Traceback" not in output
     return lines[0]
 
