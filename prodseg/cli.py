@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import click
 
-from prodseg.errors import INTERNAL_ERROR_EXIT, BadInput, ProdsegError
+from prodseg.errors import INTERNAL_ERROR_EXIT, BadInput, Interrupted, ProdsegError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +49,7 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{where}: {exc.strerror or os.strerror(exc.errno or 0)} ({remedy})"
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM turned into an exception so that every `finally` block cleans up as for Ctrl-C."""
 
 
@@ -60,7 +60,7 @@ def _sigterm_as_exception() -> Iterator[None]:
         return
 
     def raise_terminated(signum: int, frame: Any) -> None:
-        raise _Terminated()
+        raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
@@ -97,10 +97,13 @@ def handle_errors(fn: F) -> F:
                 return fn(*args, **kwargs)
         except click.exceptions.ClickException:
             raise  # click's own usage errors already print one line and exit 2
+        except Interrupted as exc:  # the command says itself what it left on disk
+            click.echo(f"{rank_prefix()}{exc}", err=True)
+            sys.exit(exc.exit_code)
         except ProdsegError as exc:
             click.echo(f"error: {rank_prefix()}{exc}", err=True)
             sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, _Terminated) as exc:
+        except (KeyboardInterrupt, Terminated) as exc:
             code = 130 if isinstance(exc, KeyboardInterrupt) else 143
             click.echo("interrupted: nothing was written under a final name", err=True)
             sys.exit(code)

@@ -28,9 +28,13 @@ class MissingExtra(ProdsegError):
 
 
 class Interrupted(ProdsegError):
-    """The user stopped the command (Ctrl-C); the message says truthfully what was left on disk."""
+    """The user stopped the command (Ctrl-C 130, SIGTERM 143); the message says what was left on disk."""
 
     exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class GateFailed(ProdsegError):

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from prodseg.atomic import write_json
-from prodseg.cli import OneLineUsage, _Terminated, handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, Terminated, handle_errors, setup_logging
 from prodseg.errors import BadInput, Interrupted
 from prodseg.runtime.outputs import OutputFolder, signals_held
 from prodseg.runtime.runners import RUNNERS
@@ -94,7 +94,7 @@ class _Run:
             if self.folder is not None:
                 write_json(self.folder.path / "summary.json", summary)
             return summary
-        except (KeyboardInterrupt, _Terminated) as exc:
+        except (KeyboardInterrupt, Terminated) as exc:
             with signals_held():
                 self._interrupted(exc)
             raise
@@ -120,10 +120,9 @@ class _Run:
         self._close(ok=True)
         folder.sweep_temps()
         (folder.path / "summary.json").unlink(missing_ok=True)  # a summary would claim a finished run
-        error = Interrupted(f"interrupted after {self.done} frames: {folder.describe()}; no summary.json "
-                            f"(the run did not finish); rerun with --overwrite to replace them")
-        error.exit_code = 130 if isinstance(exc, KeyboardInterrupt) else 143
-        raise error from exc
+        raise Interrupted(f"interrupted after {self.done} frames: {folder.describe()}; no summary.json "
+                          f"(the run did not finish); rerun with --overwrite to replace them",
+                          exit_code=130 if isinstance(exc, KeyboardInterrupt) else 143) from exc
 
 
 @click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
 
-from prodseg.atomic import atomic_path, ensure_writable_dir, write_bytes, write_json, write_text
+from prodseg.atomic import (
+    atomic_dir,
+    atomic_path,
+    deferred_signals,
+    ensure_writable_dir,
+    exchange,
+    write_bytes,
+    write_json,
+    write_text,
+)
 from prodseg.errors import BadInput
 
 
@@ -71,3 +81,38 @@ def test_atomic_file_gets_umask_mode_not_mkstemp_0600(tmp_path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_atomic_dir_swaps_a_whole_folder_in_one_step_and_leaves_no_temporaries(tmp_path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        assert (target / "old.txt").exists()  # the old set stays until the new one is complete
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "in_a").touch()
+    assert exchange(a, b) and (b / "in_a").exists() and not (a / "in_a").exists()
+
+
+def test_a_failed_atomic_dir_keeps_the_old_folder(tmp_path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("failed half-way")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "old.txt").read_text() == "old"
+
+
+def test_deferred_signals_hold_ctrl_c_until_the_block_ends() -> None:
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            reached_end = True
+    assert reached_end
