@@ -9,7 +9,8 @@ of both rates. Both raw rates are reported beside the difference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -18,29 +19,7 @@ import numpy as np
 from prodseg.data.imageio import read_mask
 from prodseg.data.taxonomy import IGNORE_INDEX
 from prodseg.errors import BadInput
-
-
-def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """num_classes x num_classes counts (rows = truth, columns = prediction), ignore pixels left out."""
-    if gt.shape != pred.shape:
-        raise ValueError(f"mask shapes differ: truth {gt.shape}, prediction {pred.shape}")
-    valid = (gt != IGNORE_INDEX) & (gt < num_classes)
-    idx = gt[valid].astype(np.int64) * num_classes + np.minimum(pred[valid], num_classes - 1).astype(np.int64)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def iou_per_class(cm: np.ndarray) -> np.ndarray:
-    """IoU of each class; NaN for classes absent from both truth and prediction."""
-    tp = np.diag(cm).astype(np.float64)
-    union = cm.sum(0) + cm.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
-
-
-def mean_iou(cm: np.ndarray) -> float:
-    """Mean IoU over the classes that occur in truth or prediction."""
-    ious = iou_per_class(cm)
-    return float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+from prodseg.metrics import ConfusionMatrix
 
 
 def change_rate(prev: np.ndarray, cur: np.ndarray, valid: np.ndarray) -> float:
@@ -51,19 +30,27 @@ def change_rate(prev: np.ndarray, cur: np.ndarray, valid: np.ndarray) -> float:
 
 @dataclass
 class AccuracyResult:
+    """Scores over the frames with ground truth; `iou` per class (NaN: absent from truth and prediction)."""
+
     frames: int
     miou: float
     pred_change_rate: float
     gt_change_rate: float
+    iou: list[float] = field(default_factory=list)
 
     @property
     def flicker(self) -> float:
         return max(0.0, self.pred_change_rate - self.gt_change_rate)
 
     def as_dict(self) -> dict[str, float]:
-        return {"frames": self.frames, "miou": round(self.miou, 6), "flicker": round(self.flicker, 6),
+        return {"frames": self.frames, "miou": _rounded(self.miou), "flicker": round(self.flicker, 6),
                 "pred_change_rate": round(self.pred_change_rate, 6),
-                "gt_change_rate": round(self.gt_change_rate, 6)}
+                "gt_change_rate": round(self.gt_change_rate, 6), "iou": [_rounded(v) for v in self.iou]}
+
+
+def _rounded(value: float) -> float | None:
+    """JSON has no NaN: an absent class (or no frame scored) is null."""
+    return None if math.isnan(value) else round(value, 6)
 
 
 class VideoAccuracy:
@@ -71,7 +58,7 @@ class VideoAccuracy:
 
     def __init__(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        self.cm = np.zeros((num_classes, num_classes), np.int64)
+        self.cm = ConfusionMatrix(num_classes)
         self.frames = 0
         self._pred_changes: list[float] = []
         self._gt_changes: list[float] = []
@@ -81,7 +68,7 @@ class VideoAccuracy:
         """Add one frame; pred is resized (nearest) to the truth's size when they differ."""
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
-        self.cm += confusion_matrix(gt, pred, self.num_classes)
+        self.cm.update(gt, pred, where=f"frame {index}")
         self.frames += 1
         # Only consecutive frames compare: a looped video restarts at index 0.
         if self._prev is not None and index == self._prev[0] + 1:
@@ -94,7 +81,8 @@ class VideoAccuracy:
     def result(self) -> AccuracyResult:
         pred_rate = float(np.mean(self._pred_changes)) if self._pred_changes else 0.0
         gt_rate = float(np.mean(self._gt_changes)) if self._gt_changes else 0.0
-        return AccuracyResult(self.frames, mean_iou(self.cm), pred_rate, gt_rate)
+        scores = self.cm.scores()
+        return AccuracyResult(self.frames, scores.miou, pred_rate, gt_rate, scores.iou)
 
 
 class GroundTruth:

@@ -1,26 +1,27 @@
 import numpy as np
 import pytest
 
-from prodseg.bench.accuracy import GroundTruth, VideoAccuracy, confusion_matrix, iou_per_class, mean_iou
+from prodseg.bench.accuracy import GroundTruth, VideoAccuracy
 from prodseg.data.imageio import write_mask
 from prodseg.errors import BadInput
 
 
-def test_confusion_matrix_and_miou_exact():
+def test_miou_and_per_class_iou_exact_through_the_metrics_core():
     gt = np.array([[0, 0, 1, 1], [2, 2, 255, 1]], np.uint8)
     pred = np.array([[0, 1, 1, 1], [2, 0, 2, 1]], np.uint8)
-    cm = confusion_matrix(gt, pred, 3)
-    assert cm.tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
-    # IoU: class0 1/(2+2-1)=1/3, class1 3/(3+4-3)=3/4, class2 1/(2+1-1)=1/2
-    assert iou_per_class(cm) == pytest.approx([1 / 3, 3 / 4, 1 / 2])
-    assert mean_iou(cm) == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
+    acc = VideoAccuracy(4)
+    acc.update(0, gt, pred)
+    res = acc.result()
+    assert acc.cm.mat[:3, :3].tolist() == [[1, 1, 0], [0, 3, 0], [1, 0, 1]]
+    # IoU: class0 1/(2+2-1)=1/3, class1 3/(3+4-3)=3/4, class2 1/(2+1-1)=1/2, class 3 absent
+    assert res.iou[:3] == pytest.approx([1 / 3, 3 / 4, 1 / 2]) and np.isnan(res.iou[3])
+    assert res.miou == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
+    assert res.as_dict()["iou"] == [0.333333, 0.75, 0.5, None]
 
 
-def test_absent_classes_do_not_count():
-    gt = np.zeros((2, 2), np.uint8)
-    cm = confusion_matrix(gt, gt.copy(), 4)
-    assert np.isnan(iou_per_class(cm)[1:]).all()
-    assert mean_iou(cm) == 1.0
+def test_truth_labels_outside_the_models_classes_are_bad_input():
+    with pytest.raises(BadInput, match=r"frame 7: ground truth holds label\(s\) 5 outside the 3 classes"):
+        VideoAccuracy(3).update(7, np.array([[0, 5]], np.uint8), np.array([[0, 1]], np.uint8))
 
 
 def test_flicker_is_prediction_changes_beyond_truth_changes():

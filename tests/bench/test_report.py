@@ -19,7 +19,7 @@ def make_result(name="a.onnx", fps_scale=1.0, accuracy=True):
         wall_s=0.05 * fps_scale, stages={k: Stats(v) for k, v in stages.items()},
         latency=Stats(per_frame_latency(stages)), model_only=Stats([10.0, 10.0, 10.0, 10.0]),
         peak_rss_mb=321.0, rss_method="psutil", cpu_percent=75.0, cores_busy=1.5,
-        accuracy=AccuracyResult(3, 0.5, 0.02, 0.01) if accuracy else None,
+        accuracy=AccuracyResult(3, 0.5, 0.02, 0.01, [0.75, 0.25, float("nan")]) if accuracy else None,
         fps_timeline=fps_timeline([10.0, 900.0, 1500.0], bin_s=1.0),
     )
 
@@ -37,7 +37,7 @@ def test_derived_figures():
                                                   (6.0, 1.0)]
     d = r.as_dict()
     assert d["accuracy"] == {"frames": 3, "miou": 0.5, "flicker": 0.01, "pred_change_rate": 0.02,
-                             "gt_change_rate": 0.01}
+                             "gt_change_rate": 0.01, "iou": [0.75, 0.25, None]}
     assert d["key"] == "0" * 64 + "|onnxruntime|shelf.mp4|latencyx1"
     assert d["stages_ms"]["infer"]["p50"] == 11.0
 
