@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prodseg.config import TrainingConfig, loss_problem
+from prodseg.data.taxonomy import IGNORE_INDEX
 from prodseg.errors import ConfigError
-
-IGNORE_INDEX = 255
 
 
 def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None,
