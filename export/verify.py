@@ -51,23 +51,25 @@ class VerifyRow:
 
 
 class TorchReference:
-    """PyTorch outputs and label maps of the source model, cached per verification image."""
+    """PyTorch's side of every comparison: the checkpoint through the runtime's torch runner.
+
+    Verification is "the same preprocessed feed through runner A and runner B": the artifact's runner and
+    this one, whose outputs are cached per image because every artifact is compared with them.
+    """
 
     def __init__(self, source: ExportSource):
-        self.source = source
-        self.module = source.export_module()
+        from prodseg.runtime import load
+
+        self.predictor = load(source.checkpoint, backend="torch", device="cpu")
         self._cache: dict[str, dict[str, np.ndarray]] = {}
 
     def outputs(self, key: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if key not in self._cache:
-            import torch
-
-            with torch.no_grad():
-                out = self.module(torch.from_numpy(next(iter(feed.values()))))
-            outs = out if isinstance(out, list | tuple) else [out]
-            names = self.source.output_names
-            self._cache[key] = {n: o.float().numpy() for n, o in zip(names, outs, strict=True)}
+            self._cache[key] = self.predictor.infer({self.predictor.input_name: next(iter(feed.values()))})
         return self._cache[key]
+
+    def close(self) -> None:
+        self.predictor.close()
 
 
 def max_abs_diff(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> float:
@@ -133,7 +135,10 @@ def verify_all(artifacts: list[Artifact], source: ExportSource, samples: list[Sa
     """Verify every artifact on the same samples against one cached PyTorch reference."""
     ref = TorchReference(source)
     rows = []
-    for art in artifacts:
-        log.info("verifying %s through the %s runtime on %d images", art.name, art.backend, len(samples))
-        rows.append(verify_artifact(art, samples, ref, thresholds))
+    try:
+        for art in artifacts:
+            log.info("verifying %s through the %s runtime on %d images", art.name, art.backend, len(samples))
+            rows.append(verify_artifact(art, samples, ref, thresholds))
+    finally:
+        ref.close()
     return rows

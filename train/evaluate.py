@@ -1,10 +1,10 @@
 """Score any predictor on a dataset split at the masks' own resolution: checkpoints, artifacts, saved PNGs.
 
-A predictor is a callable `(stem, rgb HxWx3 uint8) -> label map HxW`. They are built by a small registry
-keyed by what `--model` names: `.pt`/`.pth` -> a torch checkpoint; any other file -> an exported
-artifact through `prodseg.runtime.load`; `--predictions DIR` -> saved label PNGs. Instance models
-(YOLOv8-seg checkpoints and artifacts) also have `instance_output = True` and `with_instances(stem,
-image) -> (label map, instances)`, from one forward pass, for mask mAP against `instances.json`.
+A predictor is a callable `(stem, rgb HxWx3 uint8) -> label map HxW`: `--model PATH` -> any model through
+`prodseg.runtime.load` (a checkpoint through its torch runner, so every model is scored one way);
+`--predictions DIR` -> saved label PNGs. Instance models (YOLOv8-seg checkpoints and artifacts) also
+have `instance_output = True` and `with_instances(stem, image) -> (label map, instances)`, from one
+forward pass, for mask mAP against `instances.json`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput
+from prodseg.metrics import ConfusionMatrix
 
 log = logging.getLogger("prodseg.eval")
 
@@ -32,7 +32,7 @@ Instances = list[dict[str, Any]]
 
 @dataclass
 class EvalResult:
-    """Metrics (as ConfusionMatrix.compute returns them), the confusion matrix and a few sample triples."""
+    """Metrics (prodseg.metrics scores as a dict), the confusion matrix and a few sample triples."""
 
     metrics: dict[str, Any]
     confusion: np.ndarray
@@ -41,88 +41,27 @@ class EvalResult:
     samples: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def resize_to(
-    image: np.ndarray, size: tuple[int, int], mode: str
-) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Resize (or letterbox) RGB to (H,W); returns the image and the (top, left, h, w) content box."""
-    h, w = image.shape[:2]
-    th, tw = size
-    if mode != "letterbox":
-        return cv2.resize(image, (tw, th), interpolation=cv2.INTER_LINEAR), (0, 0, th, tw)
-    scale = min(th / h, tw / w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    top, left = (th - nh) // 2, (tw - nw) // 2
-    canvas = np.full((th, tw, 3), 114, np.uint8)
-    canvas[top : top + nh, left : left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return canvas, (top, left, nh, nw)
+class ModelPredictor:
+    """Any model prodseg runs (checkpoint, ONNX, OpenVINO IR, TensorRT engine) through `prodseg.runtime`.
 
+    A checkpoint goes through the runtime's torch runner, so eval scores it exactly as predict and bench
+    run it, with the same preprocessing and postprocessing as its exported artifacts.
+    """
 
-class CheckpointPredictor:
-    """A prodseg-train checkpoint run in PyTorch at its training size; labels mapped back to image size."""
+    def __init__(self, path: str | Path, device: str = "cpu", **runtime_opts: Any) -> None:
+        from prodseg.runtime import load
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        from prodseg.train.checkpoint import model_from_checkpoint
-
-        self.model, self.cfg, ckpt = model_from_checkpoint(path, device)
-        self.device = torch.device(device)
-        self.size = tuple(self.cfg.data.image_size)
-        self.class_names = list(ckpt["class_names"])
-        self.class_colors = [list(c) for c in ckpt["class_colors"]]
-        self.instance_output = bool(getattr(self.model, "needs_instances", False))
-
-    @torch.inference_mode()
-    def _forward(self, image: np.ndarray) -> tuple[Any, tuple[int, int, int, int]]:
-        """Model outputs for one image at the training size, and the content box inside that input."""
-        m = self.model
-        resized, box = resize_to(image, self.size, getattr(m, "resize", "resize"))
-        x = (resized.astype(np.float32) / 255.0 - np.asarray(m.mean, np.float32)) / np.asarray(
-            m.std, np.float32
-        )
-        return m(torch.from_numpy(x.transpose(2, 0, 1)).unsqueeze(0).to(self.device)), box
-
-    @staticmethod
-    def _to_image(plane: np.ndarray, box: tuple[int, int, int, int], image: np.ndarray) -> np.ndarray:
-        """A uint8 plane at the model's input size -> the image's size (content box only, nearest)."""
-        top, left, h, w = box
-        crop = np.ascontiguousarray(plane[top : top + h, left : left + w])
-        return cv2.resize(crop, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-
-    @torch.inference_mode()
-    def __call__(self, stem: str, image: np.ndarray) -> np.ndarray:
-        outputs, box = self._forward(image)
-        labels = self.model.predict_semantic(outputs, self.size)[0].cpu().numpy().astype(np.uint8)
-        return self._to_image(labels, box, image)
-
-    @torch.inference_mode()
-    def with_instances(self, stem: str, image: np.ndarray) -> tuple[np.ndarray, Instances]:
-        """Label map and instances (masks at the image's size) from one forward pass."""
-        outputs, box = self._forward(image)
-        labels = self.model.predict_semantic(outputs, self.size)[0].cpu().numpy().astype(np.uint8)
-        found = [
-            {"class_id": d["class_id"], "score": d["score"],
-             "mask": self._to_image(np.asarray(d["mask"], np.uint8), box, image).astype(bool)}
-            for d in self.model.predict_instances(outputs, self.size)[0]
-        ]
-        return self._to_image(labels, box, image), found
-
-
-class ArtifactPredictor:
-    """An exported artifact (ONNX, OpenVINO IR, TensorRT engine) through the torch-free runtime."""
-
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        from prodseg.runtime import load  # written by the runtime stage; BadInput if the format is unknown
-
-        self.runner = load(path)
-        meta = self.runner.meta  # ArtifactMetadata: class names and colours travel with the artifact
-        self.class_names = list(meta.class_names) if meta else None
-        self.class_colors = [list(c) for c in meta.class_colors] if meta else None
-        self.instance_output = bool(meta and meta.output_kind == "yolo_seg")
+        self.runner = load(path, device=device, **runtime_opts)
+        meta = self.runner.meta  # class names and colours travel with the model
+        self.class_names = list(meta.class_names)
+        self.class_colors = [list(c) for c in meta.class_colors]
+        self.instance_output = meta.output_kind == "yolo_seg"
 
     def __call__(self, stem: str, image: np.ndarray) -> np.ndarray:
         return np.asarray(self.runner.predict(image).label_map)
 
     def with_instances(self, stem: str, image: np.ndarray) -> tuple[np.ndarray, Instances]:
-        """The runtime's label map and decoded instances (full-frame masks) for one image."""
+        """The label map and decoded instances (full-frame masks) of one forward pass."""
         pred = self.runner.predict(image)
         found = [{"class_id": d.class_id, "score": d.score, "mask": d.mask} for d in pred.instances]
         return np.asarray(pred.label_map), found
@@ -156,21 +95,19 @@ class SavedMasksPredictor:
         return labels
 
 
-PREDICTORS: dict[str, Callable[..., Any]] = {".pt": CheckpointPredictor, ".pth": CheckpointPredictor}
-
-
 def load_predictor(
-    model: str | Path | None = None, predictions: str | Path | None = None, device: str = "cpu"
+    model: str | Path | None = None, predictions: str | Path | None = None, device: str = "cpu",
+    **runtime_opts: Any,
 ) -> Any:
-    """The predictor for `--model PATH` (by extension) or `--predictions DIR`."""
+    """The predictor for `--model PATH` (any model the runtime loads) or `--predictions DIR`."""
     if (model is None) == (predictions is None):
         raise BadInput("pass exactly one of --model CHECKPOINT_OR_ARTIFACT and --predictions MASK_DIR")
     if predictions is not None:
         return SavedMasksPredictor(predictions, device)
-    path = Path(model)
+    path = Path(str(model))
     if not path.exists():
         raise BadInput(f"{path}: model not found; pass a best.pt from prodseg-train or an exported artifact")
-    return PREDICTORS.get(path.suffix.lower(), ArtifactPredictor)(path, device)
+    return ModelPredictor(path, device, **runtime_opts)
 
 
 def evaluate_split(
@@ -182,7 +119,6 @@ def evaluate_split(
 ) -> EvalResult:
     """Run `predictor` over every image of the split and accumulate a confusion matrix against its masks."""
     from prodseg.data.torch_datasets import checked_split
-    from prodseg.train.metrics import ConfusionMatrix
 
     dataset = ShelfDataset(data)
     names = list(dataset.classes.names)
@@ -200,18 +136,13 @@ def evaluate_split(
             mask_map.add(sample.stem, target, found)
         if pred.shape != target.shape:
             raise BadInput(f"{sample.stem}: prediction {pred.shape} does not match its mask {target.shape}")
-        try:
-            cm.update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(target.astype(np.int64)))
-        except ValueError as exc:
-            raise BadInput(
-                f"{sample.stem}: {exc}; do the predictions use {dataset.root / 'classes.yaml'}'s {n} classes?"
-            ) from None
+        cm.update(target, pred, where=f"image '{sample.stem}'")
         if len(kept) < samples:
             kept[sample.stem] = (image, target, pred)
-    metrics = dict(cm.compute())
+    metrics = cm.scores().as_dict()
     if mask_map is not None:
         metrics.update(mask_map.compute())
-    return EvalResult(metrics, cm.mat.cpu().numpy(), names, [list(c) for c in dataset.classes.colors], kept)
+    return EvalResult(metrics, cm.mat, names, [list(c) for c in dataset.classes.colors], kept)
 
 
 class DatasetMaskMAP:

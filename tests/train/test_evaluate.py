@@ -12,7 +12,7 @@ from prodseg.data.imageio import read_image, read_mask, write_mask
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput
 from prodseg.train.eval_cli import main
-from prodseg.train.evaluate import CheckpointPredictor, SavedMasksPredictor, evaluate_split, load_predictor
+from prodseg.train.evaluate import ModelPredictor, SavedMasksPredictor, evaluate_split, load_predictor
 from prodseg.train.report import colorize, overlay
 
 
@@ -70,7 +70,7 @@ def test_missing_prediction_and_bad_arguments_exit_2(tiny_dataset, tmp_path):
     assert res.exit_code == 2 and "garbage.pt: not a readable checkpoint" in res.output
 
 
-def test_checkpoint_files_use_the_torch_predictor(tiny_dataset, tmp_path):
+def test_checkpoints_run_through_the_runtimes_torch_runner(tiny_dataset, tmp_path):
     from prodseg.config import load_config
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.models import build_model
@@ -82,11 +82,24 @@ def test_checkpoint_files_use_the_torch_predictor(tiny_dataset, tmp_path):
         build_checkpoint(build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]),
     )
     predictor = load_predictor(path)
-    assert isinstance(predictor, CheckpointPredictor)
+    assert isinstance(predictor, ModelPredictor) and predictor.runner.backend == "torch"
     result = evaluate_split(predictor, tiny_dataset, "val", samples=1)
     stem, (image, target, pred) = next(iter(result.samples.items()))
     assert pred.shape == target.shape == image.shape[:2] and pred.max() < 10
     assert 0.0 <= result.metrics["miou"] <= 1.0
+    from prodseg.runtime import load
+
+    with load(path) as runtime:  # eval's label map is the runtime's, exactly
+        assert np.array_equal(pred, runtime.predict(image).label_map)
+
+
+def test_a_saved_prediction_of_255_is_an_error_not_ignore(tiny_dataset, tmp_path):
+    ds = ShelfDataset(tiny_dataset)
+    for s in ds.split("val"):
+        write_mask(tmp_path / f"{s.stem}.png", np.full_like(read_mask(s.mask), 255))
+    res = CliRunner().invoke(main, ["--predictions", str(tmp_path), "--data", str(tiny_dataset)])
+    assert res.exit_code == 2 and "prediction holds label(s) 255 outside the 10 classes" in res.stderr
+    assert res.stderr.count("\n") == 1
 
 
 def test_colorize_and_overlay_exact():
