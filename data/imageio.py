@@ -121,6 +121,12 @@ def read_mask(path: str | Path) -> np.ndarray:
     return m
 
 
+def channels(path: str | Path) -> int:
+    """How many channels an image file decodes to (1 for a label mask, 3 or 4 for colour)."""
+    img = _decode(Path(path), cv2.IMREAD_UNCHANGED)
+    return 1 if img.ndim == 2 else int(img.shape[2])
+
+
 def _encode(path: Path, img: np.ndarray, params: dict[str, list[int]]) -> bytes:
     ext = path.suffix.lower() or ".png"
     # Only the parameters of this format: OpenCV warns about (and ignores) the others.

@@ -67,6 +67,23 @@ def check_tree(root: str | Path) -> None:
                                "device); remove it from the dataset folder")
 
 
+def read_text(path: Path) -> str:
+    """A text file of a dataset (a list, a label file, a YAML); BadInput when it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not a UTF-8 text file ({exc.reason}); fix or remove it") from exc
+
+
+def read_split_dir(root: Path) -> dict[str, list[str]]:
+    """splits/<name>.txt stem lists of a source folder, if it has them (each inside the folder)."""
+    folder = root / "splits"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: [s.strip() for s in read_text(inside(root, p, str(p))).splitlines() if s.strip()]
+            for p in sorted(folder.glob("*.txt"))}
+
+
 @dataclass(frozen=True)
 class Sample:
     stem: str

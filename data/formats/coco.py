@@ -25,6 +25,7 @@ from prodseg.errors import BadInput
 
 log = logging.getLogger(__name__)
 ENCODINGS = ("rle", "polygon")
+PRODSEG_DESCRIPTION = "prodseg dataset"
 
 
 def _encode(mask: np.ndarray) -> dict[str, Any]:
@@ -78,7 +79,7 @@ class CocoBuilder:
                 self.annotations.append(_annotation(inst, len(self.annotations) + 1, image_id, self.encoding))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"info": {"description": "prodseg dataset"}, "images": self.images,
+        return {"info": {"description": PRODSEG_DESCRIPTION}, "images": self.images,
                 "annotations": self.annotations, "categories": self.categories}
 
     def write(self, path: str | Path) -> Path:
@@ -122,10 +123,11 @@ def _load(path: Path) -> dict[str, Any]:
 def _classes(cats: dict[Id, str], path: Path) -> tuple[ClassList, dict[Id, int]]:
     """ClassList (background first) and the category id -> semantic index map, matched by name.
 
-    Categories sharing a name share a class; a category named 'background' maps to nothing.
+    Categories sharing a name share a class; a category named 'background' maps to nothing. Only the
+    complete shelf10 set becomes shelf10 (its order and colours); any other set keeps its own names.
     """
     things = {cid: n for cid, n in cats.items() if n != "background"}
-    if set(things.values()) <= set(SHELF10.thing_names):
+    if set(things.values()) == set(SHELF10.thing_names):
         classes = SHELF10
     else:
         ordered = sorted(things, key=lambda c: (isinstance(c, str), c))  # ids may mix int and str
@@ -135,6 +137,28 @@ def _classes(cats: dict[Id, str], path: Path) -> tuple[ClassList, dict[Id, int]]
         except BadInput as exc:
             raise BadInput(f"{path}: {str(exc).split(': ', 1)[-1]}") from exc
     return classes, {cid: classes.names.index(n) for cid, n in things.items()}
+
+
+def _without_group_names(cats: dict[Id, str], entries: list[dict[str, Any]],
+                         anns: dict[Id, list[Annotation]]) -> dict[Id, str]:
+    """Categories less one that only names the group of all the others.
+
+    Roboflow exports its project name as category 0 (supercategory "none"), the supercategory of every
+    real class; it labels nothing and must not become a class. A category that is its own
+    supercategory (prodseg's "shelf") is a class.
+    """
+    used = {a.category_id for per_image in anns.values() for a in per_image}
+    supers = {e["id"]: e.get("supercategory") for e in entries}
+
+    def group_only(cid: Id) -> bool:
+        others = [s for k, s in supers.items() if k != cid]
+        return cid not in used and bool(others) and supers[cid] != cats[cid] and \
+            all(s == cats[cid] for s in others)
+
+    dropped = [cid for cid in cats if group_only(cid)]
+    if dropped:
+        log.debug("category %s only names the group of the others; not a class", dropped)
+    return {cid: name for cid, name in cats.items() if cid not in dropped}
 
 
 def _decode_segmentation(seg: Any, h: int, w: int, where: str) -> np.ndarray:
@@ -167,12 +191,16 @@ class CocoFile:
         self.path = Path(path)
         data = _load(self.path)
         cats = validate.categories(data["categories"], str(self.path))
-        self.classes, self._cat_map = _classes(cats, self.path)
         self.images: dict[Id, ImageRecord] = validate.images(data["images"], str(self.path))
         self._anns, self.skipped = validate.annotations(data["annotations"], self.images, cats,
                                                         str(self.path))
         for what, n in self.skipped.items():
             log.warning("%s: skipped %d %s", self.path, n, what)
+        self.classes, self._cat_map = _classes(_without_group_names(cats, data["categories"], self._anns),
+                                               self.path)
+        info = data.get("info")
+        # Our own exports mark ignore regions as crowds; other tools' crowds are drawn masks.
+        self.written_by_prodseg = isinstance(info, dict) and info.get("description") == PRODSEG_DESCRIPTION
         self.ids_by_stem = {Path(r.file_name).stem: k for k, r in self.images.items()}
 
     def __len__(self) -> int:

@@ -8,13 +8,14 @@ import click
 
 from prodseg.cli import handle_errors
 from prodseg.data.formats.coco import SEGMENTERS
-from prodseg.data.formats.convert import EXPORTERS, IMPORTERS
+from prodseg.data.formats.convert import AUTO, EXPORTERS, IMPORTERS
+from prodseg.data.formats.importers import CROWD_MODES, ImportOptions
 from prodseg.errors import GateFailed
 
 
 @click.command()
-@click.option("--from", "from_fmt", required=True, type=click.Choice(list(IMPORTERS)),
-              help="Format of SRC.")
+@click.option("--from", "from_fmt", default=AUTO, show_default=True, type=click.Choice([AUTO, *IMPORTERS]),
+              help="Format of SRC; 'auto' tells it from the files present.")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--to", "dst", required=True, type=click.Path(path_type=Path),
               help="New (or empty) output folder.")
@@ -22,13 +23,21 @@ from prodseg.errors import GateFailed
               type=click.Choice(list(EXPORTERS)), help="Format written into --to.")
 @click.option("--coco-encoding", default="rle", show_default=True, type=click.Choice(list(SEGMENTERS)),
               help="COCO masks as exact RLE or approximate polygons (with --to-format coco).")
+@click.option("--crowd", default="auto", show_default=True, type=click.Choice(list(CROWD_MODES)),
+              help="What COCO masks marked iscrowd=1 become: objects (CVAT's masks) or ignore regions; "
+                   "auto: objects, except in COCO files prodseg wrote.")
+@click.option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
+              help="Class names for sources without a class list (LabelMe): one per line, or a classes.yaml.")
 @handle_errors
-def convert(from_fmt: str, src: Path, dst: Path, to_fmt: str, coco_encoding: str) -> None:
-    """Convert dataset SRC (COCO JSON or folder, YOLO-seg, colour masks, prodseg) into --to."""
+def convert(from_fmt: str, src: Path, dst: Path, to_fmt: str, coco_encoding: str, crowd: str,
+            classes_file: Path | None) -> None:
+    """Convert dataset SRC (COCO, CVAT, Roboflow, ultralytics, LabelMe, colour masks, prodseg) into --to."""
     from prodseg.data.formats.convert import convert as run_convert
+    from prodseg.data.formats.detect import detect
 
-    out = run_convert(src, dst, from_fmt, to_fmt, coco_encoding)
-    click.echo(f"wrote {to_fmt} dataset {out} from {from_fmt} {src}")
+    fmt = detect(src) if from_fmt == AUTO else from_fmt
+    out = run_convert(src, dst, fmt, to_fmt, coco_encoding, ImportOptions(crowd, classes_file))
+    click.echo(f"wrote {to_fmt} dataset {out} from {fmt} {src}")
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from prodseg.data.instances import ImageRecord
 from prodseg.data.layout import split_stems, write_splits
 from prodseg.data.taxonomy import ClassList
 from prodseg.errors import BadInput
+
+log = logging.getLogger(__name__)
+STEM_JOIN = "__"  # store_a/img1.jpg -> store_a__img1 when another folder also has an img1
 
 
 @contextlib.contextmanager
@@ -37,19 +41,52 @@ class Item:
     image: Path  # source image file, copied byte for byte
     mask: np.ndarray  # uint8 label mask
     record: ImageRecord | None = None  # instances, when the source had them
+    stem: str | None = None  # name in the dataset (see `unique_stems`); the image's own stem if None
 
 
-def copy_image(src: Path, images_dir: Path, seen: dict[str, Path]) -> str:
-    """Copy an image into images/ under its base name; BadInput on two sources with one stem."""
-    if src.stem in seen:
-        raise BadInput(f"{src}: image name '{src.stem}' also used by {seen[src.stem]}; "
+def _distinct_prefix(parts: list[tuple[str, ...]]) -> list[str]:
+    """Per path, its folder parts after the leading ones that all paths share, joined by STEM_JOIN."""
+    common = 0
+    while all(len(p) > common for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    return [STEM_JOIN.join(p[common:]) for p in parts]
+
+
+def unique_stems(images: list[Path], root: Path) -> dict[Path, str]:
+    """A dataset stem per image file: its own stem, or, when files in several sub-folders share a stem
+    (store_a/img1.jpg, store_b/img1.jpg), the folders that tell them apart in front of it
+    (store_a__img1, store_b__img1); one info line says how many were renamed."""
+    by_stem: dict[str, list[Path]] = {}
+    for image in images:
+        by_stem.setdefault(image.stem, []).append(image)
+    out: dict[Path, str] = {}
+    renamed: list[Path] = []
+    for stem, group in by_stem.items():
+        if len(group) == 1:
+            out[group[0]] = stem
+            continue
+        prefixes = _distinct_prefix([p.parent.resolve().relative_to(root.resolve()).parts for p in group])
+        for image, prefix in zip(group, prefixes, strict=True):
+            out[image] = f"{prefix}{STEM_JOIN}{stem}" if prefix else stem
+        renamed += group
+    if renamed:
+        log.info("%d images share a file name with an image in another folder; their names in the dataset "
+                 "start with the folder (%s -> %s)", len(renamed), renamed[0], out[renamed[0]])
+    return out
+
+
+def copy_image(src: Path, images_dir: Path, seen: dict[str, Path], stem: str | None = None) -> str:
+    """Copy an image into images/ as `<stem><suffix>`; BadInput on two sources with one stem."""
+    stem = stem or src.stem
+    if stem in seen:
+        raise BadInput(f"{src}: image name '{stem}' also used by {seen[stem]}; "
                        "rename one (a dataset folder keeps one image per name)")
     if not src.is_file():
         raise BadInput(f"{src}: image file not found")
-    seen[src.stem] = src
+    seen[stem] = src
     images_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, images_dir / src.name)
-    return src.stem
+    shutil.copyfile(src, images_dir / f"{stem}{src.suffix}")
+    return stem
 
 
 def write_dataset(out: Path, classes: ClassList, items: Iterable[Item],
@@ -62,10 +99,11 @@ def write_dataset(out: Path, classes: ClassList, items: Iterable[Item],
     seen: dict[str, Path] = {}
     coco = CocoBuilder(classes)
     for item in items:
-        stem = copy_image(item.image, out / "images", seen)
+        stem = copy_image(item.image, out / "images", seen, item.stem)
         write_mask(out / "masks" / f"{stem}.png", item.mask)
         if item.record is not None:
-            rec = ImageRecord(item.image.name, item.record.height, item.record.width, item.record.instances)
+            name = f"{stem}{item.image.suffix}"
+            rec = ImageRecord(name, item.record.height, item.record.width, item.record.instances)
             coco.add(rec)
             write_labels(out / "labels", [rec])
     if not seen:
@@ -76,6 +114,6 @@ def write_dataset(out: Path, classes: ClassList, items: Iterable[Item],
     write_splits(out, kept)
     if coco.annotations:
         coco.write(out / "instances.json")
-        write_yolo_yaml(out, classes, kept, {stem: p.name for stem, p in seen.items()})
+        write_yolo_yaml(out, classes, kept, {stem: f"{stem}{p.suffix}" for stem, p in seen.items()})
     elif (out / "labels").exists():
         shutil.rmtree(out / "labels")  # only empty label files: the source had no instances

@@ -8,68 +8,78 @@ JSON up front too.
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from prodseg.data.formats.coco import CocoFile
 from prodseg.data.formats.coco_validate import Id
 from prodseg.data.formats.color_masks import decode_color
-from prodseg.data.formats.folder import Item, write_dataset
-from prodseg.data.formats.yolo import read_yolo_splits
+from prodseg.data.formats.folder import Item, unique_stems, write_dataset
 from prodseg.data.imageio import image_size, list_images, read_image
 from prodseg.data.instances import semantic_from_instances
-from prodseg.data.layout import SPLITS, ShelfDataset, check_tree, entry, inside
+from prodseg.data.layout import SPLITS, ShelfDataset, check_tree, entry, inside, read_split_dir
 from prodseg.data.taxonomy import SHELF10, ClassList, default_colors
 from prodseg.errors import BadInput
 
-
-def read_split_dir(root: Path) -> dict[str, list[str]]:
-    """splits/<name>.txt stem lists of a source folder, if it has them."""
-    folder = root / "splits"
-    if not folder.is_dir():
-        return {}
-    return {p.stem: [s.strip() for s in _text(inside(root, p, str(p))).splitlines() if s.strip()]
-            for p in sorted(folder.glob("*.txt"))}
+log = logging.getLogger(__name__)
 
 
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not a UTF-8 text file ({exc.reason}); fix or remove it") from exc
+@dataclass(frozen=True)
+class ImportOptions:
+    """Source-specific choices; each importer reads the ones it needs."""
+
+    crowd: str = "auto"  # what COCO iscrowd=1 masks become: see CROWD_MODES
+    classes: Path | None = None  # a class-name list for sources without one (LabelMe)
+
+
+# COCO iscrowd=1: a crowd (COCO itself), an ignore region (prodseg's own exports), or simply an object
+# drawn as a mask rather than a polygon (CVAT's brush and mask tools).
+CROWD_MODES = {
+    "auto": "instance, except in COCO files written by prodseg, whose crowds are its ignore regions",
+    "instance": "an object like any other",
+    "ignore": "an ignore region (label 255), left out of instances and YOLO labels",
+}
+
+# Where a COCO export keeps its JSON files, most specific first (the first pattern that matches wins).
+COCO_PATTERNS = ("instances.json", "annotations/*.json", "_annotations.coco.json", "*/_annotations.coco.json")
 
 
 def split_name(json_path: Path) -> str:
-    """'instances_train2017.json' -> 'train'; other names are kept as they are."""
+    """'instances_train2017.json' -> 'train'; Roboflow's 'valid/_annotations.coco.json' -> 'val';
+    other names are kept as they are."""
     stem = json_path.stem.lower()
+    if stem == "_annotations.coco":
+        stem = json_path.parent.name.lower()
     return next((s for s in SPLITS if s in stem), stem)
 
 
 def coco_sources(src: Path) -> list[Path]:
-    """The COCO JSON files of a source: the file itself, `instances.json`, or `annotations/*.json`."""
+    """The COCO JSON files of a source: the file itself, or the first of COCO_PATTERNS that matches."""
     if src.is_file():
         return [src]
     if not src.is_dir():
         raise BadInput(f"{src}: not found; pass a COCO JSON file or a folder with instances.json")
-    if (src / "instances.json").is_file():
-        return [inside(src, src / "instances.json", str(src / "instances.json"))]
-    found = sorted((src / "annotations").glob("*.json")) if (src / "annotations").is_dir() else []
-    if not found:
-        raise BadInput(f"{src}: no instances.json or annotations/*.json; is it a COCO dataset?")
-    return [inside(src, p, str(p)) for p in found]
+    for pattern in COCO_PATTERNS:
+        found = sorted(p for p in src.glob(pattern) if p.is_file())
+        if found:
+            return [inside(src, p, str(p)) for p in found]
+    raise BadInput(f"{src}: no {', '.join(COCO_PATTERNS)}; is it a COCO dataset?")
 
 
 def find_image(json_path: Path, root: Path, split: str, file_name: str, what: str = "") -> Path:
-    """Where a COCO `file_name` lives: next to the JSON, in images/, or in a per-split folder.
+    """Where a COCO `file_name` lives: next to the JSON, in images/, or in a per-split or per-subset
+    folder (CVAT: annotations/instances_default.json with images/default/).
 
     Only places inside `root` count; a name that leads outside is refused (`what` names the entry).
     """
     what = what or f"{json_path}: file_name {file_name!r}"
+    subset = json_path.stem.removeprefix("instances_")
     bases = [json_path.parent, json_path.parent / "images", root / "images", root / "images" / split,
-             root / split, root]
+             root / "images" / subset, root / split, root / subset, root]
     outside = None
     for base in dict.fromkeys(bases):
         try:
@@ -108,70 +118,57 @@ def _union(all_classes: list[ClassList]) -> ClassList:
     return classes
 
 
-def import_coco(src: Path, dst: Path) -> None:
-    """COCO JSON(s) -> prodseg folder; several annotation files (instances_train/val) become splits."""
+def _crowd_mode(opts: ImportOptions, coco: CocoFile) -> str:
+    if opts.crowd not in CROWD_MODES:
+        raise BadInput(f"--crowd {opts.crowd!r}: choose one of {', '.join(CROWD_MODES)}")
+    if opts.crowd == "auto":
+        return "ignore" if coco.written_by_prodseg else "instance"
+    return opts.crowd
+
+
+def _report_crowds(counts: Counter) -> None:
+    for mode, n in sorted(counts.items()):
+        if n:
+            log.info("%d mask region(s) marked iscrowd=1 imported as %s (--crowd %s; the other choice is "
+                     "--crowd %s)", n, "instances" if mode == "instance" else "ignore regions (255)",
+                     mode, "ignore" if mode == "instance" else "instance")
+
+
+def import_coco(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
+    """COCO JSON(s) -> prodseg folder; several annotation files (instances_train/val, Roboflow's
+    train/ valid/ test/) become splits."""
     jsons = coco_sources(src)
     loaded = [CocoFile(p) for p in jsons]
+    modes = [_crowd_mode(opts, c) for c in loaded]
     classes = _union([c.classes for c in loaded])
     root = src if src.is_dir() else src.parent
     # Several files: each is a split, filled in while the items stream (write_dataset reads it after).
     splits: dict[str, list[str]] = {} if len(jsons) > 1 else read_split_dir(root)
     split_of = {coco.path: split_name(coco.path) if len(jsons) > 1 else "" for coco in loaded}
     files = [locate_images(coco, root, split_of[coco.path]) for coco in loaded]  # all checked before work
+    stems = unique_stems([p for paths in files for p in paths.values()], root)
+    crowds: Counter = Counter()
 
     def items() -> Iterator[Item]:
-        for coco, paths in zip(loaded, files, strict=True):
+        for coco, paths, mode in zip(loaded, files, modes, strict=True):
             remap = {i: classes.names.index(n) for i, n in enumerate(coco.classes.names)}
             split = split_of[coco.path]
             for image_id, image in paths.items():
                 rec = coco.record(image_id)
                 for inst in rec.instances:
                     inst.class_id = remap[inst.class_id]
+                    crowds[mode] += inst.iscrowd
+                    inst.iscrowd = inst.iscrowd and mode == "ignore"
                 if split:
-                    splits.setdefault(split, []).append(Path(rec.file_name).stem)
-                yield Item(image, semantic_from_instances(rec.instances, (rec.height, rec.width)), rec)
+                    splits.setdefault(split, []).append(stems[image])
+                yield Item(image, semantic_from_instances(rec.instances, (rec.height, rec.width)), rec,
+                           stems[image])
 
     write_dataset(dst, classes, items(), splits)
+    _report_crowds(crowds)
 
 
-def _list_stems(root: Path, lst: Path) -> list[str]:
-    """Stems of an image-list file; every line must name a file inside the dataset."""
-    stems = []
-    for n, line in enumerate(_text(lst).splitlines(), start=1):
-        if line.strip():
-            stems.append(entry(root, lst.parent, line.strip(), f"{lst}:{n} {line.strip()!r}").stem)
-    return stems
-
-
-def _yaml_list_splits(root: Path) -> dict[str, list[str]]:
-    """Splits from dataset.yaml train/val entries that are image-list .txt files (our YOLO exports)."""
-    yaml_path = root / "dataset.yaml"
-    try:
-        data = yaml.safe_load(_text(yaml_path)) or {}
-    except (OSError, yaml.YAMLError, RecursionError):
-        return {}
-    out = {}
-    for split in SPLITS:
-        value = data.get(split) if isinstance(data, dict) else None
-        if isinstance(value, str) and value.endswith(".txt"):
-            lst = entry(root, root, value, f"{yaml_path}: {split}: {value!r}")
-            if lst.is_file():
-                out[split] = _list_stems(root, lst)
-    return out
-
-
-def import_yolo(src: Path, dst: Path) -> None:
-    """YOLO-seg (flat or images/<split>/ layout) -> prodseg folder; polygons are rasterised."""
-    if (src / "dataset.yaml").exists():
-        inside(src, src / "dataset.yaml", str(src / "dataset.yaml"))
-    records, classes, splits = read_yolo_splits(src)
-    splits = splits or _yaml_list_splits(src) or read_split_dir(src)
-    items = (Item(src / "images" / r.file_name, semantic_from_instances(r.instances, (r.height, r.width)), r)
-             for r in records)
-    write_dataset(dst, classes, items, splits)
-
-
-def import_color_masks(src: Path, dst: Path) -> None:
+def import_color_masks(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
     """images/ + masks/ colour PNGs (+ classes.yaml, else shelf10 colours) -> prodseg folder."""
     if not (src / "images").is_dir() or not (src / "masks").is_dir():
         raise BadInput(f"{src}: a colour-mask dataset needs images/ and masks/ folders")
@@ -195,7 +192,7 @@ def open_prodseg(src: Path) -> ShelfDataset:
     return ShelfDataset(src)
 
 
-def import_prodseg(src: Path, dst: Path) -> None:
+def import_prodseg(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
     """A prodseg folder -> a copy of it (checked to be one first)."""
     open_prodseg(src)
     shutil.copytree(src, dst, dirs_exist_ok=True)

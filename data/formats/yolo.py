@@ -19,7 +19,7 @@ from prodseg.atomic import write_text
 from prodseg.data.formats.geometry import centre_polygons, fill_polygon, merge_segments
 from prodseg.data.imageio import IMAGE_EXTS, read_image
 from prodseg.data.instances import ImageRecord, Instance
-from prodseg.data.layout import inside
+from prodseg.data.layout import inside, read_text
 from prodseg.data.taxonomy import SHELF10, ClassList, default_colors
 from prodseg.errors import BadInput
 
@@ -99,11 +99,7 @@ def parse_label_line(line: str, num_things: int, where: str) -> tuple[int, np.nd
 def read_label_file(path: Path, height: int, width: int, num_things: int) -> list[Instance]:
     """Instances of one label file, rasterised at the image size."""
     out = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not a UTF-8 text file ({exc.reason}); fix or remove it") from exc
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
             cid, poly = parse_label_line(line, num_things, f"{path}:{n}")
             out.append(Instance(cid, fill_polygon(poly * [width, height], (height, width))))

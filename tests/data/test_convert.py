@@ -34,7 +34,8 @@ def src(tmp_path):
 
 
 def test_registries_are_complete() -> None:
-    assert set(IMPORTERS) == set(EXPORTERS) == {"coco", "yolo", "color-masks", "prodseg"}
+    assert set(EXPORTERS) == {"coco", "yolo", "color-masks", "prodseg"}
+    assert set(IMPORTERS) == {*EXPORTERS, "voc", "labelme"}
 
 
 @pytest.mark.parametrize("fmt", ["coco", "color-masks", "prodseg"])
@@ -121,8 +122,8 @@ def test_colour_masks_without_classes_yaml_use_shelf10(src, tmp_path) -> None:
 
 
 def test_unknown_format_lists_the_valid_ones(src, tmp_path) -> None:
-    with pytest.raises(BadInput, match="unknown source format 'voc'; choose one of coco, yolo, color-masks"):
-        convert(src, tmp_path / "x", "voc")
+    with pytest.raises(BadInput, match="unknown source format 'pascal'; choose one of coco, yolo, color-"):
+        convert(src, tmp_path / "x", "pascal")
     with pytest.raises(BadInput, match="unknown target format 'tfrecord'"):
         convert(src, tmp_path / "x", "prodseg", "tfrecord")
     assert not (tmp_path / "x").exists()

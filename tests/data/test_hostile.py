@@ -18,6 +18,15 @@ from prodseg.data.cli import main
 from prodseg.data.formats.convert import convert
 from prodseg.data.imageio import write_image
 from tests.data.formats_builders import build_dataset
+from tests.data.tool_exports import (
+    cvat_segmentation_mask,
+    labelme,
+    labelme_json,
+    roboflow_coco,
+    roboflow_yolo,
+    shape,
+    ultralytics_yolo,
+)
 
 H = W = 64
 
@@ -234,7 +243,8 @@ def _fifo(src: Path) -> None:
 
 
 FOLDER_CASES = [
-    ("yolo-image-symlink", lambda t: _yolo(t, _link_out("images/img0.png")), "img0.png: resolves to"),
+    ("yolo-image-symlink", lambda t: _yolo(t, _link_out("images/img0.png")),
+     "yolo_train.txt:1 './images/img0.png': resolves to"),
     ("yolo-label-symlink", lambda t: _yolo(t, _link_out("labels/img0.txt")), "img0.txt: resolves to"),
     ("yolo-yaml-symlink", lambda t: _yolo(t, _link_out("dataset.yaml")), "dataset.yaml: resolves to"),
     ("yolo-list-climbs", lambda t: _yolo(t, _yaml_line("train: ../../list.txt")), "outside the dataset"),
@@ -270,6 +280,123 @@ FOLDER_CASES = [
     ("ps-broken-symlink", lambda t: _ps(t, lambda s: (s / "images" / "gone.png").symlink_to(s / "nope")),
      "a broken symlink"),
     ("ps-fifo", lambda t: _ps(t, _fifo), "pipe.png: not a regular file"),
+]
+
+
+# ---- labelling-tool exports, imported without --from (the layout is detected)
+def _tool(build: Callable[[Path], tuple], change: Callable[[Path], None], *extra: object):
+    def setup(tmp: Path) -> list:
+        src, _ = build(tmp / "src")
+        change(src)
+        return ["convert", src, "--to", tmp / "out", *[str(e).format(t=tmp) for e in extra]]
+    return setup
+
+
+def _labelmap(text: str | bytes) -> Callable[[Path], None]:
+    return _write("labelmap.txt", text)
+
+
+def _lm_json(rel: str, image: str, shapes: list | None = None, **extra: object) -> Callable[[Path], None]:
+    def change(src: Path) -> None:
+        data = json.loads(labelme_json(image, shapes if shapes is not None else [
+            shape("bottle", "polygon", [(1, 1), (9, 1), (9, 9)])]))
+        data.update(extra)
+        (src / rel).write_text(json.dumps(data))
+    return change
+
+
+def _secret_beside(src: Path) -> None:
+    outside_png(src.parent)
+
+
+def _both(*changes: Callable[[Path], None]) -> Callable[[Path], None]:
+    return lambda src: [c(src) for c in changes] and None
+
+
+def _yaml(text: str, name: str = "data.yaml") -> Callable[[Path], None]:
+    return _write(name, text)
+
+
+_IDS = "ImageSets/Segmentation/Train.txt"
+_RECTANGLE3 = [shape("bottle", "rectangle", [(1, 1), (5, 5), (9, 9)])]
+_NAN_POINTS = [{"label": "bottle", "shape_type": "polygon", "points": [[float("nan"), 1], [9, 1], [9, 9]]}]
+
+TOOL_CASES = [
+    ("labelmap-short-line", _tool(cvat_segmentation_mask, _labelmap("bottle:250,50::\n")),
+     "labelmap.txt:1: expected 'name:r,g,b::'"),
+    ("labelmap-no-colour", _tool(cvat_segmentation_mask, _labelmap("bottle\n")), "labelmap.txt:1: expected"),
+    ("labelmap-colour-300", _tool(cvat_segmentation_mask, _labelmap("bottle:300,0,0::\n")), "values 0..255"),
+    ("labelmap-duplicate", _tool(cvat_segmentation_mask, _labelmap("a:1,2,3::\na:4,5,6::\n")),
+     "labelmap.txt: duplicate class names"),
+    ("labelmap-only-comments", _tool(cvat_segmentation_mask, _labelmap("# label:color_rgb:parts:actions\n")),
+     "labelmap.txt: no classes"),
+    ("labelmap-binary", _tool(cvat_segmentation_mask, _labelmap(b"\xff\xfe:0,0,0")), "not a UTF-8 text file"),
+    ("labelmap-symlink", _tool(cvat_segmentation_mask, _link_out("labelmap.txt")),
+     "labelmap.txt: resolves to"),
+    ("voc-id-climbs", _tool(cvat_segmentation_mask, _write(_IDS, "../../../secret\n")),
+     "id '../../../secret': resolves to"),
+    ("voc-id-absolute", _tool(cvat_segmentation_mask, _write(_IDS, "/etc/passwd\n")), "is an absolute path"),
+    ("voc-image-missing", _tool(cvat_segmentation_mask, _write(_IDS, "frame_000009\n")),
+     "no image frame_000009.jpg"),
+    ("voc-mask-missing", _tool(cvat_segmentation_mask,
+                               lambda s: (s / "SegmentationClass" / "frame_000001.png").unlink()),
+     "frame_000001.png: class mask missing"),
+    ("voc-unknown-colour", _tool(cvat_segmentation_mask, _labelmap("background:0,0,0::\nbottle:9,50,83::\n")),
+     "frame_000000.png: colour (250, 50, 83) at (x=5, y=6) is not a class colour"),
+    ("voc-mask-symlink", _tool(cvat_segmentation_mask, _link_out("SegmentationClass/frame_000000.png")),
+     "frame_000000.png: resolves to"),
+    ("labelme-imagepath-climbs", _tool(labelme, _both(_secret_beside, _lm_json("store_a/img1.json",
+                                                                                "../../secret.png"))),
+     "imagePath '../../secret.png': resolves to"),
+    ("labelme-imagepath-absolute", _tool(labelme, _lm_json("store_a/img1.json", "/etc/hostname")),
+     "imagePath '/etc/hostname': is an absolute path"),
+    ("labelme-imagepath-missing", _tool(labelme, _lm_json("store_a/img1.json", "")), "'imagePath' missing"),
+    ("labelme-image-not-found", _tool(labelme, _lm_json("store_a/img1.json", "nope.jpg")),
+     "nope.jpg: file not found"),
+    ("labelme-rectangle-3-points", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", _RECTANGLE3)),
+     "shapes[0]: a rectangle needs 2 points, got 3"),
+    ("labelme-nan-point", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", _NAN_POINTS)),
+     "shapes[0]: 'points' must be finite"),
+    ("labelme-far-point", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [
+        shape("bottle", "polygon", [(1, 1), (1e12, 1), (9, 9)])])),
+     "'points' must be finite and near the image"),
+    ("labelme-text-points", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [
+        {"label": "bottle", "shape_type": "polygon", "points": "abc"}])), "'points' must be [[x, y], ...]"),
+    ("labelme-no-label", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [{"points": []}])),
+     "shapes[0]: expected an object with a non-empty 'label'"),
+    ("labelme-bad-imagedata", _tool(labelme, _lm_json("store_a/img1.json", "gone.png", imageData="@@@")),
+     "'imageData' is not base64"),
+    ("labelme-bomb-imagedata", _tool(labelme, _lm_json("store_a/img1.json", "gone.png", imageData=__import__(
+        "base64").b64encode(png_header(20000, 20000)).decode())), "above the limit of 100,000,000 pixels"),
+    ("labelme-size-differs", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", imageWidth=81)),
+     "imageWidth/imageHeight 81x64 differ from the image's 80x64"),
+    ("labelme-label-not-in-classes", _tool(labelme, _write("../labels.txt", "bottle\n"),
+                                           "--classes", "{t}/labels.txt"),
+     "labels ['can'] of the LabelMe files are not in it"),
+    ("labelme-classes-missing", _tool(labelme, lambda s: None, "--classes", "{t}/nope.txt"),
+     "nope.txt: --classes file not found"),
+    ("yaml-path-absolute-outside", _tool(roboflow_yolo, _yaml("path: /etc\ntrain: x\nnames: [a]\n")),
+     "path: '/etc': is an absolute path outside the dataset folder"),
+    ("yaml-path-climbs", _tool(roboflow_yolo, _yaml("path: ../..\ntrain: x\nnames: [a]\n")),
+     "path: '../..': resolves to"),
+    ("yaml-train-absolute-outside", _tool(roboflow_yolo, _yaml("train: /etc\nnames: [a]\n")),
+     "train: '/etc': is an absolute path outside"),
+    ("yaml-val-missing", _tool(roboflow_yolo, _yaml("train: train/images\nval: nowhere\nnames: [a, b]\n")),
+     "val: 'nowhere': not found"),
+    ("yaml-train-number", _tool(roboflow_yolo, _yaml("train: [5]\nnames: [a, b]\n")),
+     "train: 5 is not a path"),
+    ("yaml-a-list", _tool(roboflow_yolo, _yaml("- a\n- b\n")), "expected keys 'names', 'train', 'val'"),
+    ("yaml-broken", _tool(roboflow_yolo, _yaml("names: [a\n")), "data.yaml: not valid YAML"),
+    ("yaml-two-candidates", _tool(ultralytics_yolo, _yaml("names: [a]\ntrain: train.txt\n", "other.yaml")),
+     "2 YAML files with 'names' (other.yaml, shelves.yaml)"),
+    ("yaml-list-line-climbs", _tool(ultralytics_yolo, _write("train.txt", "../../secret.png\n")),
+     "train.txt:1 '../../secret.png': resolves to"),
+    ("yolo-label-symlink-outside", _tool(roboflow_yolo, _link_out("valid/labels/b.rf.9c2d.txt")),
+     "b.rf.9c2d.txt: resolves to"),
+    ("roboflow-json-symlink", _tool(roboflow_coco, _link_out("valid/_annotations.coco.json")),
+     "_annotations.coco.json: resolves to"),
+    ("unknown-layout", _tool(lambda r: (r.mkdir(), (r / "notes.txt").write_text("hi"), (r, {}))[-1],
+                             lambda s: None), "unknown dataset layout: no classes.yaml with images/"),
 ]
 
 
@@ -313,8 +440,10 @@ def _restore_limit():
         os.environ["PRODSEG_MAX_IMAGE_PIXELS"] = old
 
 
-@pytest.mark.parametrize("setup, phrase", [c[1:] for c in COCO_CASES + FOLDER_CASES + OUTPUT_CASES],
-                         ids=[c[0] for c in COCO_CASES + FOLDER_CASES + OUTPUT_CASES])
+ALL_CASES = COCO_CASES + FOLDER_CASES + TOOL_CASES + OUTPUT_CASES
+
+
+@pytest.mark.parametrize("setup, phrase", [c[1:] for c in ALL_CASES], ids=[c[0] for c in ALL_CASES])
 def test_convert_refuses_with_one_line_and_leaves_nothing(tmp_path, setup, phrase: str) -> None:
     args = setup(tmp_path)
     before = {p.name for p in tmp_path.iterdir()}
