@@ -30,6 +30,7 @@ import numpy as np
 
 from prodseg.data.formats.folder import Item, unique_stems, write_dataset
 from prodseg.data.formats.geometry import fill_polygon
+from prodseg.data.formats.importers import ImportOptions
 from prodseg.data.imageio import image_size
 from prodseg.data.instances import ImageRecord, Instance, semantic_from_instances
 from prodseg.data.layout import entry, read_text
@@ -190,7 +191,7 @@ def _instances(a: Annotated, classes: ClassList) -> list[Instance]:
     return out
 
 
-def import_labelme(src: Path, dst: Path, opts: Any = None) -> None:
+def import_labelme(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
     """A folder of LabelMe JSON files (and their images) -> prodseg folder."""
     files = sorted(p for p in src.rglob("*.json") if is_labelme(p))
     if not files:
@@ -200,7 +201,7 @@ def import_labelme(src: Path, dst: Path, opts: Any = None) -> None:
         annotated = [_annotated(src, p, Path(tmp), skipped) for p in files]
         for what, n in skipped.items():
             log.warning("%s: skipped %d %s", src, n, what)
-        classes = _classes(annotated, getattr(opts, "classes", None))
+        classes = _classes(annotated, opts.classes)
         stems = unique_stems([a.json.with_name(a.image.name) for a in annotated], src)
 
         def items() -> Iterator[Item]:

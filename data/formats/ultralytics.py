@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from prodseg.data.formats.folder import Item, unique_stems, write_dataset
+from prodseg.data.formats.importers import ImportOptions
 from prodseg.data.formats.yolo import read_label_file, read_names, yolo_images
 from prodseg.data.imageio import IMAGE_EXTS, image_size
 from prodseg.data.instances import ImageRecord, semantic_from_instances
@@ -155,7 +156,7 @@ def read_samples(src: Path) -> tuple[Path, Path, list[Sample]]:
     return root, yaml_path, samples
 
 
-def import_yolo(src: Path, dst: Path, opts: object = None) -> None:
+def import_yolo(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
     """ultralytics / Roboflow YOLO-seg (data YAML + images + labels) -> prodseg folder."""
     root, yaml_path, samples = read_samples(src)
     classes = read_names(yaml_path)

@@ -19,6 +19,7 @@ import numpy as np
 
 from prodseg.data.formats.color_masks import decode_color, pack
 from prodseg.data.formats.folder import Item, unique_stems, write_dataset
+from prodseg.data.formats.importers import ImportOptions
 from prodseg.data.imageio import IMAGE_EXTS, image_size, read_image
 from prodseg.data.instances import ImageRecord, Instance, instances_from_id_map
 from prodseg.data.layout import entry, inside, read_text
@@ -118,7 +119,7 @@ def _object_instances(path: Path, semantic: np.ndarray) -> list[Instance]:
     return instances_from_id_map(semantic, ids)
 
 
-def import_voc(src: Path, dst: Path, opts: object = None) -> None:
+def import_voc(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
     """CVAT Segmentation mask 1.1 / Pascal VOC colour masks -> prodseg folder."""
     if not (src / "SegmentationClass").is_dir():
         raise BadInput(f"{src}: no SegmentationClass/ folder; is it a CVAT 'Segmentation mask' export?")
