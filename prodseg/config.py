@@ -148,7 +148,8 @@ def _image_size(value: Any) -> Any:
 @dataclass
 class ModelConfig:
     architecture: str = choice("deeplabv3plus", ARCHITECTURES)
-    num_classes: int = bounded(10, 1, 254)
+    # None: the dataset's classes.yaml decides (prodseg-train fills it in; checkpoints store the number)
+    num_classes: int | None = bounded(None, 1, 254)
     # DeepLabV3+ (segmentation-models-pytorch)
     backbone: str = rule("mobilenet_v2", _not_empty)
     output_stride: int = choice(16, (8, 16))

@@ -97,7 +97,8 @@ def warn_resume_drift(resume: str, cfg: Config) -> list[str]:
 
 def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
     """--arch across the YOLO boundary: yolov8_seg counts classes without background, the others with it."""
-    if arch is None or (arch == "yolov8_seg") == (cfg.model.architecture == "yolov8_seg"):
+    if arch is None or cfg.model.num_classes is None or \
+            (arch == "yolov8_seg") == (cfg.model.architecture == "yolov8_seg"):
         return {}
     return {"model.num_classes": cfg.model.num_classes + (-1 if arch == "yolov8_seg" else 1)}
 

@@ -149,28 +149,40 @@ def seed_epoch(run: Run, epoch: int) -> None:
     run.train_loader.generator.manual_seed(seed)
 
 
-def check_classes(cfg: Config, dataset: ShelfDataset) -> None:
-    """The model's class count (background included) must match the dataset's classes.yaml."""
+def resolve_classes(cfg: Config, dataset: ShelfDataset) -> Config:
+    """The config with model.num_classes from the dataset's classes.yaml, or ConfigError when it disagrees.
+
+    YOLOv8-seg counts its detection classes without background; users never need to know that: left
+    unset, the count comes from classes.yaml for every architecture.
+    """
     yolo = cfg.model.architecture == "yolov8_seg"
-    have, want = cfg.model.num_classes + (1 if yolo else 0), dataset.classes.num_classes
+    want = dataset.classes.num_classes
+    if cfg.model.num_classes is None:
+        return apply_overrides(cfg, {"model.num_classes": want - (1 if yolo else 0)})
+    have = cfg.model.num_classes + (1 if yolo else 0)
     if have != want:
         without = f" ({want - 1}: without background for yolov8_seg)" if yolo else f" ({want})"
         raise ConfigError(
-            f"model.num_classes: the model has {have} classes but {dataset.root / 'classes.yaml'} "
-            f"lists {want}; set model.num_classes to match{without}"
+            f"model.num_classes: the config says {cfg.model.num_classes} but {dataset.root / 'classes.yaml'} "
+            f"lists {want} classes ({', '.join(dataset.classes.names[:6])}{', …' if want > 6 else ''}); "
+            f"remove model.num_classes to take it from the dataset, or set it to match{without}"
         )
+    return cfg
 
 
-def preflight(cfg: Config) -> ShelfDataset:
-    """Every check of outputs and data that can fail, before anything is built or written (BadInput)."""
+def preflight(cfg: Config) -> tuple[Config, ShelfDataset]:
+    """Every check of outputs and data that can fail, before anything is built or written (BadInput).
+
+    Returns the config completed from the dataset (the class count) and the dataset.
+    """
     from prodseg.data.torch_datasets import checked_split
 
     check_output_path(cfg.logging.out_dir, "--out", folder=True)
     dataset = ShelfDataset(cfg.data.root)
-    check_classes(cfg, dataset)
+    cfg = resolve_classes(cfg, dataset)
     for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
         checked_split(dataset, split)
-    return dataset
+    return cfg, dataset
 
 
 def new_run_dir(cfg: Config) -> Path:
@@ -191,7 +203,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     from prodseg.train.losses import build_loss
     from prodseg.train.models import build_model
 
-    dataset = preflight(cfg)
+    cfg, dataset = preflight(cfg)
     ckpt = load_checkpoint(resume) if resume else None
     if ckpt is not None and ckpt["arch"] != cfg.model.architecture:
         raise BadInput(

@@ -75,7 +75,8 @@ def test_checkpoints_run_through_the_runtimes_torch_runner(tiny_dataset, tmp_pat
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.models import build_model
 
-    cfg = load_config(None, {"model.backbone": "mobilenet_v2", "data.image_size": [64, 64]})
+    cfg = load_config(None, {"model.backbone": "mobilenet_v2", "model.num_classes": 10,
+                             "data.image_size": [64, 64]})
     classes = ShelfDataset(tiny_dataset).classes
     path = save_checkpoint(
         tmp_path / "m.pt",

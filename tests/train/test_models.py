@@ -45,16 +45,17 @@ def test_registry_names_and_unknown_arch() -> None:
 
 def test_unknown_backbone_lists_valid_ones() -> None:
     with pytest.raises(ConfigError) as err:
-        build_model(ModelConfig(backbone="resnet5000"))
+        build_model(ModelConfig(backbone="resnet5000", num_classes=10))
     for word in ("resnet5000", "resnet50", "mobilenet_v2", "efficientnet-b0"):
         assert word in str(err.value)
     with pytest.raises(ConfigError, match="model.encoder_name"):
-        build_model(ModelConfig(architecture="unet", encoder_name="nope"))
+        build_model(ModelConfig(architecture="unet", encoder_name="nope", num_classes=10))
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "resnet101", "mobilenet_v2", "efficientnet-b0"])
 def test_deeplab_backbones_build(backbone: str) -> None:
-    model = build_model(ModelConfig(backbone=backbone, output_stride=8, aspp_dilate=[6, 12, 18]))
+    cfg = ModelConfig(backbone=backbone, output_stride=8, aspp_dilate=[6, 12, 18], num_classes=10)
+    model = build_model(cfg)
     assert model.arch == "deeplabv3plus" and model.num_classes == 10
     dilations = {m.dilation[0] for m in model.net.decoder.aspp.modules() if isinstance(m, torch.nn.Conv2d)}
     assert {6, 12, 18} <= dilations
@@ -199,3 +200,8 @@ def test_yolo_loss_on_a_batch_without_instances(yolo: SegModel) -> None:
     assert torch.isfinite(loss) and parts["seg_loss"] == 0.0 and parts["box_loss"] == 0.0
     loss.backward()
     yolo.zero_grad()
+
+
+def test_a_model_without_a_class_count_is_a_config_error_naming_the_dataset_rule() -> None:
+    with pytest.raises(ConfigError, match="model.num_classes: not set; prodseg-train takes it from"):
+        build_model(ModelConfig(architecture="unet"))

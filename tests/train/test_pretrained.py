@@ -32,7 +32,7 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_pretrained_without_weights_fails_fast_naming_both_remedies(hf_cache: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        build_model(ModelConfig(backbone="resnet18", pretrained=True))
+        build_model(ModelConfig(backbone="resnet18", pretrained=True, num_classes=10))
     msg = str(err.value)
     settings = smp.encoders.encoders["resnet18"]["pretrained_settings"]["imagenet"]
     expected = hf_cache / "models--smp-hub--resnet18.imagenet" / "snapshots" / settings["revision"]

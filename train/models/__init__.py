@@ -32,6 +32,9 @@ def build_model(cfg: ModelConfig) -> SegModel:
             f"model.architecture: unknown architecture {cfg.architecture!r}; "
             f"choose one of {', '.join(MODELS)}"
         ) from None
+    if cfg.num_classes is None:
+        raise ConfigError("model.num_classes: not set; prodseg-train takes it from the dataset's "
+                          "classes.yaml, anything that builds a model without a dataset must set it")
     return factory(cfg)
 
 
