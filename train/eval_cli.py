@@ -36,7 +36,13 @@ def class_table(result: EvalResult) -> Table:
 @click.option(
     "--predictions", type=click.Path(), help="Score saved <stem>.png label maps instead of a model."
 )
-@click.option("--data", required=True, help="Dataset folder with masks/ and splits/.")
+@click.option("--data", help="Dataset folder with images/, masks/ and splits/.")
+@click.option("--gt", "gt", type=click.Path(),
+              help="With --predictions: a plain folder of ground-truth <stem>.png masks (instead of --data).")
+@click.option("--classes", "classes_file", type=click.Path(),
+              help="classes.yaml for --gt masks [default: the --gt folder's classes.yaml].")
+@click.option("--class-map", "class_map_file", type=click.Path(),
+              help="YAML mapping model class names to the data's, when they differ.")
 @click.option("--split", default="val", show_default=True, help="Split to score (train, val, test or all).")
 @click.option(
     "--report", "report_dir", type=click.Path(), help="Write report.md, metrics.json and figures here."
@@ -48,7 +54,10 @@ def class_table(result: EvalResult) -> Table:
 def main(
     model: str | None,
     predictions: str | None,
-    data: str,
+    data: str | None,
+    gt: str | None,
+    classes_file: str | None,
+    class_map_file: str | None,
     split: str,
     report_dir: str | None,
     samples: int,
@@ -57,7 +66,8 @@ def main(
 ) -> None:
     """Evaluate segmentation on a dataset split: mIoU, Dice, pixel accuracy, per-class table, report."""
     setup_logging(verbose)
-    from prodseg.train.evaluate import evaluate_split, load_predictor
+    from prodseg.classes import read_class_map
+    from prodseg.train.evaluate import evaluate_folders, evaluate_split, load_predictor
 
     for option, value, problem in (("--split", split, split_problem(split)),
                                    ("--device", device, device_problem(device))):
@@ -65,8 +75,14 @@ def main(
             raise BadInput(f"{option} {value}: {problem}")
     if report_dir:
         check_output_path(report_dir, "--report", folder=True)
-    predictor = load_predictor(model, predictions, device)
-    result = evaluate_split(predictor, data, split, samples)
+    class_map = read_class_map(class_map_file) if class_map_file else None
+    if gt is not None and predictions is not None and data is None and model is None:
+        result = evaluate_folders(predictions, gt, classes_file, samples, class_map)
+    elif data is not None and gt is None:
+        result = evaluate_split(load_predictor(model, predictions, device), data, split, samples, class_map)
+    else:
+        raise BadInput("give --data DATASET with --model or --predictions, or --predictions DIR with "
+                       "--gt DIR (plain folders of masks)")
     console = Console()
     console.print(class_table(result))
     m = result.metrics
@@ -74,7 +90,11 @@ def main(
         f"mIoU {m['miou']:.4f}  mean Dice {m['mean_dice']:.4f}  pixel accuracy {m['pixel_accuracy']:.4f}"
     )
     if "map50" in m:
-        click.echo(f"mask mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}")
+        click.echo(f"mask mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}  (all detections down to "
+                   "confidence 0.001, max 300 per image)")
+    if "map50_at_conf" in m:
+        click.echo(f"mask mAP50 {m['map50_at_conf']:.4f}  mAP50-95 {m['map50_95_at_conf']:.4f}  "
+                   "(at the model's confidence_threshold)")
     if report_dir:
         write(result, Path(report_dir), model or predictions, split)
         click.echo(f"report: {Path(report_dir) / 'report.md'}")

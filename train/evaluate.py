@@ -4,11 +4,14 @@ A predictor is a callable `(stem, rgb HxWx3 uint8) -> label map HxW`: `--model P
 `prodseg.runtime.load` (a checkpoint through its torch runner, so every model is scored one way);
 `--predictions DIR` -> saved label PNGs. Instance models (YOLOv8-seg checkpoints and artifacts) also
 have `instance_output = True` and `with_instances(stem, image) -> (label map, instances)`, from one
-forward pass, for mask mAP against `instances.json`.
+forward pass, for mask mAP against `instances.json`: the label map at the model's deployed confidence
+threshold, the instances down to confidence 0.001 (max 300 per image) for the standard mAP, of which
+those above the deployed threshold give the `_at_conf` mAP.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from prodseg.classes import ClassMatch, match_classes
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.layout import ShelfDataset
+from prodseg.data.taxonomy import IGNORE_INDEX, default_colors
 from prodseg.errors import BadInput
 from prodseg.metrics import ConfusionMatrix
+from prodseg.train.models.yolo import MAP_CONFIDENCE, MAX_DET
 
 log = logging.getLogger("prodseg.eval")
 
@@ -52,19 +58,29 @@ class ModelPredictor:
         from prodseg.runtime import load
 
         self.runner = load(path, device=device, **runtime_opts)
+        self.source = Path(path)
         meta = self.runner.meta  # class names and colours travel with the model
         self.class_names = list(meta.class_names)
         self.class_colors = [list(c) for c in meta.class_colors]
         self.instance_output = meta.output_kind == "yolo_seg"
+        self.confidence_threshold = float(meta.confidence_threshold)
+        # The same postprocessing with mAP's thresholds: every detection down to 0.001, at most 300.
+        self.scoring_meta = dataclasses.replace(meta, confidence_threshold=MAP_CONFIDENCE, max_det=MAX_DET)
 
     def __call__(self, stem: str, image: np.ndarray) -> np.ndarray:
         return np.asarray(self.runner.predict(image).label_map)
 
     def with_instances(self, stem: str, image: np.ndarray) -> tuple[np.ndarray, Instances]:
-        """The label map and decoded instances (full-frame masks) of one forward pass."""
-        pred = self.runner.predict(image)
-        found = [{"class_id": d.class_id, "score": d.score, "mask": d.mask} for d in pred.instances]
-        return np.asarray(pred.label_map), found
+        """The label map (deployed threshold) and the instances down to MAP_CONFIDENCE (full-frame masks)
+        of one forward pass."""
+        from prodseg.runtime.postprocess import POSTPROCESS
+
+        feed, ctx = self.runner.preprocess(image)
+        outputs = self.runner.infer(feed)
+        label_map = self.runner.postprocess(outputs, ctx).label_map
+        scored = POSTPROCESS[self.scoring_meta.output_kind](outputs, ctx, self.scoring_meta)
+        found = [{"class_id": d.class_id, "score": d.score, "mask": d.mask} for d in scored.instances]
+        return np.asarray(label_map), found
 
 
 class SavedMasksPredictor:
@@ -110,48 +126,111 @@ def load_predictor(
     return ModelPredictor(path, device, **runtime_opts)
 
 
-def evaluate_split(
-    predictor: Predictor,
-    data: str | Path,
-    split: str = "val",
-    samples: int = 4,
-    num_classes: int | None = None,
-) -> EvalResult:
-    """Run `predictor` over every image of the split and accumulate a confusion matrix against its masks."""
+@dataclass
+class Item:
+    """One image to score: its stem, the image file (None: a plain folder of masks) and its mask."""
+
+    stem: str
+    image: Path | None
+    mask: Path
+
+
+def evaluate_split(predictor: Predictor, data: str | Path, split: str = "val", samples: int = 4,
+                   class_map: dict[str, str] | None = None) -> EvalResult:
+    """Run `predictor` over every image of the split and score it against the masks."""
     from prodseg.data.torch_datasets import checked_split
 
     dataset = ShelfDataset(data)
-    names = list(dataset.classes.names)
-    n = num_classes or len(names)
-    cm = ConfusionMatrix(n)
+    items = [Item(s.stem, s.image, s.mask) for s in checked_split(dataset, split)]  # checked up front
+    return score(predictor, items, list(dataset.classes.names), [list(c) for c in dataset.classes.colors],
+                 dataset.root / "classes.yaml", samples, class_map,
+                 instance_scorer(predictor, dataset, dataset.classes.num_classes))
+
+
+def evaluate_folders(predictions: str | Path, truth: str | Path, classes: str | Path | None = None,
+                     samples: int = 4, class_map: dict[str, str] | None = None) -> EvalResult:
+    """Score a folder of predicted label PNGs against a folder of ground-truth PNGs, paired by stem.
+
+    The classes come from `classes` (a classes.yaml), else the truth folder's classes.yaml; without
+    either, the labels are numbered class_0, class_1, ... up to the largest label found.
+    """
+    truth = Path(truth)
+    if not truth.is_dir():
+        raise BadInput(f"{truth}: ground-truth folder not found; pass a folder of <stem>.png label maps")
+    items = [Item(p.stem, None, p) for p in sorted(truth.glob("*.png"))]
+    if not items:
+        raise BadInput(f"{truth}: no <stem>.png label maps in the ground-truth folder")
+    source = Path(classes) if classes is not None else truth / "classes.yaml"
+    if source.is_file() or classes is not None:
+        from prodseg.data.taxonomy import ClassList
+
+        class_list = ClassList.load(source)
+        names, colors = list(class_list.names), [list(c) for c in class_list.colors]
+    else:
+        names = _numbered_classes(predictions, items)
+        colors = [list(c) for c in default_colors(len(names))]
+    return score(SavedMasksPredictor(predictions), items, names, colors, source, samples, class_map, None)
+
+
+def _numbered_classes(predictions: str | Path, items: list[Item]) -> list[str]:
+    top = 0
+    for item in items:
+        for path in (item.mask, Path(predictions) / item.mask.name):
+            if path.is_file():
+                labels = read_mask(path)
+                kept = labels[labels != IGNORE_INDEX]
+                top = max(top, int(kept.max()) if kept.size else 0)
+    return [f"class_{i}" for i in range(top + 1)]
+
+
+def score(predictor: Any, items: list[Item], names: list[str], colors: list[list[int]], data_source: Path,
+          samples: int, class_map: dict[str, str] | None, mask_map: DatasetMaskMAP | None) -> EvalResult:
+    """The confusion matrix (and mask mAP) of `predictor` over `items`, in the data's class numbering."""
+    match = _class_match(predictor, names, data_source, class_map)
+    cm = ConfusionMatrix(len(names))
     kept: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    items = checked_split(dataset, split)  # the masks' labels and sizes, before any prediction
-    mask_map = instance_scorer(predictor, dataset, n)
-    for sample in items:
-        image, target = read_image(sample.image), read_mask(sample.mask)
+    for item in items:
+        target = read_mask(item.mask)
+        image = read_image(item.image) if item.image else np.full((*target.shape, 3), 128, np.uint8)
         if mask_map is None:
-            pred = predictor(sample.stem, image)
+            pred = predictor(item.stem, image)
         else:
-            pred, found = predictor.with_instances(sample.stem, image)  # type: ignore[attr-defined]
-            mask_map.add(sample.stem, target, found)
+            pred, found = predictor.with_instances(item.stem, image)
+            if match.lut is not None:
+                found = [{**d, "class_id": int(match.lut[d["class_id"]])} for d in found]
+            mask_map.add(item.stem, target, found)
         if pred.shape != target.shape:
-            raise BadInput(f"{sample.stem}: prediction {pred.shape} does not match its mask {target.shape}")
-        cm.update(target, pred, where=f"image '{sample.stem}'")
+            raise BadInput(f"{item.stem}: prediction {pred.shape} does not match its mask {target.shape}")
+        pred = match.apply(pred)
+        cm.update(target, pred, where=f"image '{item.stem}'")
         if len(kept) < samples:
-            kept[sample.stem] = (image, target, pred)
+            kept[item.stem] = (image, target, pred)
     metrics = cm.scores().as_dict()
     if mask_map is not None:
         metrics.update(mask_map.compute())
-    return EvalResult(metrics, cm.mat, names, [list(c) for c in dataset.classes.colors], kept)
+    return EvalResult(metrics, cm.mat, names, colors, kept)
+
+
+def _class_match(predictor: Any, names: list[str], data_source: Path,
+                 class_map: dict[str, str] | None) -> ClassMatch:
+    """Model classes against the data's by name; saved PNGs (no names) are read in the data's numbering."""
+    model_names = getattr(predictor, "class_names", None)
+    if model_names is None:
+        return ClassMatch(None)
+    match = match_classes(model_names, names, str(getattr(predictor, "source", "the model")),
+                          str(data_source), class_map)
+    if match.note:
+        log.info("%s", match.note)
+    return match
 
 
 class DatasetMaskMAP:
     """Mask mAP of predicted instances against the dataset's instances.json (COCOeval via MaskMAP)."""
 
-    def __init__(self, ids: dict[str, np.ndarray], num_classes: int, path: Path) -> None:
-        from prodseg.train.instance_metrics import MaskMAP
+    def __init__(self, ids: dict[str, np.ndarray], num_classes: int, path: Path, threshold: float) -> None:
+        from prodseg.train.instance_metrics import StandardAndDeployedMAP
 
-        self.ids, self.path, self.map = ids, path, MaskMAP(num_classes)
+        self.ids, self.path, self.map = ids, path, StandardAndDeployedMAP(num_classes, threshold)
 
     def add(self, stem: str, semantic: np.ndarray, found: Instances) -> None:
         if stem not in self.ids:
@@ -176,4 +255,4 @@ def instance_scorer(predictor: Any, dataset: ShelfDataset, num_classes: int) -> 
 
     records, _ = read_coco(path)
     ids = {r.stem: id_map_from_instances(r.instances, (r.height, r.width)).astype(np.int64) for r in records}
-    return DatasetMaskMAP(ids, num_classes, path)
+    return DatasetMaskMAP(ids, num_classes, path, predictor.confidence_threshold)

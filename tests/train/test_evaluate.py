@@ -168,3 +168,54 @@ def test_yolo_checkpoint_gives_instances_at_image_size_and_mask_map(tiny_dataset
     res = CliRunner().invoke(main, ["--model", str(path), "--data", str(tiny_dataset)])
     assert res.exit_code == 0, res.output
     assert "mask mAP50 " in res.output and "mAP50-95 " in res.output
+
+
+def test_a_reordered_classes_yaml_gives_the_same_miou_and_a_mismatch_exits_2(tiny_dataset, tmp_path):
+    import shutil
+
+    import yaml
+
+    from prodseg.data.taxonomy import ClassList
+
+    class Model:  # a model that predicts the truth, numbered in its own class order
+        def __init__(self, names):
+            self.class_names, self.source = names, "model.onnx"
+            data = list(ShelfDataset(tiny_dataset).classes.names)
+            self.to_model = np.array([names.index(n) for n in data] + [0] * (256 - len(data)), np.uint8)
+            self.masks = {s.stem: read_mask(s.mask) for s in ShelfDataset(tiny_dataset).split("all")}
+
+        def __call__(self, stem, image):
+            truth = self.masks[stem]
+            return np.where(truth == 255, 0, self.to_model[truth]).astype(np.uint8)
+
+    names = list(ShelfDataset(tiny_dataset).classes.names)
+    same = evaluate_split(Model(names), tiny_dataset, "val")
+    reordered = evaluate_split(Model(names[::-1]), tiny_dataset, "val")
+    assert same.metrics["miou"] == reordered.metrics["miou"] == 1.0
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    classes = ClassList.load(other / "classes.yaml")
+    (other / "classes.yaml").write_text(yaml.safe_dump({**classes.to_dict(), "names": [*names[:-1], "logo"]}))
+    with pytest.raises(BadInput, match=r"model.onnx and .*classes.yaml have different classes"):
+        evaluate_split(Model(names), other, "val")
+
+
+def test_plain_folders_of_masks_score_without_a_dataset(tiny_dataset, tmp_path):
+    truth, preds = tmp_path / "truth", tmp_path / "preds"
+    truth.mkdir()
+    preds.mkdir()
+    for s in ShelfDataset(tiny_dataset).split("val"):
+        mask = read_mask(s.mask)
+        write_mask(truth / f"{s.stem}.png", mask)
+        write_mask(preds / f"{s.stem}.png", np.where(mask == 255, 0, mask).astype(np.uint8))
+    res = CliRunner().invoke(main, ["--predictions", str(preds), "--gt", str(truth), "--classes",
+                                    str(tiny_dataset / "classes.yaml"), "--report", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    assert "mIoU 1.0000" in res.output and "price_tag" in res.output
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["miou"] == 1.0
+    numbered = CliRunner().invoke(main, ["--predictions", str(preds), "--gt", str(truth)])
+    assert numbered.exit_code == 0 and "class_1" in numbered.output
+    both = ["--predictions", str(preds), "--gt", str(truth), "--data", str(tiny_dataset)]
+    res = CliRunner().invoke(main, both)
+    assert res.exit_code == 2 and "--predictions DIR with --gt DIR" in res.stderr

@@ -113,7 +113,8 @@ def _fewer_classes(root: Path) -> str:
     raw = yaml.safe_load((root / "classes.yaml").read_text())
     raw = {k: v[:5] for k, v in raw.items()}
     (root / "classes.yaml").write_text(yaml.safe_dump(raw))
-    return f"model.num_classes: the model has 10 classes but {root / 'classes.yaml'} lists 5"
+    # the class count comes from classes.yaml, so the masks' labels 5..9 are what is wrong
+    return "label values [5, 6, 7, 8, 9] are outside the 5 classes of classes.yaml"
 
 
 def _no_images_folder(root: Path) -> str:
