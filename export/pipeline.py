@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prodseg.classes import ClassMatch, match_classes
+from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput, GateFailed
 from prodseg.export.artifacts import Artifact, ExportContext
 from prodseg.export.config import ExportConfig
@@ -16,7 +18,7 @@ from prodseg.export.files import MANIFEST, check_output_folder, export_folder, l
 from prodseg.export.images import calibration_images, folder_images, is_dataset, verification_samples
 from prodseg.export.registry import EXPORTERS
 from prodseg.export.report import render_table, write_manifest
-from prodseg.export.source import load_source
+from prodseg.export.source import ExportSource, load_source
 from prodseg.export.verify import VerifyRow, verify_all
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     source = load_source(cfg.checkpoint)
     data_root = dataset_for(cfg, source.config.data.root) if cfg.verify else None
     samples = verification_samples(data_root, cfg.verify_images) if data_root else []
+    classes = data_classes(source, data_root) if data_root else ClassMatch(None)
     calib: list[Path] = []
     if cfg.wants("int8"):
         calib_dir = cfg.calib_data or data_root or Path(source.config.data.root)
@@ -103,7 +106,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     log.info(plan(cfg, out, samples, calib))
     with export_folder(out) as tmp:
         ctx = ExportContext(cfg, source, tmp, calib_images=calib)
-        result = export_and_verify(ctx, samples, out)
+        result = export_and_verify(ctx, samples, out, classes)
         write_manifest(tmp / MANIFEST, manifest(cfg, ctx, result, samples))
     result.manifest = out / MANIFEST
     if result.warnings:
@@ -114,7 +117,17 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     return result
 
 
-def export_and_verify(ctx: ExportContext, samples: list, out: Path) -> ExportResult:
+def data_classes(source: ExportSource, data_root: Path) -> ClassMatch:
+    """The checkpoint's classes against the verification data's, by name (BadInput when they differ)."""
+    data = ShelfDataset(data_root).classes.names
+    match = match_classes(source.meta.class_names, data, str(source.checkpoint),
+                          str(data_root / "classes.yaml"))
+    if match.note:
+        log.info("%s", match.note)
+    return match
+
+
+def export_and_verify(ctx: ExportContext, samples: list, out: Path, classes: ClassMatch) -> ExportResult:
     """Run the exporters into ctx.out and verify; the result names the paths the files will have in `out`."""
     t0 = time.perf_counter()
     for name in export_order(ctx.config):
@@ -123,7 +136,7 @@ def export_and_verify(ctx: ExportContext, samples: list, out: Path) -> ExportRes
     log.info("exported %d artifacts in %.1f s", len(artifacts), time.perf_counter() - t0)
     rows = []
     if ctx.config.verify:
-        rows = verify_all(artifacts, ctx.source, samples, ctx.config.thresholds)
+        rows = verify_all(artifacts, ctx.source, samples, ctx.config.thresholds, classes)
         render_table(rows)
     return ExportResult(
         out, [dataclasses.replace(a, path=relocate(a.path, ctx.out, out)) for a in artifacts],

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from prodseg.classes import ClassMatch
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.layout import Sample
 from prodseg.export.artifacts import Artifact
@@ -80,18 +81,23 @@ def max_abs_diff(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> floa
 
 
 def verify_artifact(artifact: Artifact, samples: list[Sample], ref: TorchReference,
-                    thresholds: Thresholds) -> VerifyRow:
+                    thresholds: Thresholds, classes: ClassMatch) -> VerifyRow:
     """Run one artifact through prodseg.runtime on the samples and compare it with PyTorch."""
     from prodseg.runtime import load
 
     opts = RUNNER_OPTS.get((artifact.backend, artifact.precision), {})
     with load(artifact.path, backend=artifact.backend, device="cpu", **opts) as predictor:
-        return judge(compare(artifact, predictor, samples, ref), thresholds)
+        return judge(compare(artifact, predictor, samples, ref, classes), thresholds)
 
 
-def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: TorchReference) -> VerifyRow:
-    """Outputs, label maps and mIoU of one loaded artifact vs PyTorch on the samples."""
-    n = ref.source.meta.num_classes
+def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: TorchReference,
+            classes: ClassMatch) -> VerifyRow:
+    """Outputs, label maps and mIoU of one loaded artifact vs PyTorch on the samples.
+
+    Agreement compares the two label maps as the model numbers its classes; mIoU reads them in the
+    data's numbering (`classes`), against the data's masks.
+    """
+    n = classes.data_classes if classes.lut is not None else predictor.meta.num_classes
     mats = {"art": ConfusionMatrix(n), "ref": ConfusionMatrix(n)}
     same = total = 0
     diff = 0.0
@@ -109,8 +115,8 @@ def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: Torc
         same += int((art_map == ref_map).sum())
         total += art_map.size
         if gt is not None:
-            mats["art"].update(gt, art_map, where=str(s.mask))
-            mats["ref"].update(gt, ref_map, where=str(s.mask))
+            mats["art"].update(gt, classes.apply(art_map), where=str(s.mask))
+            mats["ref"].update(gt, classes.apply(ref_map), where=str(s.mask))
     m_art, m_ref = mats["art"].scores().miou, mats["ref"].scores().miou
     return VerifyRow(artifact.name, str(artifact.path), artifact.precision, artifact.backend,
                      round(size_mb(artifact.path), 3), diff, same / max(total, 1), m_art, m_ref,
@@ -131,14 +137,14 @@ def judge(row: VerifyRow, t: Thresholds) -> VerifyRow:
 
 
 def verify_all(artifacts: list[Artifact], source: ExportSource, samples: list[Sample],
-               thresholds: Thresholds) -> list[VerifyRow]:
+               thresholds: Thresholds, classes: ClassMatch | None = None) -> list[VerifyRow]:
     """Verify every artifact on the same samples against one cached PyTorch reference."""
     ref = TorchReference(source)
     rows = []
     try:
         for art in artifacts:
             log.info("verifying %s through the %s runtime on %d images", art.name, art.backend, len(samples))
-            rows.append(verify_artifact(art, samples, ref, thresholds))
+            rows.append(verify_artifact(art, samples, ref, thresholds, classes or ClassMatch(None)))
     finally:
         ref.close()
     return rows

@@ -28,6 +28,7 @@ class ClassMatch:
 
     lut: np.ndarray | None  # None: identical lists, nothing to do
     note: str = ""
+    data_classes: int = 0  # how many classes the data has (the labels `lut` maps into)
 
     def apply(self, labels: np.ndarray) -> np.ndarray:
         return labels if self.lut is None else self.lut[labels]
@@ -58,7 +59,7 @@ def match_classes(model: Sequence[str], data: Sequence[str], model_source: str =
     for label, name in enumerate(model):
         lut[label] = index[mapping[name]]
     how = "by the class map" if class_map is not None else "by name (same names, another order)"
-    return ClassMatch(lut, f"{model_source}'s classes are matched to {data_source}'s {how}")
+    return ClassMatch(lut, f"{model_source}'s classes are matched to {data_source}'s {how}", len(data))
 
 
 def read_class_map(path: str | Path) -> dict[str, str]:

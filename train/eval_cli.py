@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from prodseg.atomic import check_output_path
 from prodseg.cli import handle_errors, setup_logging
 from prodseg.config import device_problem, split_problem
 from prodseg.errors import BadInput
+from prodseg.runtime.model_options import ModelFlags, ModelSpec, model_options
 
 if TYPE_CHECKING:
     from prodseg.train.evaluate import EvalResult
@@ -49,6 +51,7 @@ def class_table(result: EvalResult) -> Table:
 )
 @click.option("--samples", default=4, show_default=True, help="Sample overlays in the report.")
 @click.option("--device", default="cpu", show_default=True, help="Device for checkpoints (cpu, cuda).")
+@model_options(skip=("--classes",))  # --classes names the --gt classes.yaml here
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(
@@ -63,11 +66,17 @@ def main(
     samples: int,
     device: str,
     verbose: bool,
+    model_flags: ModelFlags,
 ) -> None:
-    """Evaluate segmentation on a dataset split: mIoU, Dice, pixel accuracy, per-class table, report."""
+    """Evaluate segmentation on a dataset split: mIoU, Dice, pixel accuracy, per-class table, report.
+
+    A model exported elsewhere without prodseg metadata is described with the model flags (--task,
+    --names, ...), as for prodseg-predict and prodseg-bench.
+    """
     setup_logging(verbose)
+    spec = model_flags.spec()
     from prodseg.classes import read_class_map
-    from prodseg.train.evaluate import evaluate_folders, evaluate_split, load_predictor
+    from prodseg.train.evaluate import evaluate_folders, evaluate_split
 
     for option, value, problem in (("--split", split, split_problem(split)),
                                    ("--device", device, device_problem(device))):
@@ -75,11 +84,21 @@ def main(
             raise BadInput(f"{option} {value}: {problem}")
     if report_dir:
         check_output_path(report_dir, "--report", folder=True)
+    if spec != ModelSpec() and (model is None or predictions is not None):
+        given = ", ".join(spec.given(tuple(f.name for f in dataclasses.fields(ModelSpec))))
+        raise BadInput(f"{given}: describe a --model; drop them with --predictions (saved label maps)")
+    if spec.save_card is not None:
+        check_output_path(spec.save_card, "--save-card")
     class_map = read_class_map(class_map_file) if class_map_file else None
     if gt is not None and predictions is not None and data is None and model is None:
         result = evaluate_folders(predictions, gt, classes_file, samples, class_map)
     elif data is not None and gt is None:
-        result = evaluate_split(load_predictor(model, predictions, device), data, split, samples, class_map)
+        predictor = _predictor(model, predictions, device, spec)
+        result = evaluate_split(predictor, data, split, samples, class_map)
+        if spec.save_card is not None:
+            from prodseg.runtime.model_options import save_card
+
+            save_card(spec.save_card, predictor.runner.meta, Path(str(model)))
     else:
         raise BadInput("give --data DATASET with --model or --predictions, or --predictions DIR with "
                        "--gt DIR (plain folders of masks)")
@@ -98,6 +117,15 @@ def main(
     if report_dir:
         write(result, Path(report_dir), model or predictions, split)
         click.echo(f"report: {Path(report_dir) / 'report.md'}")
+
+
+def _predictor(model: str | None, predictions: str | None, device: str, spec: ModelSpec) -> object:
+    """The evaluate module's predictor; model flags (a ModelSpec) go to prodseg.runtime.load."""
+    from prodseg.train.evaluate import load_predictor
+
+    if spec == ModelSpec():
+        return load_predictor(model, predictions, device)
+    return load_predictor(model, predictions, device, spec=spec)
 
 
 def write(result: EvalResult, out: Path, source: str, split: str) -> None:

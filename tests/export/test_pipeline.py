@@ -1,0 +1,52 @@
+"""Export verification reads data by class name: a reordered classes.yaml scores the same, others exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import yaml
+from click.testing import CliRunner
+
+from prodseg.data.imageio import read_mask, write_mask
+from prodseg.export.cli import main
+
+
+def _verify_miou(ckpt, data, out) -> tuple[int, float | None, str]:
+    res = CliRunner().invoke(main, [str(a) for a in (ckpt, "--out", out, "--calib-data", data,
+                                                      "--verify-images", "2")])
+    if res.exit_code != 0:
+        return res.exit_code, None, res.stderr
+    rows = json.loads((out / "export_manifest.json").read_text())["verification"]["rows"]
+    return 0, rows[0]["miou"], res.stderr
+
+
+def test_a_reordered_classes_yaml_gives_the_same_verification_miou(deeplab_ckpt, tiny_dataset, tmp_path):
+    code, original, err = _verify_miou(deeplab_ckpt, tiny_dataset, tmp_path / "a")
+    assert code == 0, err
+    reordered = tmp_path / "reordered"
+    shutil.copytree(tiny_dataset, reordered)
+    raw = yaml.safe_load((reordered / "classes.yaml").read_text())
+    order = list(range(len(raw["names"])))[::-1]  # new label i = old label order[i]
+    new_of_old = np.zeros(256, np.uint8)
+    new_of_old[255] = 255
+    for new, old in enumerate(order):
+        new_of_old[old] = new
+    (reordered / "classes.yaml").write_text(yaml.safe_dump(
+        {"names": [raw["names"][o] for o in order], "colors": [raw["colors"][o] for o in order]}))
+    for mask in (reordered / "masks").glob("*.png"):
+        write_mask(mask, new_of_old[read_mask(mask)])
+    code, remapped, err = _verify_miou(deeplab_ckpt, reordered, tmp_path / "b")
+    assert code == 0 and remapped == original, err
+
+
+def test_a_dataset_with_other_classes_exits_2_before_any_work(deeplab_ckpt, tiny_dataset, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    raw = yaml.safe_load((other / "classes.yaml").read_text())
+    raw["names"][-1] = "logo"
+    (other / "classes.yaml").write_text(yaml.safe_dump(raw))
+    code, _, err = _verify_miou(deeplab_ckpt, other, tmp_path / "out")
+    assert code == 2 and "have different classes" in err and "logo" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
