@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +15,22 @@ from prodseg.bench.accuracy import AccuracyResult
 from prodseg.bench.machine import load_average, machine_info
 from prodseg.bench.stats import Stats
 from prodseg.errors import BadInput
+from prodseg.runtime.facts import MB, artifact_files
 
 SCHEMA = "prodseg-bench/1"
-# Weight files that belong to an artifact (an OpenVINO IR is the .xml plus its .bin).
-COMPANIONS = {".xml": (".bin",)}
-
-
-def artifact_files(artifact: str | Path) -> list[Path]:
-    """The artifact file and the companions that carry its weights."""
-    path = Path(artifact)
-    return [path] + [c for ext in COMPANIONS.get(path.suffix, ()) if (c := path.with_suffix(ext)).is_file()]
+CHUNK = 1 << 20  # bytes read at a time while hashing
 
 
 def artifact_digest(artifact: str | Path) -> tuple[str, float]:
-    """(sha256 over the artifact and its companions, total size in MB)."""
+    """(sha256 over the artifact and its companions, total size in MB = 10^6 bytes)."""
     h = hashlib.sha256()
     size = 0
     for f in artifact_files(artifact):
         with f.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
+            while chunk := fh.read(CHUNK):
                 h.update(chunk)
                 size += len(chunk)
-    return h.hexdigest(), size / 2**20
+    return h.hexdigest(), size / MB
 
 
 @dataclass
@@ -67,6 +61,8 @@ class ModelResult:
     gpu_memory_mb: float | None = None
     accuracy: AccuracyResult | None = None
     fps_timeline: list[tuple[float, float]] = field(default_factory=list)
+    # The predictor's settings: input_shape used, YOLO-seg conf/iou/max_det, kept classes.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fps_e2e(self) -> float:
@@ -96,6 +92,8 @@ class ModelResult:
             "cpu": {"percent": round(self.cpu_percent, 1), "cores_busy": round(self.cores_busy, 3)},
             "accuracy": None if self.accuracy is None else self.accuracy.as_dict(),
             "fps_timeline": [[round(t, 3), round(f, 2)] for t, f in self.fps_timeline],
+            "input_shape": self.settings.get("input_shape"),
+            "postprocess": {k: v for k, v in self.settings.items() if k != "input_shape"},
         }
 
 
@@ -103,7 +101,7 @@ def run_document(results: list[ModelResult], settings: dict[str, Any]) -> dict[s
     """The `--json` / baseline document: schema version, machine, settings, one entry per run."""
     return {
         "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "load_average_1m": load_average(),
         "settings": settings,

@@ -1,4 +1,4 @@
-"""The dataset folder contract (DESIGN.md):
+"""The dataset folder contract:
 
     root/
       images/<stem>.jpg|png      RGB photos

@@ -1,4 +1,4 @@
-"""Typed, validated training config in the seed's YAML shape.
+"""Typed, validated training config (YAML sections model / training / data / logging).
 
     model:            architecture and its options
     training:
@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -132,6 +132,17 @@ def loss_problem(spec: dict[str, float]) -> str | None:
     return None
 
 
+def _batch_size(value: Any) -> Any:
+    """`auto` in any case, and whole-number text ('8' from the command line) as an int; else as it is."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if re.fullmatch(r"[+-]?\d{1,12}", text):
+            return int(text)
+    return value
+
+
 def _image_size(value: Any) -> Any:
     """One size for a square (an int or '128'), 'HxW' / 'H,W' text, or [height, width] as it is."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -169,12 +180,17 @@ class ModelConfig:
 
 @dataclass
 class HyperParameters:
-    batch_size: int = bounded(8, 1)
+    # An int, or `auto`: the largest batch that fits training.batch_memory_fraction of the memory.
+    batch_size: int | Literal["auto"] = bounded(8, 1, normalize=_batch_size)
+    # With batch_size auto: images per optimizer step, kept through accumulation (null: what fits).
+    effective_batch_size: int | None = bounded(None, 1)
     learning_rate: float = bounded(1e-3, above=0.0)
     num_epochs: int = bounded(10, 1)
     weight_decay: float = bounded(1e-4, 0.0)
     accumulate_grad_batches: int = bounded(1, 1)
     # 0 or null = no clipping; a negative norm would make clip_grad_norm_ reverse every gradient.
+    # yolov8_seg: the norm of the gradient of ultralytics' loss, which sums over the images of a step
+    # (prodseg logs and backpropagates the per-image mean, so its gradient is clipped at norm / images).
     grad_clip_norm: float | None = bounded(None, 0.0)
     amp: bool = True
     amp_dtype: str = choice("auto", ("auto", "fp16", "bf16"))
@@ -192,6 +208,8 @@ class OptimizerConfig:
     betas: list[float] = bounded([0.9, 0.999], 0.0, below=1.0, length=(2, 2))
     momentum: float = bounded(0.9, 0.0, 1.0)
     nesterov: bool = False
+    # false: like ultralytics, BatchNorm weights and all biases get no weight decay (their own groups)
+    decay_bias_and_norm: bool = True
 
 
 @dataclass
@@ -201,6 +219,19 @@ class SchedulerConfig:
     min_lr: float = bounded(1e-6, 0.0)
     step_size: int = bounded(10, 1)
     gamma: float = bounded(0.1, 0.0, 1.0)
+    # Biases start the warmup at this LR and fall linearly to the schedule's (ultralytics: 0.1); null = off
+    warmup_bias_lr: float | None = bounded(None, 0.0)
+
+
+@dataclass
+class EmaConfig:
+    """An exponential moving average of the weights (ultralytics' ModelEMA): validated, saved, deployed."""
+
+    # null: on for yolov8_seg (as ultralytics' trainer always does), off for the semantic models
+    enabled: bool | None = None
+    # per optimizer step: ema = d * ema + (1 - d) * weights, d = decay * (1 - exp(-updates / tau))
+    decay: float = bounded(0.9999, above=0.0, below=1.0)
+    tau: float = bounded(2000.0, above=0.0)
 
 
 @dataclass
@@ -213,8 +244,15 @@ class AugmentationConfig:
     saturation: float = bounded(0.2, 0.0, 1.0)
     hue: float = bounded(0.05, 0.0, 0.5)
     scale: list[float] = bounded([0.75, 1.25], above=0.0, hi=4.0, length=(2, 2), check=_ascending)
-    # Multiplies every probability and magnitude above (the seed's --augmentation_strength).
+    # Multiplies every probability and magnitude above (--augmentation-strength).
     strength: float = bounded(1.0, 0.0, 2.0)
+
+
+@dataclass
+class DistributedConfig:
+    # Under torchrun: ddp replicates the model on every process, fsdp shards parameters, gradients and
+    # optimizer state over them (for models that do not fit one device).
+    strategy: str = choice("ddp", ("ddp", "fsdp"))
 
 
 @dataclass
@@ -231,6 +269,10 @@ class TrainingConfig:
     device: str = rule("auto", device_problem)  # auto (CUDA when available) | cpu | cuda | cuda:N
     # Under torchrun: convert BatchNorm to SyncBatchNorm so statistics cover the global batch.
     sync_batchnorm: bool = False
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    # batch_size auto: the share of the free device memory (RAM on CPU) a training step may use.
+    batch_memory_fraction: float = bounded(0.8, above=0.0, hi=1.0)
+    ema: EmaConfig = field(default_factory=EmaConfig)
 
 
 @dataclass
@@ -243,6 +285,8 @@ class DataConfig:
     val_split: str = rule("val", split_problem)
     num_workers: int = bounded(2, 0, 256)
     cache: bool = False
+    # Batch images of similar aspect ratio at a shape of about image_size's area (mixed-size datasets).
+    bucket_by_aspect: bool = False
 
 
 @dataclass
@@ -445,12 +489,20 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for arg in (a for a in args if a is not type(None)):
+        allowed = [a for a in args if a is not type(None)]
+        for arg in allowed:
             try:
                 return _coerce(arg, value, key, source)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(allowed) > 1:  # e.g. int or 'auto': name every allowed type
+            names = " or ".join(type_name(a) for a in allowed)
+            raise ConfigError(f"{source}: {key}: expected {names}, got {show(value)}")
         raise ConfigError(errors[0])
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{source}: {key}: expected {type_name(hint)}, got {show(value)}")
     if origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{source}: {key}: expected a list, got {show(value)}")
@@ -466,8 +518,14 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         coerced = scalar(value)
         if coerced is not None:
             return coerced
-    name = TYPE_NAMES.get(hint, getattr(hint, "__name__", hint))
-    raise ConfigError(f"{source}: {key}: expected {name}, got {show(value)}")
+    raise ConfigError(f"{source}: {key}: expected {type_name(hint)}, got {show(value)}")
+
+
+def type_name(hint: Any) -> str:
+    """How a message names a type: `int`, `'auto'` for a Literal, the float/str wording of TYPE_NAMES."""
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(map(repr, typing.get_args(hint)))
+    return str(TYPE_NAMES.get(hint, getattr(hint, "__name__", hint)))
 
 
 def show(value: Any, limit: int = 60) -> str:

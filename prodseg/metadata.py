@@ -1,7 +1,9 @@
 """Artifact metadata: what every exported model carries so runtime and bench need no config file.
 
 Stored as string key/values in ONNX `metadata_props` (values JSON-encoded) and as a JSON sidecar
-(`<artifact>.json`) for OpenVINO IR and TensorRT engines. Torch-free: the edge install reads it.
+(`<artifact>.json`) for OpenVINO IR and TensorRT engines. The same sidecar, written by
+`--save-card`, is the "card" that describes a model exported elsewhere (any suffix); a sidecar beside
+a model is read before anything the model embeds. Torch-free: the edge install reads it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ METADATA_PREFIX = "prodseg."
 
 @dataclass
 class ArtifactMetadata:
-    """The contract between export and runtime (DESIGN.md, 'Artifact metadata')."""
+    """The contract between export and runtime (docs/reference/artifacts.md)."""
 
     arch: str
     class_names: list[str]
@@ -37,6 +39,7 @@ class ArtifactMetadata:
     resize: str = "resize"
     confidence_threshold: float = 0.25
     iou_threshold: float = 0.45
+    max_det: int = 300  # YOLO-seg: most instances kept per frame after NMS
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""INT8 vs float latency and accuracy for DeepLabV3+ MobileNetV2 at 512x512 on this CPU (issue 4).
+"""INT8 vs float latency and accuracy for DeepLabV3+ MobileNetV2 at 512x512 on this CPU.
 
     .venv/bin/python scripts/perf_int8.py --checkpoint runs/x/best.pt --data data/shelves
 

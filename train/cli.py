@@ -1,4 +1,4 @@
-"""`prodseg-train`: map the seed's options onto config overrides and call `fit`."""
+"""`prodseg-train`: map its options onto config overrides and call `fit`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ OPTION_KEYS: dict[str, str] = {
     "augmentation_strength": "training.augmentation.strength",
     "device": "training.device",
     "sync_bn": "training.sync_batchnorm",
+    "batch_memory_fraction": "training.batch_memory_fraction",
+    "strategy": "training.distributed.strategy",
+    "bucket_by_aspect": "data.bucket_by_aspect",
     "data": "data.root",
     "workers": "data.num_workers",
     "out": "logging.out_dir",
@@ -73,7 +76,9 @@ def build_config(config: str | None, resume: str | None, options: dict[str, Any]
         cfg = config_from_dict(load_checkpoint(resume)["config"], source=f"{resume} (stored config)")
     else:
         cfg = load_config(resolve_config_path(config) if config else None)
-    cfg = apply_overrides(cfg, {**overrides, **switch_class_count(cfg, options.get("arch"))}, "command line")
+    overrides |= switch_class_count(cfg, options.get("arch"))
+    overrides |= keep_effective_batch(cfg, options.get("batch_size"))
+    cfg = apply_overrides(cfg, overrides, "command line")
     if resume and config:
         warn_resume_drift(resume, cfg)
     return cfg
@@ -95,6 +100,15 @@ def warn_resume_drift(resume: str, cfg: Config) -> list[str]:
     return changed
 
 
+def keep_effective_batch(cfg: Config, batch_size: str | None) -> dict[str, Any]:
+    """--batch-size auto over a config with a number: that config's images per optimizer step stay the
+    target, reached through accumulation when fewer fit (unless it names effective_batch_size itself)."""
+    hp = cfg.training.hyperparameters
+    if str(batch_size).strip().lower() != "auto" or hp.batch_size == "auto" or hp.effective_batch_size:
+        return {}
+    return {"training.hyperparameters.effective_batch_size": int(hp.batch_size) * hp.accumulate_grad_batches}
+
+
 def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
     """--arch across the YOLO boundary: yolov8_seg counts classes without background, the others with it."""
     if arch is None or cfg.model.num_classes is None or \
@@ -111,7 +125,10 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
 @click.option("--backbone", help="Encoder, e.g. resnet50, mobilenet_v2, efficientnet-b0.")
 @click.option("--resume", type=click.Path(dir_okay=False), help="Continue from a last.pt (same run folder).")
 @click.option("--epochs", type=int, help="Number of epochs (total, also when resuming).")
-@click.option("--batch-size", type=int)
+@click.option("--batch-size", help="Images per step (the global batch under torchrun), or auto: the largest "
+              "batch that fits the memory, keeping the config's effective batch through accumulation.")
+@click.option("--batch-memory-fraction", type=float,
+              help="With --batch-size auto: the share of the free memory a step may use (default 0.8).")
 @click.option("--learning-rate", type=float)
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
 @click.option("--weight-decay", type=float)
@@ -129,6 +146,10 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
 @click.option("--distributed", is_flag=True,
               help="Require a torchrun launch (DDP); without it, torchrun launches are still detected.")
 @click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm under torchrun (CUDA only).")
+@click.option("--strategy", type=click.Choice(["ddp", "fsdp"]),
+              help="Under torchrun: ddp (a model copy per process) or fsdp (parameters sharded over them).")
+@click.option("--bucket-by-aspect/--no-bucket-by-aspect", default=None,
+              help="Batch images of similar aspect ratio at their own shape (mixed image sizes).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors

@@ -1,4 +1,4 @@
-"""`prodseg-eval --model` scores exported artifacts through the runtime (issue: export item 7)."""
+"""`prodseg-eval --model` scores exported artifacts through the runtime."""
 
 from __future__ import annotations
 
