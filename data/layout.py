@@ -145,7 +145,7 @@ def write_splits(root: str | Path, splits: dict[str, list[str]]) -> None:
         write_text(Path(root) / "splits" / f"{name}.txt", "".join(f"{s}\n" for s in stems))
 
 
-def split_stems(stems: list[str], val_fraction: float = 0.2,
+def make_splits(stems: list[str], val_fraction: float = 0.2,
                 test_fraction: float = 0.0) -> dict[str, list[str]]:
     """Deterministic split by position (stems are already shuffled or synthetic)."""
     n = len(stems)

@@ -13,11 +13,13 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from prodseg.config import AugmentationConfig
 from prodseg.data.augment import build_augmentation
+from prodseg.data.buckets import BucketBatchSampler, assign_buckets, bucket_shapes, merge_small, scaled_batch
 from prodseg.data.imageio import read_image, read_mask
+from prodseg.data.imagesize import declared_size
 from prodseg.data.instances import id_map_from_instances
 from prodseg.data.layout import Sample, ShelfDataset
 from prodseg.data.taxonomy import IGNORE_INDEX, ClassList
@@ -124,6 +126,10 @@ class GroceryShelfDataset(Dataset):
         self.mean, self.std = _stats(mean, std)
         extra = ("instances",) if with_instances else ()
         self.transform = build_augmentation(augmentation or AugmentationConfig(), self.size, train, extra)
+        # Per-image shapes (aspect buckets): each image is letterboxed to its shape, then transformed.
+        self._recipe = (augmentation or AugmentationConfig(), train, extra)
+        self._shapes: list[tuple[int, int]] | None = None
+        self._transforms: dict[tuple[int, int], Any] = {}
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
         self._ids = self._load_instances() if with_instances else None
         self._seeded_for: int | None = None
@@ -131,6 +137,15 @@ class GroceryShelfDataset(Dataset):
     @property
     def classes(self) -> ClassList:
         return self.data.classes
+
+    def use_shapes(self, shapes: list[tuple[int, int]]) -> None:
+        """Produce item i at shapes[i] (height, width), letterboxed, instead of the one training size."""
+        if len(shapes) != len(self.samples):
+            raise ValueError(f"{len(shapes)} shapes for {len(self.samples)} images")
+        self._shapes = [(int(h), int(w)) for h, w in shapes]
+        self._transforms = {shape: build_augmentation(self._recipe[0], shape, *self._recipe[1:])
+                            for shape in dict.fromkeys(self._shapes)}
+        self._seeded_for = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -166,7 +181,8 @@ class GroceryShelfDataset(Dataset):
         info = get_worker_info()
         seed = info.seed if info is not None else torch.initial_seed()
         if seed != self._seeded_for:
-            self.transform.set_random_seed(int(seed) % 2**32)
+            for transform in (self.transform, *self._transforms.values()):
+                transform.set_random_seed(int(seed) % 2**32)
             self._seeded_for = seed
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -185,7 +201,11 @@ class GroceryShelfDataset(Dataset):
         inputs = {"image": image, "mask": mask}
         if self._ids is not None:
             inputs["instances"] = cv2.imdecode(np.frombuffer(self._ids[stem], np.uint8), cv2.IMREAD_UNCHANGED)
-        out = self.transform(**inputs)
+        transform = self.transform
+        if self._shapes is not None:
+            inputs = letterbox(inputs, self._shapes[i])
+            transform = self._transforms[self._shapes[i]]
+        out = transform(**inputs)
         item = {"image": normalize(out["image"], self.mean, self.std),
                 "mask": torch.from_numpy(out["mask"].astype(np.int64)), "stem": stem}
         if self._ids is not None:
@@ -193,6 +213,47 @@ class GroceryShelfDataset(Dataset):
             ids[out["mask"] == IGNORE_INDEX] = 0  # the border fill (255) applies to every mask target
             item["instances"] = torch.from_numpy(ids)
         return item
+
+
+# Border fill per target: black image, ignored mask, no instance.
+LETTERBOX_FILL = {"image": 0, "mask": IGNORE_INDEX, "instances": 0}
+
+
+def letterbox(inputs: dict[str, np.ndarray], shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Scale every target to fit (height, width) keeping its aspect, then pad right and bottom."""
+    h, w = inputs["image"].shape[:2]
+    scale = min(shape[0] / h, shape[1] / w)
+    nh, nw = min(shape[0], max(1, round(h * scale))), min(shape[1], max(1, round(w * scale)))
+    out = {}
+    for key, value in inputs.items():
+        smooth = key == "image"
+        resized = cv2.resize(value, (nw, nh), interpolation=cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST)
+        out[key] = cv2.copyMakeBorder(resized, 0, shape[0] - nh, 0, shape[1] - nw, cv2.BORDER_CONSTANT,
+                                      value=LETTERBOX_FILL.get(key, 0))
+    return out
+
+
+def bucket_sampler(dataset: GroceryShelfDataset, batch: int, seed: int, rank: int, world: int,
+                   train: bool) -> BucketBatchSampler:
+    """Put each image of `dataset` in its aspect bucket (letterboxed to the bucket's shape) and batch by
+    bucket, `batch` images at the training size and proportionally fewer or more at other areas."""
+    shapes = bucket_shapes(dataset.size)
+    sizes = [declared_size(s.image)[::-1] for s in dataset.samples]  # (height, width)
+    buckets = assign_buckets(sizes, shapes)
+    if train:
+        buckets = merge_small(buckets, shapes)
+    dataset.use_shapes([shapes[b] for b in buckets])
+    batches = [scaled_batch(batch, dataset.size, shape) for shape in shapes]
+    return BucketBatchSampler(buckets, batches, seed, rank, world, shuffle=train)
+
+
+def bucketed_loaders(train: GroceryShelfDataset, val: GroceryShelfDataset, batch: int, seed: int,
+                     rank: int, world: int, **loader: Any) -> tuple[DataLoader, DataLoader]:
+    """Train and val loaders over aspect buckets: `batch` is the per-process batch at the training size."""
+    train_batches = bucket_sampler(train, batch, seed, rank, world, train=True)
+    val_batches = bucket_sampler(val, batch, seed, rank, world, train=False)
+    return (DataLoader(train, batch_sampler=train_batches, generator=torch.Generator(), **loader),
+            DataLoader(val, batch_sampler=val_batches, **loader))
 
 
 class VideoFrameDataset(Dataset):

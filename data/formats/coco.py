@@ -87,14 +87,6 @@ class CocoBuilder:
         return write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
 
 
-def coco_dict(records: Iterable[ImageRecord], classes: ClassList, encoding: str = "rle") -> dict[str, Any]:
-    """The COCO JSON object for these records (empty instances are skipped)."""
-    builder = CocoBuilder(classes, encoding)
-    for rec in records:
-        builder.add(rec)
-    return builder.to_dict()
-
-
 def write_coco(path: str | Path, records: Iterable[ImageRecord], classes: ClassList,
                encoding: str = "rle") -> Path:
     """Write COCO instances JSON atomically (masks as RLE or polygons; crowds always RLE)."""

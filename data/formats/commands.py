@@ -8,19 +8,19 @@ import click
 
 from prodseg.cli import handle_errors
 from prodseg.data.formats.coco import SEGMENTERS
-from prodseg.data.formats.convert import AUTO, EXPORTERS, IMPORTERS
+from prodseg.data.formats.convert import AUTO, READERS, WRITERS
 from prodseg.data.formats.importers import CROWD_MODES, ImportOptions
 from prodseg.errors import GateFailed
 
 
 @click.command()
-@click.option("--from", "from_fmt", default=AUTO, show_default=True, type=click.Choice([AUTO, *IMPORTERS]),
+@click.option("--from", "from_fmt", default=AUTO, show_default=True, type=click.Choice([AUTO, *READERS]),
               help="Format of SRC; 'auto' tells it from the files present.")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--to", "dst", required=True, type=click.Path(path_type=Path),
               help="New (or empty) output folder.")
 @click.option("--to-format", "to_fmt", default="prodseg", show_default=True,
-              type=click.Choice(list(EXPORTERS)), help="Format written into --to.")
+              type=click.Choice(list(WRITERS)), help="Format written into --to.")
 @click.option("--coco-encoding", default="rle", show_default=True, type=click.Choice(list(SEGMENTERS)),
               help="COCO masks as exact RLE or approximate polygons (with --to-format coco).")
 @click.option("--crowd", default="auto", show_default=True, type=click.Choice(list(CROWD_MODES)),

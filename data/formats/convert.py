@@ -21,7 +21,7 @@ from prodseg.errors import BadInput
 Importer = Callable[[Path, Path, ImportOptions], None]
 Exporter = Callable[[ShelfDataset, Path, exporters.ExportOptions], None]
 
-IMPORTERS: dict[str, Importer] = {
+READERS: dict[str, Importer] = {
     "coco": importers.import_coco,  # also CVAT COCO 1.0 and Roboflow COCO
     "yolo": import_yolo,  # ultralytics and Roboflow YOLO-seg (any data YAML)
     "color-masks": importers.import_color_masks,
@@ -30,7 +30,7 @@ IMPORTERS: dict[str, Importer] = {
     "prodseg": importers.import_prodseg,
 }
 AUTO = "auto"
-EXPORTERS: dict[str, Exporter] = {
+WRITERS: dict[str, Exporter] = {
     "coco": exporters.export_coco,
     "yolo": exporters.export_yolo,
     "color-masks": exporters.export_color_masks,
@@ -55,8 +55,8 @@ def convert(src: str | Path, dst: str | Path, from_fmt: str = AUTO, to_fmt: str 
         raise BadInput(f"{opts_in.classes}: --classes file not found")
     if from_fmt == AUTO:
         from_fmt = detect(src)
-    importer = _pick(IMPORTERS, from_fmt, "source")
-    exporter = _pick(EXPORTERS, to_fmt, "target")
+    importer = _pick(READERS, from_fmt, "source")
+    exporter = _pick(WRITERS, to_fmt, "target")
     _pick(SEGMENTERS, coco_encoding, "COCO mask")
     opts = exporters.ExportOptions(coco_encoding)
     max_image_pixels()  # a bad PRODSEG_MAX_IMAGE_PIXELS fails here, once, not at the first image

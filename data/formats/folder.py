@@ -16,7 +16,7 @@ from prodseg.data.formats.coco import CocoBuilder
 from prodseg.data.formats.yolo import write_labels, write_yolo_yaml
 from prodseg.data.imageio import write_mask
 from prodseg.data.instances import ImageRecord
-from prodseg.data.layout import split_stems, write_splits
+from prodseg.data.layout import make_splits, write_splits
 from prodseg.data.taxonomy import ClassList
 from prodseg.errors import BadInput
 
@@ -110,7 +110,7 @@ def write_dataset(out: Path, classes: ClassList, items: Iterable[Item],
         raise BadInput(f"{out}: the source has no images; nothing to convert")
     classes.save(out / "classes.yaml")
     kept = {k: [s for s in v if s in seen] for k, v in (splits or {}).items()}
-    kept = {k: v for k, v in kept.items() if v} or split_stems(list(seen))
+    kept = {k: v for k, v in kept.items() if v} or make_splits(list(seen))
     write_splits(out, kept)
     if coco.annotations:
         coco.write(out / "instances.json")

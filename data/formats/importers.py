@@ -1,6 +1,6 @@
 """Importers: a COCO / colour-mask / prodseg source -> a prodseg dataset folder, and what every importer
 shares (ImportOptions). CVAT's and Roboflow's COCO exports are COCO sources; the other tools' formats
-have their own modules (`ultralytics`, `voc`, `labelme`), all registered in `convert.IMPORTERS`.
+have their own modules (`ultralytics`, `voc`, `labelme`), all registered in `convert.READERS`.
 
 Every file an importer reads must lie inside the source dataset folder (`prodseg.data.layout.inside`
 and `entry`): absolute or `..` names in COCO files and image lists, and symlinks to elsewhere, are

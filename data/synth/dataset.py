@@ -14,7 +14,7 @@ import numpy as np
 from prodseg.atomic import write_json
 from prodseg.data.imageio import write_image, write_mask
 from prodseg.data.instances import ImageRecord
-from prodseg.data.layout import split_stems, write_splits
+from prodseg.data.layout import make_splits, write_splits
 from prodseg.data.synth.render import image_rng, instances_from_ids, render_photo
 from prodseg.data.synth.staging import MARKER, staged_folder
 from prodseg.data.taxonomy import SHELF10
@@ -107,7 +107,7 @@ def _render_all(root: Path, images: int, hw: tuple[int, int], seed: int,
         records.append(f"{stem}.jpg", shot.ids, shot.lut)
         stems.append(stem)
     SHELF10.save(root / "classes.yaml")
-    splits = split_stems(stems, val_fraction)
+    splits = make_splits(stems, val_fraction)
     write_splits(root, splits)
     _write_instances(root, records, splits)
     return render_s

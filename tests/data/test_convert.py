@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from prodseg.data.formats.convert import EXPORTERS, IMPORTERS, convert
+from prodseg.data.formats.convert import READERS, WRITERS, convert
 from prodseg.data.imageio import read_mask, write_mask
 from prodseg.data.layout import ShelfDataset
 from prodseg.data.taxonomy import SHELF10
@@ -34,8 +34,8 @@ def src(tmp_path):
 
 
 def test_registries_are_complete() -> None:
-    assert set(EXPORTERS) == {"coco", "yolo", "color-masks", "prodseg"}
-    assert set(IMPORTERS) == {*EXPORTERS, "voc", "labelme"}
+    assert set(WRITERS) == {"coco", "yolo", "color-masks", "prodseg"}
+    assert set(READERS) == {*WRITERS, "voc", "labelme"}
 
 
 @pytest.mark.parametrize("fmt", ["coco", "color-masks", "prodseg"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from prodseg.data.imageio import write_image, write_mask
-from prodseg.data.layout import ShelfDataset, split_stems, write_splits
+from prodseg.data.layout import ShelfDataset, make_splits, write_splits
 from prodseg.data.taxonomy import SHELF10
 from prodseg.errors import BadInput
 
@@ -59,9 +59,9 @@ def test_missing_pieces(root, tmp_path) -> None:
     (1, 0.2, 0.0, (1, 0, None)),
     (5, 0.0, 0.0, (5, 0, None)),
 ])
-def test_split_stems_sizes(n: int, val: float, test: float, sizes) -> None:
+def test_make_splits_sizes(n: int, val: float, test: float, sizes) -> None:
     stems = [f"s{i}" for i in range(n)]
-    out = split_stems(stems, val, test)
+    out = make_splits(stems, val, test)
     assert (len(out["train"]), len(out["val"]), len(out["test"]) if "test" in out else None) == sizes
     assert sum(out.values(), []) == stems  # by position, no overlap, nothing lost
 
