@@ -121,11 +121,11 @@ def main(
 
 def _predictor(model: str | None, predictions: str | None, device: str, spec: ModelSpec) -> object:
     """The evaluate module's predictor; model flags (a ModelSpec) go to prodseg.runtime.load."""
-    from prodseg.train.evaluate import load_predictor
+    from prodseg.train.evaluate import load_label_maps
 
     if spec == ModelSpec():
-        return load_predictor(model, predictions, device)
-    return load_predictor(model, predictions, device, spec=spec)
+        return load_label_maps(model, predictions, device)
+    return load_label_maps(model, predictions, device, spec=spec)
 
 
 def write(result: EvalResult, out: Path, source: str, split: str) -> None:

@@ -31,7 +31,8 @@ from prodseg.train.models.yolo import MAP_CONFIDENCE, MAX_DET
 
 log = logging.getLogger("prodseg.eval")
 
-Predictor = Callable[[str, np.ndarray], np.ndarray]
+# What eval scores: (stem, rgb HxWx3 uint8) -> label map HxW.
+LabelMapFn = Callable[[str, np.ndarray], np.ndarray]
 # Predicted instances at the image's resolution: {"class_id": int, "score": float, "mask": bool (H, W)}.
 Instances = list[dict[str, Any]]
 
@@ -47,7 +48,7 @@ class EvalResult:
     samples: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-class ModelPredictor:
+class ModelLabelMaps:
     """Any model prodseg runs (checkpoint, ONNX, OpenVINO IR, TensorRT engine) through `prodseg.runtime`.
 
     A checkpoint goes through the runtime's torch runner, so eval scores it exactly as predict and bench
@@ -83,7 +84,7 @@ class ModelPredictor:
         return np.asarray(label_map), found
 
 
-class SavedMasksPredictor:
+class SavedLabelMaps:
     """Label PNGs saved by another tool: `<dir>/<stem>.png`, one class index per pixel."""
 
     class_names = None
@@ -111,7 +112,7 @@ class SavedMasksPredictor:
         return labels
 
 
-def load_predictor(
+def load_label_maps(
     model: str | Path | None = None, predictions: str | Path | None = None, device: str = "cpu",
     **runtime_opts: Any,
 ) -> Any:
@@ -119,11 +120,11 @@ def load_predictor(
     if (model is None) == (predictions is None):
         raise BadInput("pass exactly one of --model CHECKPOINT_OR_ARTIFACT and --predictions MASK_DIR")
     if predictions is not None:
-        return SavedMasksPredictor(predictions, device)
+        return SavedLabelMaps(predictions, device)
     path = Path(str(model))
     if not path.exists():
         raise BadInput(f"{path}: model not found; pass a best.pt from prodseg-train or an exported artifact")
-    return ModelPredictor(path, device, **runtime_opts)
+    return ModelLabelMaps(path, device, **runtime_opts)
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Item:
     mask: Path
 
 
-def evaluate_split(predictor: Predictor, data: str | Path, split: str = "val", samples: int = 4,
+def evaluate_split(predictor: LabelMapFn, data: str | Path, split: str = "val", samples: int = 4,
                    class_map: dict[str, str] | None = None) -> EvalResult:
     """Run `predictor` over every image of the split and score it against the masks."""
     from prodseg.data.torch_datasets import checked_split
@@ -144,7 +145,7 @@ def evaluate_split(predictor: Predictor, data: str | Path, split: str = "val", s
     items = [Item(s.stem, s.image, s.mask) for s in checked_split(dataset, split)]  # checked up front
     return score(predictor, items, list(dataset.classes.names), [list(c) for c in dataset.classes.colors],
                  dataset.root / "classes.yaml", samples, class_map,
-                 instance_scorer(predictor, dataset, dataset.classes.num_classes))
+                 dataset_mask_map(predictor, dataset, dataset.classes.num_classes))
 
 
 def evaluate_folders(predictions: str | Path, truth: str | Path, classes: str | Path | None = None,
@@ -169,7 +170,7 @@ def evaluate_folders(predictions: str | Path, truth: str | Path, classes: str | 
     else:
         names = _numbered_classes(predictions, items)
         colors = [list(c) for c in default_colors(len(names))]
-    return score(SavedMasksPredictor(predictions), items, names, colors, source, samples, class_map, None)
+    return score(SavedLabelMaps(predictions), items, names, colors, source, samples, class_map, None)
 
 
 def _numbered_classes(predictions: str | Path, items: list[Item]) -> list[str]:
@@ -242,7 +243,7 @@ class DatasetMaskMAP:
         return self.map.compute()
 
 
-def instance_scorer(predictor: Any, dataset: ShelfDataset, num_classes: int) -> DatasetMaskMAP | None:
+def dataset_mask_map(predictor: Any, dataset: ShelfDataset, num_classes: int) -> DatasetMaskMAP | None:
     """A mask-mAP accumulator when the predictor yields instances and the dataset has instances.json."""
     if not getattr(predictor, "instance_output", False):
         return None

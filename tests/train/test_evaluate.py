@@ -12,7 +12,7 @@ from prodseg.data.imageio import read_image, read_mask, write_mask
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput
 from prodseg.train.eval_cli import main
-from prodseg.train.evaluate import ModelPredictor, SavedMasksPredictor, evaluate_split, load_predictor
+from prodseg.train.evaluate import ModelLabelMaps, SavedLabelMaps, evaluate_split, load_label_maps
 from prodseg.train.report import colorize, overlay
 
 
@@ -45,7 +45,7 @@ def test_all_background_predictions_score_exactly(tiny_dataset, tmp_path):
     targets = [read_mask(s.mask) for s in ds.split("val")]
     for s, t in zip(ds.split("val"), targets, strict=True):
         write_mask(tmp_path / f"{s.stem}.png", np.zeros_like(t))
-    result = evaluate_split(SavedMasksPredictor(tmp_path), tiny_dataset, "val")
+    result = evaluate_split(SavedLabelMaps(tmp_path), tiny_dataset, "val")
     gt = np.concatenate([t.ravel() for t in targets])
     gt = gt[gt != 255]
     present = np.unique(gt)
@@ -63,7 +63,7 @@ def test_missing_prediction_and_bad_arguments_exit_2(tiny_dataset, tmp_path):
     res = CliRunner().invoke(main, ["--data", str(tiny_dataset)])
     assert res.exit_code == 2 and "exactly one of --model" in res.output
     with pytest.raises(BadInput, match="model not found"):
-        load_predictor(tmp_path / "missing.pt")
+        load_label_maps(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
     res = CliRunner().invoke(main, ["--model", str(garbage), "--data", str(tiny_dataset)])
@@ -82,8 +82,8 @@ def test_checkpoints_run_through_the_runtimes_torch_runner(tiny_dataset, tmp_pat
         tmp_path / "m.pt",
         build_checkpoint(build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]),
     )
-    predictor = load_predictor(path)
-    assert isinstance(predictor, ModelPredictor) and predictor.runner.backend == "torch"
+    predictor = load_label_maps(path)
+    assert isinstance(predictor, ModelLabelMaps) and predictor.runner.backend == "torch"
     result = evaluate_split(predictor, tiny_dataset, "val", samples=1)
     stem, (image, target, pred) = next(iter(result.samples.items()))
     assert pred.shape == target.shape == image.shape[:2] and pred.max() < 10
@@ -142,7 +142,7 @@ def test_mask_map_of_perfect_instances_is_one_and_of_wrong_classes_zero(tiny_dat
 
 
 def test_semantic_predictors_get_no_mask_map(tiny_dataset):
-    result = evaluate_split(SavedMasksPredictor(tiny_dataset / "masks"), tiny_dataset, "val")
+    result = evaluate_split(SavedLabelMaps(tiny_dataset / "masks"), tiny_dataset, "val")
     assert "map50" not in result.metrics
 
 
@@ -157,7 +157,7 @@ def test_yolo_checkpoint_gives_instances_at_image_size_and_mask_map(tiny_dataset
     classes = ShelfDataset(tiny_dataset).classes
     path = save_checkpoint(tmp_path / "y.pt", build_checkpoint(
         build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]))
-    predictor = load_predictor(path)
+    predictor = load_label_maps(path)
     assert predictor.instance_output
     sample = ShelfDataset(tiny_dataset).split("val")[0]
     image = read_image(sample.image)
