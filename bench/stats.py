@@ -75,9 +75,3 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         """The summary (not the samples), rounded to microseconds for JSON."""
         return {k: (getattr(self, k) if k == "count" else round(getattr(self, k), 4)) for k in SUMMARY_FIELDS}
-
-
-def stats_or_none(values: Iterable[float]) -> Stats | None:
-    """Stats of the sample, or None when it is empty (a stage that did not run)."""
-    values = list(values)
-    return Stats(values) if values else None
