@@ -64,15 +64,24 @@ def build_checkpoint(
     cfg: Config,
     class_names: list[str],
     class_colors: list[list[int]],
+    ema: Any = None,
     **training_state: Any,
 ) -> dict[str, Any]:
-    """The checkpoint dict: model weights, identity (arch, classes, config) and `training_state` as given."""
+    """The checkpoint dict: model weights, identity (arch, classes, config) and `training_state` as given.
+
+    With an `ema` (prodseg.train.ema.ModelEMA), `model` holds the averaged weights (what validation
+    scored and what is deployed) and `ema` the live weights and update count a resume continues from.
+    """
     module = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    weights = _cpu_state(module)
+    if ema is not None:
+        training_state["ema"] = ema.checkpoint_entry(weights)
+        weights = _cpu_state(ema.module)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "arch": module.arch,
-        "model": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+        "model": weights,
         "config": cfg.to_dict(),
         "class_names": list(class_names),
         "class_colors": [list(map(int, c)) for c in class_colors],
@@ -80,6 +89,10 @@ def build_checkpoint(
         "rng": rng_state(),
         **training_state,
     }
+
+
+def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:

@@ -124,13 +124,15 @@ def train_one_epoch(
     hp: HyperParameters,
     state: LoopState,
     progress: Any = None,
+    ema: Any = None,
 ) -> dict[str, float]:
-    """One pass over `loader`: micro-steps -> (accumulated) optimizer step -> LR step; mean train metrics."""
+    """One pass over `loader`: micro-steps -> (accumulated) optimizer step -> LR step (-> EMA update);
+    mean train metrics."""
     model.train()
     accum, n_batches = hp.accumulate_grad_batches, len(loader)  # type: ignore[arg-type]
     channels_last = precision.device.type == "cuda"
     totals: dict[str, float] = {}
-    images, start = 0, time.perf_counter()
+    images, start, step_images = 0, time.perf_counter(), 0
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader):
         batch = to_device(batch, precision.device, channels_last)
@@ -149,10 +151,14 @@ def train_one_epoch(
             # The last group of an epoch may be short: divide by its real size so each step averages them.
             group = min(accum, n_batches - (i // accum) * accum)
             scaler.scale(loss / group).backward()
+        step_images += batch["image"].shape[0]
         if stepping:
-            optimizer_step(model, optimizer, scaler, hp.grad_clip_norm)
+            optimizer_step(model, optimizer, scaler, clip_threshold(model, hp.grad_clip_norm, step_images))
             scheduler.step()
             state.global_step += 1
+            step_images = 0
+            if ema is not None:
+                ema.update(model)
         images += batch["image"].shape[0]
         for key, value in {"loss": float(loss.detach()), **parts}.items():
             totals[key] = totals.get(key, 0.0) + float(value)
@@ -179,6 +185,15 @@ def gradient_sync(model: nn.Module, stepping: bool) -> contextlib.AbstractContex
     if stepping or not hasattr(model, "no_sync"):
         return contextlib.nullcontext()
     return model.no_sync()
+
+
+def clip_threshold(model: nn.Module, clip: float | None, images: int) -> float | None:
+    """The norm to clip this step's gradient at. A model whose `grad_clip_per_image` is set states the
+    norm for a loss summed over the step's images (ultralytics' convention) while it backpropagates their
+    mean, so its gradient is `images` times smaller and is clipped at `clip / images`."""
+    if not clip or not getattr(unwrap(model), "grad_clip_per_image", False):
+        return clip
+    return clip / max(1, images)
 
 
 def optimizer_step(

@@ -34,6 +34,7 @@ from prodseg.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from prodseg.train.ema import build_ema, live_weights
 from prodseg.train.engine import (
     LoopState,
     evaluate,
@@ -85,6 +86,7 @@ class Run:
     history: list[dict[str, float]]
     trackers: Any = None
     mlflow_run_id: str | None = None  # the MLflow run a resumed training continues
+    ema: Any = None  # prodseg.train.ema.ModelEMA: validated and saved instead of the live weights
 
 
 def seed_everything(seed: int) -> None:
@@ -220,7 +222,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     )
     train_loader, val_loader = build_loaders(cfg, model)
     if ckpt is not None:
-        load_weights(model, ckpt["model"], resume, ckpt["arch"])
+        load_weights(model, live_weights(ckpt), resume, ckpt["arch"])
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -245,6 +247,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
         {"miou": float("-inf"), "epoch": 0, "bad_validations": 0},
         [],
     )
+    run.ema = build_ema(cfg, model, ckpt)
     if ckpt is not None:
         restore(run, ckpt, resume)
     return run
@@ -290,14 +293,16 @@ def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path | None:
         global_step=run.state.global_step,
         best=dict(run.best),
         history=run.history,
+        ema=run.ema,
         **extra,
     )
     return save_checkpoint(run.run_dir / name, ckpt)
 
 
 def validate(run: Run, epoch: int) -> dict[str, float]:
-    """Evaluate on the val split, log scalars and sample overlays; returns the scalar metrics."""
-    seg = unwrap(run.model)
+    """Evaluate on the val split (the EMA weights when on), log scalars and sample overlays; returns the
+    scalar metrics."""
+    seg = run.ema.module if run.ema is not None else unwrap(run.model)
     world = distributed.world()
     if run.cfg.training.hyperparameters.precise_bn_batches:
         # The K batches are split over the ranks, which then average: the same K batches as one process.
@@ -394,6 +399,7 @@ def train_epochs(run: Run, on_epoch_end: Callable | None, progress: bool, extra:
                 hp,
                 run.state,
                 bar,
+                ema=run.ema,
             )
         row = distributed.reduce_epoch_row(row)
         run.state.epoch = epoch

@@ -1,4 +1,10 @@
-"""Mask mAP50 and mAP50-95 via pycocotools' COCOeval (iouType "segm") against instance-id maps."""
+"""Mask mAP50 and mAP50-95 via pycocotools' COCOeval (iouType "segm") against instance-id maps.
+
+Scored the standard way (COCO, ultralytics val): every detection down to confidence 0.001, at most 300
+per image (`map50`, `map50_95`); and again on the detections a deployed model keeps, those above its
+confidence_threshold (`map50_at_conf`, `map50_95_at_conf`). NMS is greedy by score, so the deployed
+detections are exactly the low-threshold ones above the threshold: one prediction pass serves both.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from prodseg.train.models.yolo import MAP_CONFIDENCE
 from prodseg.train.models.yolo_targets import instance_table
 
 
@@ -92,21 +99,45 @@ class MaskMAP:
         return {"map50": max(float(ev.stats[1]), 0.0), "map50_95": max(float(ev.stats[0]), 0.0)}
 
 
+class StandardAndDeployedMAP:
+    """Two MaskMAPs over the same images: all predictions given (the standard mAP) and those whose score
+    is above the deployed `threshold` (keys suffixed `_at_conf`)."""
+
+    def __init__(self, num_classes: int, threshold: float) -> None:
+        self.threshold = threshold
+        self.all, self.deployed = MaskMAP(num_classes), MaskMAP(num_classes)
+
+    def add(self, semantic: torch.Tensor, instances: torch.Tensor, predicted: list[dict[str, Any]]) -> None:
+        self.all.add(semantic, instances, predicted)
+        # strictly above, as the NMS confidence filters (ultralytics' and the runtime's) keep them
+        self.deployed.add(semantic, instances, [p for p in predicted if p["score"] > self.threshold])
+
+    def merge_from_all_processes(self) -> None:
+        self.all.merge_from_all_processes()
+        self.deployed.merge_from_all_processes()
+
+    def compute(self) -> dict[str, float]:
+        """{'map50', 'map50_95', 'map50_at_conf', 'map50_95_at_conf'}."""
+        deployed = {f"{key}_at_conf": value for key, value in self.deployed.compute().items()}
+        return {**self.all.compute(), **deployed}
+
+
 class InstanceScorer:
-    """Feeds a YOLO SegModel's predicted instances and a batch's instance maps into MaskMAP."""
+    """Feeds a YOLO SegModel's predicted instances (down to MAP_CONFIDENCE) and a batch's instance maps
+    into a StandardAndDeployedMAP."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.map = MaskMAP(model.num_classes)
+        self.map = StandardAndDeployedMAP(model.num_classes, model.confidence_threshold)
 
     def update(self, outputs: Any, batch: dict[str, torch.Tensor]) -> None:
         """Add one evaluated batch (outputs of the model's forward on batch['image'])."""
         size = tuple(batch["mask"].shape[-2:])
-        predicted = self.model.predict_instances(outputs, size)
+        predicted = self.model.predict_instances(outputs, size, conf=MAP_CONFIDENCE)
         for i, instances in enumerate(predicted):
             self.map.add(batch["mask"][i], batch["instances"][i], instances)
 
     def compute(self) -> dict[str, float]:
-        """{'map50', 'map50_95'} over everything added (on every rank, under torchrun)."""
+        """The four mAP keys over everything added (on every rank, under torchrun)."""
         self.map.merge_from_all_processes()
         return self.map.compute()

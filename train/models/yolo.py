@@ -22,6 +22,8 @@ from prodseg.train.models.yolo_targets import yolo_targets
 PROTO_STRIDE = 4  # ultralytics' Proto upsamples the stride-8 P3 map by 2
 BACKBONE_LAYERS = 10  # yolov8*-seg.yaml: layers 0-9 are the backbone (through SPPF)
 MAX_DET = 300
+# Standard mAP (COCO, ultralytics val): every detection down to this confidence, at most MAX_DET per image.
+MAP_CONFIDENCE = 0.001
 BN_MOMENTUM = 0.1  # PyTorch's default, as in the smp models
 
 
@@ -32,6 +34,8 @@ class YoloSegModel(SegModel):
     needs_instances = True
     mean = (0.0, 0.0, 0.0)
     std = (1.0, 1.0, 1.0)
+    # training.hyperparameters.grad_clip_norm is ultralytics' (its loss sums over the images; ours averages)
+    grad_clip_per_image = True
 
     def __init__(self, net: nn.Module, cfg: ModelConfig) -> None:
         super().__init__()
@@ -75,13 +79,18 @@ class YoloSegModel(SegModel):
             return first[0], first[1]
         return outputs[0], outputs[1]  # export mode: (y, proto)
 
-    def detections(self, outputs: Any) -> tuple[list[Tensor], Tensor]:
-        """Per image (n, 6+32) rows [x1, y1, x2, y2, conf, cls, coeffs] after conf filter + NMS; protos."""
+    def detections(self, outputs: Any, conf: float | None = None, iou: float | None = None
+                   ) -> tuple[list[Tensor], Tensor]:
+        """Per image (n, 6+32) rows [x1, y1, x2, y2, conf, cls, coeffs] after conf filter + NMS; protos.
+
+        `conf`/`iou` default to the deployed thresholds (the model's confidence_threshold, iou_threshold).
+        """
         from ultralytics.utils.nms import non_max_suppression
 
         y, proto = self.raw_predictions(outputs)
-        dets = non_max_suppression(y.detach().float(), self.confidence_threshold, self.iou_threshold,
-                                   nc=self.nc, max_det=MAX_DET)
+        conf = self.confidence_threshold if conf is None else conf
+        iou = self.iou_threshold if iou is None else iou
+        dets = non_max_suppression(y.detach().float(), conf, iou, nc=self.nc, max_det=MAX_DET)
         return dets, proto.detach().float()
 
     def instance_masks(self, det: Tensor, proto: Tensor, size: tuple[int, int]) -> Tensor:
@@ -104,9 +113,11 @@ class YoloSegModel(SegModel):
                 labels[i][masks[j]] = int(det[j, 5]) + 1
         return labels
 
-    def predict_instances(self, outputs: Any, size: tuple[int, int]) -> list[list[dict[str, Any]]]:
-        """Per image, instances as dicts: box xyxy at `size`, score, class_id (semantic), mask (bool HxW)."""
-        dets, proto = self.detections(outputs)
+    def predict_instances(self, outputs: Any, size: tuple[int, int], conf: float | None = None,
+                          iou: float | None = None) -> list[list[dict[str, Any]]]:
+        """Per image, instances as dicts: box xyxy at `size`, score, class_id (semantic), mask (bool HxW);
+        down to confidence `conf` (default: the deployed threshold)."""
+        dets, proto = self.detections(outputs, conf, iou)
         result = []
         for i, det in enumerate(dets):
             masks = self.instance_masks(det, proto[i], size).cpu().numpy() if len(det) else []
