@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import click
 
 from prodseg.bench.measure import MODES, BenchOptions
 from prodseg.bench.suite import BenchJob, run_job
 from prodseg.cli import OneLineUsage, handle_errors, setup_logging
+from prodseg.runtime.model_options import ModelFlags, model_options, torch_options
 
 
 class Finite(click.FloatRange):
@@ -47,7 +49,8 @@ LIMIT = Finite(min=0, min_open=True)
               help="Folder of per-frame masks 000000.png... -> mIoU and flicker.")
 @click.option("--min-fps", type=LIMIT, default=None, help="Gate: end-to-end FPS at least this.")
 @click.option("--max-p99-ms", type=LIMIT, default=None, help="Gate: p99 per-frame latency at most this.")
-@click.option("--max-memory-mb", type=LIMIT, default=None, help="Gate: peak RSS at most this.")
+@click.option("--max-memory-mb", type=LIMIT, default=None,
+              help="Gate: peak RSS at most this, in MB (10^6 bytes).")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Saved result (--save-baseline) to compare with.")
 @click.option("--max-regression", type=Finite(0, 1, max_open=True), default=0.10, show_default=True,
@@ -58,6 +61,8 @@ LIMIT = Finite(min=0, min_open=True)
               help="Write the results JSON (schema prodseg-bench/1).")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Write report.md and plots here (needs prodseg[report]).")
+@model_options
+@torch_options
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, ...], device: str,
@@ -65,11 +70,16 @@ def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, 
          requests: int,
          gt_masks: Path | None, min_fps: float | None, max_p99_ms: float | None, max_memory_mb: float | None,
          baseline: Path | None, max_regression: float, save_baseline: Path | None, json_path: Path | None,
-         report_dir: Path | None, verbose: bool) -> None:
-    """Benchmark exported models on VIDEO(s); exit 1 when a gate fails, 2 on bad input."""
+         report_dir: Path | None, verbose: bool, model_flags: ModelFlags, torch_opts: dict[str, Any]) -> None:
+    """Benchmark exported models (or .pt checkpoints) on VIDEO(s); exit 1 when a gate fails, 2 on bad input.
+
+    Models without prodseg metadata run with the model flags (--task, --names, ...); sizes are in
+    MB = 10^6 bytes.
+    """
     setup_logging(verbose)
     options = BenchOptions(device=device, threads=threads, warmup=warmup, frames=frames, duration_s=duration,
-                           mode=mode, requests=requests, gt_masks=gt_masks)
+                           mode=mode, requests=requests, gt_masks=gt_masks, spec=model_flags.spec(),
+                           torch_opts=torch_opts)
     limits = {"min-fps": min_fps, "max-p99-ms": max_p99_ms, "max-memory-mb": max_memory_mb}
     run_job(BenchJob(videos=list(videos), models=list(models), backends=list(backends), options=options,
                      limits=limits, baseline=baseline, max_regression=max_regression,

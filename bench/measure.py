@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from prodseg.bench.source import BoundedSource
 from prodseg.bench.stats import Stats
 from prodseg.bench.timers import Deadline, now_ms
 from prodseg.errors import BadInput
+from prodseg.runtime.model_options import ModelSpec
 
 MODES = ("latency", "throughput")
 Progress = Callable[[str, int], None]  # (phase, frames done in it)
@@ -38,6 +39,12 @@ class BenchOptions:
     mode: str = "latency"
     requests: int = 2
     gt_masks: Path | None = None
+    spec: ModelSpec = field(default_factory=ModelSpec)  # the model flags
+    torch_opts: dict[str, Any] = field(default_factory=dict)  # --precision/--channels-last, torch runs only
+
+    def runner_opts(self, backend: str) -> dict[str, Any]:
+        """Runner options for a run on `backend`."""
+        return dict(self.torch_opts) if backend == "torch" else {}
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -85,22 +92,47 @@ def warm_up(predictor: Any, video: str, count: int) -> None:
         predictor.predict(frame.image, bgr=True)
 
 
+def frame_hw(video: str) -> tuple[int, int]:
+    """(H, W) of the video's frames."""
+    from prodseg.runtime.sources import open_source
+
+    source = open_source(video)
+    try:
+        return source.size[1], source.size[0]
+    finally:
+        source.close()
+
+
+def load_for_bench(artifact: str, video: str, opts: BenchOptions) -> Any:
+    """The predictor of one run: model flags, runner options, a dynamic model at the video's aspect."""
+    from prodseg.runtime import check_artifact, load
+
+    _, backend = check_artifact(artifact, opts.backend)
+    predictor = load(artifact, backend=backend, device=opts.device, threads=opts.threads, spec=opts.spec,
+                     **opts.runner_opts(backend))
+    predictor.adapt_to(frame_hw(video))
+    return predictor
+
+
 def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress | None = None) -> ModelResult:
     """Measure one artifact on one video; warm-up excluded from every figure."""
-    from prodseg.runtime import load, resolve_artifact
+    from prodseg.runtime import resolve_artifact
 
     artifact = str(resolve_artifact(artifact))  # a folder (ultralytics' OpenVINO export) -> its .xml
     sha, size_mb = artifact_digest(artifact)
     truth = GroundTruth(opts.gt_masks) if opts.gt_masks is not None else None
     gpu = cuda_index(opts.device)
-    with PeakRSS() as mem, load(artifact, backend=opts.backend, device=opts.device,
-                                threads=opts.threads) as predictor:
+    with PeakRSS() as mem, load_for_bench(artifact, video, opts) as predictor:
         warm_up(predictor, video, opts.warmup)
         accuracy = VideoAccuracy(predictor.meta.num_classes) if truth is not None else None
         with _handles(predictor, artifact, video, opts) as handles, CpuMeter() as cpu:
             run = _timed_run(predictor, handles, video, opts, truth, accuracy, progress)
         model_ms = _model_only(predictor, video, opts, len(run.done_at), progress)
         gpu_mb = gpu_memory_used_mb(gpu) if gpu is not None else None
+    if opts.spec.save_card is not None:
+        from prodseg.runtime.model_options import save_card
+
+        save_card(opts.spec.save_card, predictor.meta, Path(artifact))
     meta = predictor.meta
     return ModelResult(
         artifact=str(artifact), sha256=sha, size_mb=size_mb, backend=str(predictor.backend),
@@ -111,7 +143,7 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
         latency=Stats(per_frame_latency(run.stages)), model_only=Stats(model_ms), peak_rss_mb=mem.peak_mb,
         rss_method=mem.method, cpu_percent=cpu.percent, cores_busy=cpu.cores_busy, dropped=run.dropped,
         gpu_memory_mb=gpu_mb, accuracy=accuracy.result() if accuracy is not None else None,
-        fps_timeline=fps_timeline(run.done_at),
+        fps_timeline=fps_timeline(run.done_at), settings=predictor.settings(),
     )
 
 

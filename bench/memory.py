@@ -12,12 +12,13 @@ from types import TracebackType
 
 import psutil
 
-MB = 1024 * 1024
+from prodseg.runtime.facts import MB
+
 RSS_METHOD = "psutil-rss-sampled-{ms:g}ms"
 
 
 class PeakRSS:
-    """Context manager: the peak resident set size (MB) of this process while the block runs."""
+    """Context manager: the peak resident set size (MB = 10^6 bytes) of this process while the block runs."""
 
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s

@@ -20,8 +20,9 @@ def _sessions(predictor: Any, artifact: str, opts: Any) -> Handles:
     from prodseg.runtime import load
 
     per = max(1, (opts.threads or os.cpu_count() or 1) // opts.requests)
-    loaded = [load(artifact, backend=predictor.backend, device=opts.device, threads=per)
-              for _ in range(opts.requests)]
+    backend = str(predictor.backend)
+    loaded = [load(artifact, backend=backend, device=opts.device, threads=per, spec=opts.spec,
+                   **opts.runner_opts(backend)) for _ in range(opts.requests)]
     return [p.infer for p in loaded], [p.close for p in loaded]
 
 
@@ -33,17 +34,9 @@ def _openvino_requests(predictor: Any, artifact: str, opts: Any) -> Handles:
     """
     from prodseg.runtime import load
 
-    loaded = load(artifact, backend="openvino", device=opts.device, threads=opts.threads, hint="THROUGHPUT")
-    runner = loaded.runner
-    names = list(runner.output_names)
-
-    def handle(request: Any) -> Infer:
-        def infer(feed: Any) -> dict[str, Any]:
-            res = request.infer(feed)
-            return {n: res[out].copy() for n, out in zip(names, runner.compiled.outputs, strict=True)}
-        return infer
-
-    return [handle(runner.compiled.create_infer_request()) for _ in range(opts.requests)], [loaded.close]
+    loaded = load(artifact, backend="openvino", device=opts.device, threads=opts.threads, spec=opts.spec,
+                  hint="THROUGHPUT")
+    return [loaded.runner.request_handle() for _ in range(opts.requests)], [loaded.close]
 
 
 HANDLES: dict[str, Callable[[Any, str, Any], Handles]] = {"openvino": _openvino_requests}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -45,11 +46,13 @@ class BenchJob:
             if "://" not in v and not v.isdigit() and not Path(v).is_file():
                 raise BadInput(f"{v}: no such video file; give a video path, a camera index or a URL")
             open_source(v).close()  # BadInput when not even the first frame decodes
+        used = []
         for m in self.models:
             if not Path(m).exists():
                 raise BadInput(f"--model {m}: not found; give an exported .onnx, .xml, .engine or its folder")
             for backend in self.backends:
-                check_artifact(m, backend)  # type, companion files: before minutes of measuring others
+                used.append(check_artifact(m, backend)[1])  # type, companions: before minutes of measuring
+        self.check_model_flags(used)
         unknown = set(self.limits) - set(LIMIT_GATES)
         if unknown:
             raise BadInput(f"unknown gate(s) {sorted(unknown)}; known: {', '.join(LIMIT_GATES)}")
@@ -59,6 +62,18 @@ class BenchJob:
         if self.report_dir is not None:
             check_output_path(self.report_dir, "--report", folder=True)
             require("matplotlib", "report", "--report plots")  # before measuring, not after
+
+
+    def check_model_flags(self, backends: list[str]) -> None:
+        """--precision/--channels-last need a torch run; --save-card describes exactly one model."""
+        from prodseg.runtime.model_options import check_torch_opts
+
+        check_torch_opts(self.options.torch_opts, backends)
+        card = self.options.spec.save_card
+        if card is not None:
+            if len(self.models) != 1:
+                raise BadInput(f"--save-card {card}: describes one model; give one --model with it")
+            check_output_path(card, "--save-card")
 
 
 def measure_all(job: BenchJob, console: Console) -> list[ModelResult]:
@@ -143,4 +158,6 @@ def settings(job: BenchJob) -> dict[str, Any]:
             "mode": o.mode, "requests": o.requests,
             "gt_masks": None if o.gt_masks is None else str(o.gt_masks),
             "limits": job.limits, "max_regression": job.max_regression,
+            "model_flags": {k: v for k, v in dataclasses.asdict(o.spec).items() if v is not None},
+            "torch_options": o.torch_opts,
             "baseline": None if job.baseline is None else str(job.baseline)}

@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from prodseg.errors import BadInput
-from prodseg.runtime.artifact import read_metadata
+from prodseg.metadata import ArtifactMetadata
+from prodseg.runtime.artifact import find_metadata, missing_metadata
+from prodseg.runtime.facts import SUFFIX_BACKENDS, OutputLayout, classify_outputs
+from prodseg.runtime.model_options import DESCRIBE, ModelSpec, class_ids, resolve_metadata
 from prodseg.runtime.predictor import Predictor
-from prodseg.runtime.runners import RUNNERS, SUFFIX_BACKENDS, Runner, runner_class
+from prodseg.runtime.runners import RUNNERS, Runner, runner_class
 from prodseg.runtime.types import Detection, FrameContext, Prediction
 
 
@@ -57,23 +62,61 @@ def check_artifact(artifact: str | Path, backend: str = "auto") -> tuple[Path, s
     return path, name
 
 
-def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threads: int | None = None,
-         **runner_opts: Any) -> Predictor:
-    """Open an artifact with its backend; all configuration comes from the artifact's metadata.
+def static_input_size(runner: Runner) -> tuple[int, int] | None:
+    """The (H, W) of the model's one image input when both are fixed; None for dynamic ones."""
+    inputs = list(runner.input_metadata.values())
+    if len(inputs) != 1 or len(inputs[0][0]) != 4:
+        return None  # the Predictor explains what is wrong with such inputs
+    hw = inputs[0][0][2:]
+    return (hw[0], hw[1]) if all(isinstance(d, int) and d > 0 for d in hw) else None
 
-    runner_opts go to the runner: graph_optimization, allow_spinning (onnxruntime), hint,
-    inference_precision (openvino), cuda_graph (tensorrt), precision, channels_last (torch).
+
+def output_layout(runner: Runner, size: tuple[int, int] | None) -> OutputLayout | None:
+    """What the outputs are, by shape: declared shapes, else one probe inference at `size` (None: no size)."""
+    shapes = runner.output_shapes
+    layout = classify_outputs(shapes, runner.path) if shapes else None
+    if (layout is None or layout.num_classes is None) and size is not None:
+        name, (_, dtype) = next(iter(runner.input_metadata.items()))
+        probe = np.zeros((1, 3, *size), dtype if dtype in (np.float16, np.float32) else np.float32)
+        outputs = runner.infer({name: probe})
+        layout = classify_outputs([a.shape for a in outputs.values()], runner.path)
+    return layout
+
+
+def model_metadata(path: Path, runner: Runner, spec: ModelSpec) -> ArtifactMetadata:
+    """The model's own metadata with the flags applied (model_options.resolve_metadata)."""
+    found = find_metadata(path, runner)
+    if found is None and (spec.task is None or spec.names is None):
+        raise missing_metadata(path)
+    static_hw = static_input_size(runner)
+    layout = None
+    if found is None or spec.given(DESCRIBE):  # check what the user states against the model itself
+        size = static_hw or spec.input_size or (tuple(found.input_size) if found else None)
+        layout = output_layout(runner, size)  # type: ignore[arg-type]
+    return resolve_metadata(found, spec, layout, static_hw, path)
+
+
+def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threads: int | None = None,
+         spec: ModelSpec | None = None, **runner_opts: Any) -> Predictor:
+    """Open an artifact with its backend, configured by its metadata and what `spec` (the model flags)
+    states or overrides.
+
+    runner_opts go to the runner's typed options (an unknown one is BadInput): graph_optimization,
+    allow_spinning, providers (onnxruntime); hint, inference_precision (openvino); cuda_graph
+    (tensorrt); precision, channels_last (torch).
     """
+    spec = spec or ModelSpec()
     path, name = check_artifact(artifact, backend)
     runner = runner_class(name)(str(path), device=device, threads=threads, **runner_opts)
     runner.activate()
     try:
-        meta = read_metadata(path, runner)
-        return Predictor(runner, meta, name)
+        meta = model_metadata(path, runner, spec)
+        return Predictor(runner, meta, name, keep=class_ids(meta, spec.classes),
+                         fixed_size=spec.input_size is not None)
     except BaseException:
         runner.deactivate()
         raise
 
 
-__all__ = ["RUNNERS", "Detection", "FrameContext", "Prediction", "Predictor", "Runner", "check_artifact",
-           "load"]
+__all__ = ["RUNNERS", "Detection", "FrameContext", "ModelSpec", "Prediction", "Predictor", "Runner",
+           "check_artifact", "load"]

@@ -6,12 +6,11 @@ import ast
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from prodseg.data.taxonomy import default_colors
 from prodseg.errors import BadInput
 from prodseg.metadata import METADATA_PREFIX, ArtifactMetadata, read_sidecar, sidecar_path
 from prodseg.runtime.runners.base import Runner
+from prodseg.yamlio import read_yaml
 
 
 def _literal(value: Any) -> Any:
@@ -56,8 +55,9 @@ def _is_ultralytics(d: dict[str, Any]) -> bool:
     return "names" in d and ("task" in d or "imgsz" in d)
 
 
-def read_metadata(path: str | Path, runner: Runner) -> ArtifactMetadata:
-    """Sidecar JSON, else the runner's embedded props (prodseg.* or ultralytics), else metadata.yaml."""
+def find_metadata(path: str | Path, runner: Runner) -> ArtifactMetadata | None:
+    """Sidecar JSON (card), else the runner's embedded props (prodseg.* or ultralytics), else
+    ultralytics' metadata.yaml beside the model; None when the model carries none of them."""
     path = Path(path)
     built = getattr(runner, "metadata", None)  # the torch runner builds it from the checkpoint
     if isinstance(built, ArtifactMetadata):
@@ -71,7 +71,23 @@ def read_metadata(path: str | Path, runner: Runner) -> ArtifactMetadata:
         return from_ultralytics(props, str(path))
     yml = path.parent / "metadata.yaml"
     if yml.is_file():
-        data = yaml.safe_load(yml.read_text()) or {}
+        data = read_yaml(yml, "ultralytics metadata.yaml") or {}
         if isinstance(data, dict) and _is_ultralytics(data):
             return from_ultralytics(data, str(yml))
-    raise BadInput(f"{path}: has no prodseg metadata; export it with prodseg-export")
+    return None
+
+
+def missing_metadata(path: str | Path) -> BadInput:
+    """The error for a model without metadata prodseg can read: it names the flags that describe one."""
+    return BadInput(
+        f"{path}: has no prodseg metadata; describe the model with --task semantic|yolo-seg and --names "
+        "a,b,... (or a classes.yaml), plus --input-size HxW for dynamic shapes, --mean/--std and --resize "
+        f"when they differ from the task's defaults; add --save-card {sidecar_path(path)} to keep them")
+
+
+def read_metadata(path: str | Path, runner: Runner) -> ArtifactMetadata:
+    """find_metadata, or BadInput naming the flags that describe a model without metadata."""
+    meta = find_metadata(path, runner)
+    if meta is None:
+        raise missing_metadata(path)
+    return meta

@@ -11,13 +11,24 @@ from typing import Any
 
 import click
 
-from prodseg.atomic import write_json
+from prodseg.atomic import check_output_path, write_json
 from prodseg.cli import OneLineUsage, Terminated, handle_errors, setup_logging
 from prodseg.errors import BadInput, Interrupted
+from prodseg.runtime.model_options import (
+    ModelFlags,
+    ModelSpec,
+    check_torch_opts,
+    model_options,
+    save_card,
+    torch_options,
+)
 from prodseg.runtime.outputs import OutputFolder, signals_held
 from prodseg.runtime.runners import RUNNERS
 
 log = logging.getLogger("prodseg.predict")
+# Runner options for a pipelined run, by backend: the pipeline's own threads need CPU too, so
+# ONNX Runtime's idle workers must not spin.
+PIPELINE_OPTS: dict[str, dict[str, Any]] = {"onnxruntime": {"allow_spinning": False}}
 
 
 def _sinks(out: Path, save_video: bool, save_masks: bool, meta: Any, fps: float) -> list[Any]:
@@ -41,24 +52,35 @@ def _progress(total: int | None) -> tuple[Any, Any]:
 
 def predict(source: str, model: str, out: Path | None, save_video: bool, save_masks: bool, backend: str,
             device: str, threads: int | None, max_frames: int | None, queue_size: int,
-            overwrite: bool = False) -> dict[str, Any]:
+            overwrite: bool = False, spec: ModelSpec | None = None,
+            torch_opts: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline with sinks and a progress bar; returns the run summary (also written to --out)."""
     import prodseg.runtime as rt
     from prodseg.runtime.sources import open_source
 
+    spec, torch_opts = spec or ModelSpec(), torch_opts or {}
     if out is None and (save_video or save_masks):
         raise BadInput("--save-video/--save-masks need --out DIR")
+    if spec.save_card is not None:
+        check_output_path(spec.save_card, "--save-card")
+    _, name = rt.check_artifact(model, backend)
+    check_torch_opts(torch_opts, [name])
     folder = OutputFolder(out, overwrite) if out is not None else None  # before any work
     src = open_source(source)
     try:
-        # the pipeline's own threads need CPU too: ONNX Runtime's idle workers must not spin
-        predictor = rt.load(model, backend=backend, device=device, threads=threads, allow_spinning=False)
+        predictor = rt.load(model, backend=name, device=device, threads=threads, spec=spec,
+                            **PIPELINE_OPTS.get(name, {}), **torch_opts)
     except BaseException:
         src.close()
         raise
     with contextlib.closing(src), contextlib.closing(predictor):
-        header = {"source": source, "model": model, "backend": predictor.backend}
-        return _Run(src, predictor, folder, save_video, save_masks).execute(max_frames, queue_size, header)
+        predictor.adapt_to((src.size[1], src.size[0]))  # a dynamic model runs at the source's aspect
+        header = {"source": source, "model": model, "backend": predictor.backend,
+                  "settings": predictor.settings()}
+        summary = _Run(src, predictor, folder, save_video, save_masks).execute(max_frames, queue_size, header)
+        if spec.save_card is not None:
+            save_card(spec.save_card, predictor.meta, Path(predictor.runner.path))
+        return summary
 
 
 class _Run:
@@ -139,17 +161,23 @@ class _Run:
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads (backend default).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after N frames.")
 @click.option("--queue-size", type=click.IntRange(1), default=4, show_default=True)
+@model_options
+@torch_options
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(source: str, model: str, out: Path | None, overwrite: bool, save_video: bool, save_masks: bool,
          backend: str, device: str, threads: int | None, max_frames: int | None, queue_size: int,
-         verbose: bool) -> None:
-    """Segment every frame of SOURCE (video, image folder, camera index, rtsp/http URL) with --model."""
+         verbose: bool, model_flags: ModelFlags, torch_opts: dict[str, Any]) -> None:
+    """Segment every frame of SOURCE (video, image folder, camera index, rtsp/http URL) with --model.
+
+    A model exported elsewhere without prodseg metadata runs with --task and --names (see the model
+    flags); --save-card keeps that description beside it for later runs.
+    """
     setup_logging(verbose)
     if not verbose:  # FFmpeg's own decode warnings would bury the one-line report (read at first open)
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     s = predict(source, model, out, save_video, save_masks, backend, device, threads, max_frames, queue_size,
-                overwrite)
+                overwrite, model_flags.spec(), torch_opts)
     ms = s["mean_ms"]
     stages = ", ".join(f"{name} {value:.1f}" for name, value in ms.items())
     click.echo(f"{s['frames']} frames in {s['wall_s']:.2f}s = {s['fps']:.1f} FPS end to end "

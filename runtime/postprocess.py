@@ -15,7 +15,9 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from prodseg.errors import BadInput
 from prodseg.metadata import ArtifactMetadata
+from prodseg.runtime.facts import classify_outputs
 from prodseg.runtime.types import Detection, FrameContext, Prediction
 
 MAX_NMS = 30000  # ultralytics' caps
@@ -48,16 +50,28 @@ def to_frame(label: np.ndarray, ctx: FrameContext) -> np.ndarray:
     return cv2.resize(content, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def semantic(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMetadata) -> Prediction:
-    """Logits (1, C, h, w) -> label map at frame size."""
-    logits = next(iter(outputs.values()))
-    return Prediction(label_map=to_frame(argmax_channels(logits[0]), ctx))
+def by_role(outputs: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    """The outputs by role ('logits'; 'pred', 'protos'), matched by shape whatever their names and order."""
+    arrays = list(outputs.values())
+    layout = classify_outputs([a.shape for a in arrays], "model")
+    if layout.kind != kind:
+        raise BadInput(f"model: its outputs are {layout.kind} but its metadata says {kind}; pass --task")
+    return {role: arrays[i] for role, i in layout.roles.items()}
+
+
+def semantic(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMetadata,
+             keep: frozenset[int] | None = None) -> Prediction:
+    """Logits (1, C, h, w) -> label map at frame size; classes not in `keep` become background (0)."""
+    label = argmax_channels(by_role(outputs, "semantic_logits")["logits"][0])
+    if keep is not None:
+        label[~np.isin(label, list(keep))] = 0
+    return Prediction(label_map=to_frame(label, ctx))
 
 
 def _split_yolo(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(detections (4+nc+nm, N), protos (nm, mh, mw)) from ultralytics' two outputs, whatever their names."""
-    arrays = sorted(outputs.values(), key=lambda a: a.ndim)
-    return arrays[0][0], arrays[1][0]
+    roles = by_role(outputs, "yolo_seg")
+    return roles["pred"][0], roles["protos"][0]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float,
@@ -146,11 +160,18 @@ def instance_mask(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, ctx: 
     return (x0, y0, x1, y1), mask
 
 
-def yolo_seg(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMetadata) -> Prediction:
-    """YOLOv8-seg outputs -> instances (class id = ultralytics cls + 1), map painted most-confident last."""
+def yolo_seg(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMetadata,
+             keep_classes: frozenset[int] | None = None) -> Prediction:
+    """YOLOv8-seg outputs -> instances (class id = ultralytics cls + 1), map painted most-confident last.
+
+    keep_classes (prodseg ids) filters candidates before NMS, as ultralytics' `classes=` does.
+    """
     pred, protos = _split_yolo(outputs)
     boxes, scores, classes, coeffs = candidates(pred, meta.num_classes - 1, meta.confidence_threshold)
-    keep = nms(boxes, scores, classes, meta.iou_threshold)
+    if keep_classes is not None:
+        wanted = np.isin(classes + 1, list(keep_classes))
+        boxes, scores, classes, coeffs = boxes[wanted], scores[wanted], classes[wanted], coeffs[wanted]
+    keep = nms(boxes, scores, classes, meta.iou_threshold, meta.max_det)
     frame_boxes = boxes_to_frame(boxes[keep], ctx)
     found: list[Detection] = []
     for k, box in zip(keep, frame_boxes, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -14,20 +15,57 @@ from prodseg.runtime.runners.base import Runner
 from prodseg.runtime.types import FrameContext, Prediction
 
 
-class Predictor:
-    """One loaded model: `predict(image)` -> Prediction (label map at frame size, instances, timings ms)."""
+def aspect_size(nominal: tuple[int, int], frame_hw: tuple[int, int], stride: int = 32) -> tuple[int, int]:
+    """The input for frames of `frame_hw` at a dynamic model's nominal size: the nominal long side
+    (rounded up to the stride) and the frame's aspect on the other side, rounded up to the stride."""
+    long_side = math.ceil(max(nominal) / stride) * stride
+    h, w = frame_hw
+    short = max(stride, math.ceil(long_side * min(h, w) / max(h, w) / stride) * stride)
+    return (short, long_side) if w >= h else (long_side, short)
 
-    def __init__(self, runner: Runner, meta: ArtifactMetadata, backend: str):
-        self.runner, self.meta, self.backend = runner, meta, backend
+
+class Predictor:
+    """One loaded model: `predict(image)` -> Prediction (label map at frame size, instances, timings ms).
+
+    keep: class ids to keep in the output (None: all). A model with dynamic H/W runs at the metadata's
+    input size unless `adapt_to(frame size)` picks the frames' aspect (fixed_size: --input-size was given).
+    """
+
+    def __init__(self, runner: Runner, meta: ArtifactMetadata, backend: str,
+                 keep: frozenset[int] | None = None, fixed_size: bool = False):
+        self.runner, self.meta, self.backend, self.keep = runner, meta, backend, keep
         inputs = runner.input_metadata
         if len(inputs) != 1:
             raise BadInput(f"{runner.path}: expected one image input, the model has {sorted(inputs)}")
         self.input_name, (shape, dtype) = next(iter(inputs.items()))
         self.input_size = (int(meta.input_size[0]), int(meta.input_size[1]))
         self._check_input(shape)
+        self.dynamic = not all(isinstance(d, int) and d > 0 for d in shape[2:])
+        self.fixed_size = fixed_size
         self.input_dtype = np.float16 if dtype == np.float16 else np.float32
         self._lut = normalize_lut(meta.mean, meta.std).astype(self.input_dtype)
         self._post = post.POSTPROCESS[meta.output_kind]
+
+    def adapt_to(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """For a dynamic model without --input-size: run frames of this size at their own aspect."""
+        if self.dynamic and not self.fixed_size and min(frame_hw) > 0:
+            nominal = (int(self.meta.input_size[0]), int(self.meta.input_size[1]))
+            self.input_size = aspect_size(nominal, frame_hw, int(self.meta.extra.get("stride", 32) or 32))
+        return self.input_size
+
+    @property
+    def input_shape(self) -> list[int]:
+        """The (N, C, H, W) input this predictor feeds."""
+        return [1, 3, *self.input_size]
+
+    def settings(self) -> dict[str, object]:
+        """What shapes the results beyond the model: input shape, YOLO-seg thresholds, kept classes."""
+        out: dict[str, object] = {"input_shape": self.input_shape}
+        if self.meta.output_kind == "yolo_seg":
+            out.update(conf=self.meta.confidence_threshold, iou=self.meta.iou_threshold,
+                       max_det=self.meta.max_det)
+        out["classes"] = None if self.keep is None else [self.meta.class_names[i] for i in sorted(self.keep)]
+        return out
 
     def _check_input(self, shape: tuple[int | str, ...]) -> None:
         if len(shape) != 4 or shape[1] not in (3, "?") and not isinstance(shape[1], str):
@@ -48,7 +86,7 @@ class Predictor:
         return self.runner.infer(feed)
 
     def postprocess(self, outputs: dict[str, np.ndarray], ctx: FrameContext) -> Prediction:
-        return self._post(outputs, ctx, self.meta)
+        return self._post(outputs, ctx, self.meta, self.keep)
 
     def predict(self, image: np.ndarray, bgr: bool = False) -> Prediction:
         """All three stages, with their times in `Prediction.timings` (ms)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -74,10 +74,10 @@ def main(
     --names, ...), as for prodseg-predict and prodseg-bench.
     """
     setup_logging(verbose)
-    spec = model_flags.spec()
     from prodseg.classes import read_class_map
     from prodseg.train.evaluate import evaluate_folders, evaluate_split
 
+    spec = model_flags.spec()
     for option, value, problem in (("--split", split, split_problem(split)),
                                    ("--device", device, device_problem(device))):
         if problem:
@@ -115,16 +115,14 @@ def main(
         click.echo(f"mask mAP50 {m['map50_at_conf']:.4f}  mAP50-95 {m['map50_95_at_conf']:.4f}  "
                    "(at the model's confidence_threshold)")
     if report_dir:
-        write(result, Path(report_dir), model or predictions, split)
+        write(result, Path(report_dir), str(model or predictions), split)
         click.echo(f"report: {Path(report_dir) / 'report.md'}")
 
 
-def _predictor(model: str | None, predictions: str | None, device: str, spec: ModelSpec) -> object:
+def _predictor(model: str | None, predictions: str | None, device: str, spec: ModelSpec) -> Any:
     """The evaluate module's predictor; model flags (a ModelSpec) go to prodseg.runtime.load."""
     from prodseg.train.evaluate import load_label_maps
 
-    if spec == ModelSpec():
-        return load_label_maps(model, predictions, device)
     return load_label_maps(model, predictions, device, spec=spec)
 
 

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Callable
 
 from prodseg.errors import BadInput, MissingExtra
+from prodseg.runtime.facts import SUFFIX_BACKENDS
 from prodseg.runtime.runners.base import Runner
 
 
@@ -25,8 +26,6 @@ RUNNERS: dict[str, Callable[[], type[Runner]]] = {
     "tensorrt": _lazy("trt", "TensorRTRunner", "tensorrt"),
     "torch": _lazy("torch_runner", "TorchRunner", "train"),
 }
-SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
-                   ".pt": "torch"}
 
 
 def runner_class(backend: str) -> type[Runner]:

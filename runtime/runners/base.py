@@ -2,19 +2,55 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from prodseg.errors import BadInput
+
+OptionsT = TypeVar("OptionsT", bound="RunnerOptions")
+
+
+def choose(backend: str, option: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    """BadInput naming the backend's option and the values it takes, unless `value` is one of them."""
+    if value not in allowed:
+        raise BadInput(f"{backend}: {option} {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerOptions:
+    """A backend's options; subclasses declare theirs as fields and check values in __post_init__."""
+
+    @classmethod
+    def parse(cls: type[OptionsT], opts: dict[str, Any], backend: str) -> OptionsT:
+        """The options from keyword arguments; an unknown name is a BadInput listing the valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(opts) - set(valid))
+        if unknown:
+            raise BadInput(f"{backend}: unknown runner option {unknown[0]!r}; valid options: "
+                           f"{', '.join(valid) or 'none'}")
+        return cls(**opts)
+
+
+def port_name(names: set[str] | list[str], index: int, prefix: str = "output") -> str:
+    """A tensor's name, or `output<index>` for a nameless one (ultralytics' OpenVINO IR outputs)."""
+    return sorted(names)[0] if names else f"{prefix}{index}"
+
 
 class Runner:
-    """activate() loads the session, infer(feed) -> outputs by name, deactivate() frees it."""
+    """activate() loads the session, infer(feed) -> outputs by name, deactivate() frees it.
+
+    Options are typed (`Options`, a RunnerOptions dataclass per backend): an unknown one is refused.
+    """
 
     name = "runner"
+    Options: ClassVar[type[RunnerOptions]] = RunnerOptions
 
     def __init__(self, path: str, device: str = "cpu", threads: int | None = None, **opts: Any):
-        self.path, self.device, self.threads, self.opts = str(path), device, threads, opts
+        self.path, self.device, self.threads = str(path), device, threads
+        self.options = self.Options.parse(opts, self.name)
         self.is_active = False
         self._last_s = 0.0
 
@@ -55,7 +91,13 @@ class Runner:
 
     @property
     def output_names(self) -> list[str]:
+        """Output names in the order infer() returns them (positional `output<i>` when nameless)."""
         raise NotImplementedError
+
+    @property
+    def output_shapes(self) -> list[tuple[int | str, ...]]:
+        """Declared output shapes (symbolic dims as strings), or [] when the backend cannot tell."""
+        return []
 
     def metadata_props(self) -> dict[str, str]:
         """Model-embedded key/values (ONNX metadata_props) when the backend exposes them."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from prodseg.errors import BadInput, require
-from prodseg.runtime.runners.base import Runner
+from prodseg.runtime.runners.base import Runner, RunnerOptions, choose
 
 GRAPH_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                 "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -37,11 +38,25 @@ def providers_for(device: str, available: list[str]) -> list[Any]:
     return [(p, opts) if opts and p != "CPUExecutionProvider" else p for p in wanted if p in available]
 
 
+@dataclass(frozen=True)
+class OnnxRuntimeOptions(RunnerOptions):
+    """graph_optimization: disable|basic|extended|all; allow_spinning: False for pipelines on few cores;
+    providers: execution providers to use instead of the device's."""
+
+    graph_optimization: str = "all"
+    allow_spinning: bool = True
+    providers: list[Any] | None = None
+
+    def __post_init__(self) -> None:
+        choose("onnxruntime", "graph_optimization", self.graph_optimization, tuple(GRAPH_LEVELS))
+
+
 class OnnxRuntimeRunner(Runner):
-    """An InferenceSession; opts: graph_optimization (disable|basic|extended|all), providers (a list),
-    allow_spinning (False for pipelines on few cores)."""
+    """An InferenceSession on the device's execution providers."""
 
     name = "onnxruntime"
+    Options = OnnxRuntimeOptions
+    options: OnnxRuntimeOptions
 
     def activate_impl(self) -> None:
         ort = require("onnxruntime", "onnxruntime", "ONNX models")
@@ -49,15 +64,12 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
             so.inter_op_num_threads = 1
-        if not self.opts.get("allow_spinning", True):
+        if not self.options.allow_spinning:
             # Idle intra-op threads otherwise spin, taking the CPU that decode/post-processing threads need.
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        level = self.opts.get("graph_optimization", "all")
-        if level not in GRAPH_LEVELS:
-            raise BadInput(f"onnxruntime: graph_optimization '{level}' is not one of "
-                           f"{', '.join(GRAPH_LEVELS)}")
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVELS[level])
-        providers = self.opts.get("providers") or providers_for(self.device, ort.get_available_providers())
+        level = GRAPH_LEVELS[self.options.graph_optimization]
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+        providers = self.options.providers or providers_for(self.device, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(self.path, sess_options=so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad files
@@ -79,6 +91,11 @@ class OnnxRuntimeRunner(Runner):
     @property
     def output_names(self) -> list[str]:
         return list(self._outputs)
+
+    @property
+    def output_shapes(self) -> list[tuple[int | str, ...]]:
+        outputs = self.session.get_outputs()
+        return [tuple(d if isinstance(d, int) else str(d) for d in o.shape) for o in outputs]
 
     def metadata_props(self) -> dict[str, str]:
         return dict(self.session.get_modelmeta().custom_metadata_map)

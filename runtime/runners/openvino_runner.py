@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prodseg.errors import BadInput, require
-from prodseg.runtime.runners.base import Runner
+from prodseg.runtime.runners.base import Runner, RunnerOptions, choose, port_name
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+PRECISIONS = ("f32", "bf16", "f16")
+Infer = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class OpenVinoOptions(RunnerOptions):
+    """hint: LATENCY|THROUGHPUT|CUMULATIVE_THROUGHPUT; inference_precision: f32|bf16|f16 (None: the
+    device's default, bf16 on CPUs with native bf16)."""
+
+    hint: str = "LATENCY"
+    inference_precision: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hint", str(self.hint).upper())
+        choose("openvino", "hint", self.hint, HINTS)
+        if self.inference_precision is not None:
+            choose("openvino", "inference_precision", self.inference_precision, PRECISIONS)
 
 
 def _reason(exc: BaseException) -> str:
@@ -52,21 +70,21 @@ def check_weights(xml: Path) -> None:
 
 
 class OpenVinoRunner(Runner):
-    """A compiled model; opts: hint (LATENCY|THROUGHPUT), num_requests, inference_precision (f32|bf16|f16)."""
+    """A compiled model. Tensors are fed and read by port index: ultralytics' IR has nameless outputs,
+    which get positional names (`output0`, ...)."""
 
     name = "openvino"
+    Options = OpenVinoOptions
+    options: OpenVinoOptions
 
     def activate_impl(self) -> None:
         ov = require("openvino", "openvino", "OpenVINO IR models")
-        hint = str(self.opts.get("hint", "LATENCY")).upper()
-        if hint not in HINTS:
-            raise BadInput(f"openvino: hint '{hint}' is not one of {', '.join(HINTS)}")
         core = ov.Core()
-        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+        config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.hint}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        if self.opts.get("inference_precision"):
-            config["INFERENCE_PRECISION_HINT"] = self.opts["inference_precision"]
+        if self.options.inference_precision:
+            config["INFERENCE_PRECISION_HINT"] = self.options.inference_precision
         device = self.device.upper()
         try:
             model = core.read_model(self.path)
@@ -75,17 +93,30 @@ class OpenVinoRunner(Runner):
             raise BadInput(f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({_reason(exc)}); "
                            f"devices here: {', '.join(core.available_devices)}") from exc
         self._model = model
-        self.request = self.compiled.create_infer_request()
-        self._outputs = [o.get_any_name() for o in self.compiled.outputs]
+        self._inputs = {port_name(p.get_names(), i, "input"): i for i, p in enumerate(self.compiled.inputs)}
+        self._outputs = [port_name(o.get_names(), i) for i, o in enumerate(self.compiled.outputs)]
+        self._infer = self.request_handle()
 
     def deactivate_impl(self) -> None:
-        del self.request, self.compiled, self._model
+        del self._infer, self.compiled, self._model
+
+    def _by_index(self, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+        return {self._inputs[name]: value for name, value in feed.items()}
+
+    def request_handle(self) -> Infer:
+        """infer(feed) -> outputs on a new InferRequest of this compiled model (one per thread)."""
+        request = self.compiled.create_infer_request()
+        names = self._outputs
+
+        def infer(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            request.infer(self._by_index(feed))
+            # Copy: the request's output buffers are overwritten by the next inference.
+            return {n: np.array(request.get_output_tensor(i).data) for i, n in enumerate(names)}
+
+        return infer
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        res = self.request.infer(feed)
-        # Copy: the request's output buffers are overwritten by the next inference.
-        ports = self.compiled.outputs
-        return {name: np.array(res[port]) for name, port in zip(self._outputs, ports, strict=True)}
+        return self._infer(feed)
 
     def infer_async(self, feeds: Iterable[dict[str, np.ndarray]], on_result: Callable[[int, dict], None],
                     jobs: int = 0) -> None:
@@ -99,7 +130,7 @@ class OpenVinoRunner(Runner):
 
         queue.set_callback(done)
         for i, feed in enumerate(feeds):
-            queue.start_async(feed, i)
+            queue.start_async(self._by_index(feed), i)
         queue.wait_all()
 
     def optimal_requests(self) -> int:
@@ -108,14 +139,17 @@ class OpenVinoRunner(Runner):
     @property
     def input_metadata(self) -> dict[str, tuple[tuple[int | str, ...], Any]]:
         meta = {}
-        for port in self.compiled.inputs:
-            shape = tuple(d.get_length() if d.is_static else "?" for d in port.get_partial_shape())
-            meta[port.get_any_name()] = (shape, port.get_element_type().to_dtype())
+        for name, port in zip(self._inputs, self.compiled.inputs, strict=True):
+            meta[name] = (_shape(port), port.get_element_type().to_dtype())
         return meta
 
     @property
     def output_names(self) -> list[str]:
         return list(self._outputs)
+
+    @property
+    def output_shapes(self) -> list[tuple[int | str, ...]]:
+        return [_shape(port) for port in self.compiled.outputs]
 
     def metadata_props(self) -> dict[str, str]:
         """ONNX metadata_props survive in rt_info['framework'] when OpenVINO reads an .onnx directly."""
@@ -125,3 +159,8 @@ class OpenVinoRunner(Runner):
             return {k: str(v) for k, v in fw.astype(dict).items()} if fw is not None else {}
         except Exception:  # noqa: BLE001 - rt_info layout differs across versions: metadata then comes from files
             return {}
+
+
+def _shape(port: Any) -> tuple[int | str, ...]:
+    """A port's partial shape; dynamic dimensions as '?'."""
+    return tuple(d.get_length() if d.is_static else "?" for d in port.get_partial_shape())

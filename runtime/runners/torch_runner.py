@@ -6,13 +6,14 @@ never needs it. Its outputs are the export module's, so the shared numpy post-pr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prodseg.errors import BadInput, require
-from prodseg.runtime.runners.base import Runner
+from prodseg.runtime.runners.base import Runner, RunnerOptions, choose
 
 OUTPUT_NAMES = {"semantic_logits": ["logits"], "yolo_seg": ["output0", "output1"]}
 AUTOCAST = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
@@ -35,18 +36,29 @@ def torch_device(torch: Any, device: str) -> str:
     return f"cuda:{index}" if index else "cuda"
 
 
+@dataclass(frozen=True)
+class TorchOptions(RunnerOptions):
+    """precision: fp32|fp16|bf16 (autocast); channels_last: NHWC memory format for the model and input."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        choose("torch", "precision", self.precision, tuple(AUTOCAST))
+
+
 class TorchRunner(Runner):
-    """opts: precision (fp32|fp16|bf16 autocast), channels_last (bool)."""
+    """A prodseg (or ultralytics) checkpoint run by PyTorch."""
 
     name = "torch"
+    Options = TorchOptions
+    options: TorchOptions
 
     def activate_impl(self) -> None:
         torch = require("torch", "train", "PyTorch checkpoints")
         from prodseg.train.checkpoint import checkpoint_metadata, model_from_checkpoint
 
-        precision = self.opts.get("precision", "fp32")
-        if precision not in AUTOCAST:
-            raise BadInput(f"torch: precision '{precision}' is not one of {', '.join(AUTOCAST)}")
+        precision = self.options.precision
         if not Path(self.path).is_file():
             raise BadInput(f"{self.path}: checkpoint not found")
         if self.threads:
@@ -55,8 +67,7 @@ class TorchRunner(Runner):
         model, cfg, ckpt = model_from_checkpoint(self.path, device=device)
         self.metadata = checkpoint_metadata(model, cfg, ckpt, self.path, precision)
         self.module = model.export_module().eval()
-        channels_last = self.opts.get("channels_last")
-        self._memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
         self.module = self.module.to(device=device, memory_format=self._memory_format)
         self._torch, self._device, self._precision = torch, torch.device(device), precision
         self._outputs = OUTPUT_NAMES[model.output_kind]

@@ -7,6 +7,7 @@ Needs an NVIDIA GPU, `tensorrt` and `cuda-python` (`pip install 'prodseg[tensorr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import tensorrt as trt  # this module is imported only when the tensorrt backend
 from cuda.bindings import runtime as cudart
 
 from prodseg.errors import BadInput
-from prodseg.runtime.runners.base import Runner
+from prodseg.runtime.runners.base import Runner, RunnerOptions
 
 if not hasattr(trt, "Runtime"):  # tensorrt-stubs' bare `tensorrt/` folder imports as an empty namespace
     raise ImportError("the tensorrt package is not installed (only its type stubs are)")
@@ -46,10 +47,19 @@ class _DeviceBuffer:
             self.ptr, self.nbytes = 0, 0
 
 
+@dataclass(frozen=True)
+class TensorRTOptions(RunnerOptions):
+    """cuda_graph: capture the enqueue into a CUDA graph per input shape and replay it."""
+
+    cuda_graph: bool = False
+
+
 class TensorRTRunner(Runner):
-    """A serialized engine (.engine/.plan); opts: cuda_graph (bool)."""
+    """A serialized engine (.engine/.plan)."""
 
     name = "tensorrt"
+    Options = TensorRTOptions
+    options: TensorRTOptions
 
     engine: trt.ICudaEngine
     context: trt.IExecutionContext
@@ -129,7 +139,7 @@ class TensorRTRunner(Runner):
         for name, arr in feed.items():
             dst = self._buffers[name].ptr
             _check(cudart.cudaMemcpyAsync(dst, arr.ctypes.data, arr.nbytes, h2d, self.stream), "memcpy H2D")
-        if self.opts.get("cuda_graph"):
+        if self.options.cuda_graph:
             self._run_graph(changed)
         else:
             self._enqueue()
@@ -150,6 +160,11 @@ class TensorRTRunner(Runner):
     @property
     def output_names(self) -> list[str]:
         return list(self._outputs)
+
+    @property
+    def output_shapes(self) -> list[tuple[int | str, ...]]:
+        shapes = [_dims(self.engine.get_tensor_shape(n)) for n in self._outputs]
+        return [tuple(d if d >= 0 else "?" for d in dims) for dims in shapes]
 
 
 def _dims(dims: trt.Dims) -> tuple[int, ...]:

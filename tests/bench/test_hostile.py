@@ -134,6 +134,17 @@ CASES: dict[str, tuple[Setup, str]] = {
     "max-memory-mb negative": (_opt("--max-memory-mb", "-5"), "'--max-memory-mb'"),
     "max-regression nan": (_opt("--max-regression", "nan"), "'--max-regression'"),
     "max-regression 1.5": (_opt("--max-regression", "1.5"), "'--max-regression'"),
+    # model flags
+    "input size not a size": (_opt("--input-size", "abc"), "--input-size abc: give HxW"),
+    "input size zero": (_opt("--input-size", "0x64"), "from 1 to 16384"),
+    "input size off a static model": (_opt("--input-size", "65x64"), "takes a fixed 64x64 input"),
+    "names count off the model": (_opt("--names", "a,b,c"), "--names gives 3 names but the model outputs 10"),
+    "mean with 2 values": (_opt("--mean", "0.5,0.5"), "--mean 0.5,0.5: give 3"),
+    "task unknown": (_opt("--task", "detect"), "--task detect: choose one of semantic, yolo-seg"),
+    "iou for a semantic model": (_opt("--iou", "0.5"), "--iou: apply to YOLO-seg models"),
+    "precision for onnx": (_opt("--precision", "fp16"), "--precision: apply to .pt checkpoints"),
+    "save-card for two models": (lambda t, fx: _opt("--model", fx["openvino"], "--save-card",
+                                                    t / "c.json")(t, fx), "describes one model"),
 }
 
 

@@ -214,7 +214,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.models import build_model
 
-    cfg = config_from_dict({"model": {"architecture": "deeplabv3plus", "backbone": "resnet18"},
+    cfg = config_from_dict({"model": {"architecture": "deeplabv3plus", "backbone": "resnet18",
+                                      "num_classes": len(SHELF10.names)},
                             "data": {"image_size": [64, 96]}})
     colors = [list(c) for c in SHELF10.colors]
     ckpt = build_checkpoint(build_model(cfg.model), cfg, list(SHELF10.names), colors)

@@ -63,6 +63,16 @@ def _lookalike_out(tmp: Path, fx: dict[str, Path], inside: str) -> list[str]:
     return [fx["video"], "--model", fx["onnx"], "--out", tmp / "out", "--overwrite"]
 
 
+def _bare_onnx(tmp: Path, fx: dict[str, Path]) -> str:
+    """The ONNX fixture without its metadata_props: a model exported elsewhere."""
+    import onnx
+
+    model = onnx.load(str(fx["onnx"]))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp / "bare.onnx"))
+    return str(tmp / "bare.onnx")
+
+
 def _video(spec: Callable[[Path], str]) -> Setup:
     return lambda tmp, fx: [spec(tmp), "--model", fx["onnx"], "--out", tmp / "out"]
 
@@ -99,6 +109,26 @@ CASES: dict[str, tuple[Setup, str]] = {
     "overwrite masks holding other files": (lambda t, fx: _lookalike_out(t, fx, "masks/notes.txt"),
                                             "masks/notes.txt"),
     "masks without out": (lambda t, fx: [fx["video"], "--model", fx["onnx"], "--save-masks"], "need --out"),
+    # model flags
+    "input size not a size": (_model(lambda t, fx: str(fx["onnx"]), "--input-size", "abc"),
+                              "--input-size abc: give HxW"),
+    "input size zero": (_model(lambda t, fx: str(fx["onnx"]), "--input-size", "0x64"), "from 1 to 16384"),
+    "input size off a static model": (_model(lambda t, fx: str(fx["onnx"]), "--input-size", "65x64"),
+                                      "takes a fixed 64x96 input"),
+    "names count off the model": (_model(lambda t, fx: str(fx["onnx"]), "--names", "a,b"),
+                                  "--names gives 2 names but the model outputs 10 classes"),
+    "mean with 2 values": (_model(lambda t, fx: str(fx["onnx"]), "--mean", "0.5,0.5"),
+                           "--mean 0.5,0.5: give 3"),
+    "task unknown": (_model(lambda t, fx: str(fx["onnx"]), "--task", "detect"), "--task detect: choose one"),
+    "task against the outputs": (_model(lambda t, fx: str(fx["onnx"]), "--task", "yolo-seg"),
+                                 "not yolo-seg; pass --task semantic"),
+    "no metadata, no flags": (_model(lambda t, fx: _bare_onnx(t, fx)), "describe the model with --task"),
+    "conf for a semantic model": (_model(lambda t, fx: str(fx["onnx"]), "--conf", "0.5"),
+                                  "--conf: apply to YOLO-seg models"),
+    "unknown class to keep": (_model(lambda t, fx: str(fx["onnx"]), "--classes", "cat"), "--classes cat"),
+    "precision for onnx": (_model(lambda t, fx: str(fx["onnx"]), "--precision", "bf16"),
+                           "apply to .pt checkpoints"),
+    "save-card is a folder": (_model(lambda t, fx: str(fx["onnx"]), "--save-card", "."), "--save-card"),
 }
 
 
