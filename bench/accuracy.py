@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,7 +43,7 @@ class AccuracyResult:
     def flicker(self) -> float:
         return max(0.0, self.pred_change_rate - self.gt_change_rate)
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return {"frames": self.frames, "miou": _rounded(self.miou), "flicker": round(self.flicker, 6),
                 "pred_change_rate": round(self.pred_change_rate, 6),
                 "gt_change_rate": round(self.gt_change_rate, 6), "iou": [_rounded(v) for v in self.iou]}

@@ -19,7 +19,7 @@ from prodseg.errors import require
 
 def _fill_kwargs(affine_cls: type) -> dict[str, Any]:
     """Border fill for image (0) and mask (255) under the installed albumentations' parameter names."""
-    params = inspect.signature(affine_cls.__init__).parameters
+    params = inspect.signature(affine_cls).parameters
     if "fill_mask" in params:  # albumentations >= 1.4.24 / 2.x
         return {"fill": 0, "fill_mask": IGNORE_INDEX}
     return {"cval": 0, "cval_mask": IGNORE_INDEX, "mode": cv2.BORDER_CONSTANT}

@@ -423,7 +423,7 @@ def from_dict(cls: type, raw: Any, prefix: str, source: str) -> Any:
 
 
 def _check_value(hint: Any, value: Any, key: str, source: str, meta: Any) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, key, source)
     if "normalize" in meta:
         try:

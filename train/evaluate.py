@@ -142,7 +142,8 @@ def evaluate_split(predictor: LabelMapFn, data: str | Path, split: str = "val", 
     from prodseg.data.torch_datasets import checked_split
 
     dataset = ShelfDataset(data)
-    items = [Item(s.stem, s.image, s.mask) for s in checked_split(dataset, split)]  # checked up front
+    # checked up front: every sample of the split has its mask
+    items = [Item(s.stem, s.image, s.mask) for s in checked_split(dataset, split) if s.mask is not None]
     return score(predictor, items, list(dataset.classes.names), [list(c) for c in dataset.classes.colors],
                  dataset.root / "classes.yaml", samples, class_map,
                  dataset_mask_map(predictor, dataset, dataset.classes.num_classes))

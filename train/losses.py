@@ -68,6 +68,7 @@ class CrossEntropyLoss(nn.Module):
 
     def __init__(self, weight: Tensor | None = None, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
+        self.weight: Tensor | None
         self.register_buffer("weight", weight)
         self.ignore_index = ignore_index
 

@@ -184,7 +184,7 @@ class CocoFile:
         data = _load(self.path)
         cats = validate.categories(data["categories"], str(self.path))
         self.images: dict[Id, ImageRecord] = validate.images(data["images"], str(self.path))
-        self._anns, self.skipped = validate.annotations(data["annotations"], self.images, cats,
+        self._anns, self.skipped = validate.annotations_by_image(data["annotations"], self.images, cats,
                                                         str(self.path))
         for what, n in self.skipped.items():
             log.warning("%s: skipped %d %s", self.path, n, what)

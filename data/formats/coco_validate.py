@@ -173,7 +173,7 @@ def annotation(ann: Any, n: int, recs: dict[Id, ImageRecord], cats: dict[Id, str
     return None if seg is None else (image_id, Annotation(ann["id"], cid, seg, float(score), bool(crowd)))
 
 
-def annotations(entries: list[Any], recs: dict[Id, ImageRecord], cats: dict[Id, str],
+def annotations_by_image(entries: list[Any], recs: dict[Id, ImageRecord], cats: dict[Id, str],
                 path: str) -> tuple[dict[Id, list[Annotation]], Counter]:
     """Checked annotations by image id, and the counts of what was skipped (see the module docstring)."""
     by_image: dict[Id, list[Annotation]] = {k: [] for k in recs}

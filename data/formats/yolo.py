@@ -132,7 +132,8 @@ def yolo_images(root: Path) -> list[tuple[str | None, Path, Path]]:
     if not images.is_dir():
         raise BadInput(f"{root}: no images/ folder; a YOLO-seg dataset has images/ and labels/")
     subdirs = sorted(p for p in images.iterdir() if p.is_dir())
-    groups = [(d.name, d, root / "labels" / d.name) for d in subdirs] or [(None, images, root / "labels")]
+    groups: list[tuple[str | None, Path, Path]] = [(d.name, d, root / "labels" / d.name) for d in subdirs]
+    groups = groups or [(None, images, root / "labels")]
     return [(split, img, lab / f"{img.stem}.txt") for split, d, lab in groups
             for img in sorted(d.iterdir()) if img.suffix.lower() in IMAGE_EXTS]
 
@@ -147,7 +148,8 @@ def read_yolo_splits(root: str | Path) -> tuple[list[ImageRecord], ClassList, di
     """Records, classes and the splits given by `images/<split>/` sub-folders (empty when flat)."""
     root = Path(root)
     classes = read_names(root / "dataset.yaml")
-    records, splits = [], {}
+    records: list[ImageRecord] = []
+    splits: dict[str, list[str]] = {}
     for split, img, label in yolo_images(root):
         inside(root, img, str(img))
         if label.exists():

@@ -66,14 +66,18 @@ class _LazyRecords(Sequence[ImageRecord]):
 
 def parse_size(size: int | str | tuple[int, int] | list[int]) -> tuple[int, int]:
     """(H, W) from 512, "512", "384x512" (HxW) or (H, W); BadInput on anything else."""
+    parts: list[object]
     if isinstance(size, str):
-        parts = size.lower().split("x")
         try:
-            size = tuple(int(p) for p in parts) if len(parts) == 2 else int(size)  # type: ignore[assignment]
+            parts = [int(p) for p in size.lower().split("x")]
         except ValueError:
             raise BadInput(f"size '{size}': expected N or HxW in pixels, e.g. 512 or 384x512") from None
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and 16 <= v <= 8192 for v in hw):
+    else:
+        parts = [size] if isinstance(size, int | np.integer) else list(size)
+    hw = [p for p in parts if isinstance(p, int | np.integer) and not isinstance(p, bool)]
+    if len(parts) == 1:
+        hw = hw * 2
+    if len(hw) != 2 or len(parts) > 2 or not all(16 <= v <= 8192 for v in hw):
         raise BadInput(f"size {size}: each side must be an integer between 16 and 8192 pixels")
     return int(hw[0]), int(hw[1])
 

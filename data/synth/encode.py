@@ -45,7 +45,7 @@ class CvMp4vWriter:
     """MPEG-4 part 2 through OpenCV: the fallback when PyAV or libx264 is missing."""
 
     def __init__(self, path: Path, width: int, height: int, fps: int):
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
         if not self._writer.isOpened():
             raise BadInput(f"{path}: OpenCV cannot open an mp4v writer; pip install 'prodseg[av]' for H.264")
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from prodseg.config import ModelConfig
 from prodseg.errors import ConfigError
-from prodseg.train.models.base import SegModel
+from prodseg.train.models.base import SegModel, class_count
 from prodseg.train.models.smp_models import build_deeplabv3plus, build_unet
 
 
@@ -32,9 +32,7 @@ def build_model(cfg: ModelConfig) -> SegModel:
             f"model.architecture: unknown architecture {cfg.architecture!r}; "
             f"choose one of {', '.join(MODELS)}"
         ) from None
-    if cfg.num_classes is None:
-        raise ConfigError("model.num_classes: not set; prodseg-train takes it from the dataset's "
-                          "classes.yaml, anything that builds a model without a dataset must set it")
+    class_count(cfg)  # refuses an unset count before any library builds anything
     return factory(cfg)
 
 

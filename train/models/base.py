@@ -7,8 +7,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from prodseg.config import ModelConfig
+from prodseg.errors import ConfigError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def class_count(cfg: ModelConfig) -> int:
+    """cfg.num_classes, which prodseg-train fills in from the dataset; ConfigError when still unset."""
+    if cfg.num_classes is None:
+        raise ConfigError("model.num_classes: not set; prodseg-train takes it from the dataset's "
+                          "classes.yaml, anything that builds a model without a dataset must set it")
+    return cfg.num_classes
 
 
 class SegModel(nn.Module):
@@ -50,4 +61,5 @@ class SegModel(nn.Module):
     @torch.no_grad()
     def predict(self, images: Tensor) -> Tensor:
         """Convenience: forward + predict_semantic at the input's size."""
-        return self.predict_semantic(self(images), tuple(images.shape[-2:]))
+        height, width = images.shape[-2:]
+        return self.predict_semantic(self(images), (int(height), int(width)))

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from prodseg.config import ModelConfig
 from prodseg.errors import ConfigError, require
-from prodseg.train.models.base import IMAGENET_MEAN, IMAGENET_STD, SegModel
+from prodseg.train.models.base import IMAGENET_MEAN, IMAGENET_STD, SegModel, class_count
 from prodseg.train.models.checkpointing import enable_checkpointing
 
 SUGGESTED_BACKBONES = ("resnet18", "resnet50", "resnet101", "mobilenet_v2", "efficientnet-b0")
@@ -49,7 +49,7 @@ class SmpSegModel(SegModel):
         return copy.deepcopy(self.net).eval()
 
     def encoder(self) -> nn.Module:
-        return self.net.encoder
+        return self.net.get_submodule("encoder")
 
 
 def encoder_names() -> list[str]:
@@ -83,9 +83,9 @@ def build_deeplabv3plus(cfg: ModelConfig) -> SegModel:
         encoder_weights=None,
         encoder_output_stride=cfg.output_stride,
         decoder_atrous_rates=tuple(cfg.aspp_dilate),
-        classes=cfg.num_classes,
+        classes=class_count(cfg),
     )
-    return _finish(SmpSegModel("deeplabv3plus", net, cfg.num_classes), cfg)
+    return _finish(SmpSegModel("deeplabv3plus", net, class_count(cfg)), cfg)
 
 
 def build_unet(cfg: ModelConfig) -> SegModel:
@@ -99,9 +99,9 @@ def build_unet(cfg: ModelConfig) -> SegModel:
         encoder_depth=depth,
         encoder_weights=None,
         decoder_channels=tuple(cfg.decoder_channels),
-        classes=cfg.num_classes,
+        classes=class_count(cfg),
     )
-    return _finish(SmpSegModel("unet", net, cfg.num_classes), cfg)
+    return _finish(SmpSegModel("unet", net, class_count(cfg)), cfg)
 
 
 def _finish(model: SmpSegModel, cfg: ModelConfig) -> SegModel:
