@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import cv2
 import numpy as np
@@ -53,11 +54,18 @@ class _LazyRecords(Sequence[ImageRecord]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> ImageRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[ImageRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> ImageRecord | list[ImageRecord]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         name, png, lut = self._items[i]
         ids = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert ids is not None, "decoding a PNG this process encoded"
         return ImageRecord(name, ids.shape[0], ids.shape[1], instances_from_ids(ids, lut))
 
     def __iter__(self) -> Iterator[ImageRecord]:
