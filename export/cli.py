@@ -12,6 +12,7 @@ from click.core import ParameterSource
 from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 from prodseg.errors import BadInput
 from prodseg.export.config import CALIB_METHODS, ExportConfig, Thresholds
+from prodseg.runtime.model_options import parse_input_size
 
 # Options that only act together with other flags: given without them they would be silently ignored.
 # name -> (when it has no effect, the remedy, whether the other flags make it act)
@@ -50,6 +51,10 @@ def check_flag_combinations(ctx: click.Context) -> None:
               help="Calibration images (capped to what exists).")
 @click.option("--calib-method", type=click.Choice(CALIB_METHODS), default="minmax", show_default=True)
 @click.option("--dynamic-batch", is_flag=True, help="Dynamic batch axis (H x W stay static).")
+@click.option("--input-size", default=None, metavar="HxW",
+              help="Exported input size, multiples of 32 [default: the training size].")
+@click.option("--dynamic", is_flag=True,
+              help="Dynamic batch, height and width (ONNX, OpenVINO); the metadata keeps the nominal size.")
 @click.option("--no-verify", is_flag=True, help="Skip verification against PyTorch.")
 @click.option("--verify-images", default=16, show_default=True, help="Held-out images to verify on.")
 @click.option("--strict", is_flag=True, help="Exit 1 when an artifact misses its verification threshold.")
@@ -61,9 +66,9 @@ def check_flag_combinations(ctx: click.Context) -> None:
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(checkpoint: Path, out: Path | None, onnx: bool, fp16: bool, int8: bool, openvino: bool, trt: bool,
-         calib_data: Path | None, calib_images: int, calib_method: str, dynamic_batch: bool, no_verify: bool,
-         verify_images: int, strict: bool, opset: int, int8_delta_miou: float, trt_calibrator: bool,
-         verbose: bool) -> None:
+         calib_data: Path | None, calib_images: int, calib_method: str, dynamic_batch: bool,
+         input_size: str | None, dynamic: bool, no_verify: bool, verify_images: int, strict: bool,
+         opset: int, int8_delta_miou: float, trt_calibrator: bool, verbose: bool) -> None:
     """Export a prodseg checkpoint to ONNX / FP16 / INT8 / OpenVINO / TensorRT and verify every artifact."""
     setup_logging(verbose)
     check_flag_combinations(click.get_current_context())
@@ -71,6 +76,8 @@ def main(checkpoint: Path, out: Path | None, onnx: bool, fp16: bool, int8: bool,
     formats = tuple(name for name, on in flags.items() if on) or ("onnx",)
     cfg = ExportConfig(checkpoint=checkpoint, out=out, formats=formats, calib_data=calib_data,
                        calib_images=calib_images, calib_method=calib_method, dynamic_batch=dynamic_batch,
+                       input_size=parse_input_size(input_size) if input_size is not None else None,
+                       dynamic=dynamic,
                        verify=not no_verify, verify_images=verify_images, strict=strict, opset=opset,
                        thresholds=Thresholds(int8_delta_miou=int8_delta_miou / 100),
                        trt_calibrator=trt_calibrator)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prodseg.errors import BadInput, require
+from prodseg.metadata import ArtifactMetadata
 
 FORMATS = ("onnx", "fp16", "int8", "openvino", "trt")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 MIN_OPSET = 17
+SIZE_MULTIPLE = 32  # the networks' stride: the input size every exported model accepts
 
 
 def max_opset() -> int:
@@ -21,6 +24,10 @@ def max_opset() -> int:
     except ImportError:
         return int(onnx.defs.onnx_opset_version())
     return min(int(ONNX_MAX_OPSET), int(onnx.defs.onnx_opset_version()))
+
+
+def _near(value: int) -> int:
+    return max(SIZE_MULTIPLE, round(value / SIZE_MULTIPLE) * SIZE_MULTIPLE)
 
 
 @dataclass
@@ -44,6 +51,10 @@ class ExportConfig:
     calib_images: int = 300
     calib_method: str = "minmax"
     dynamic_batch: bool = False
+    # Exported input HxW (None: the training size); dynamic: H and W (and batch) are dynamic axes, and
+    # the metadata's input size is the nominal one that runs (and verification) use unless told otherwise.
+    input_size: tuple[int, int] | None = None
+    dynamic: bool = False
     verify: bool = True
     verify_images: int = 16
     strict: bool = False
@@ -65,6 +76,11 @@ class ExportConfig:
         if not MIN_OPSET <= self.opset <= max_opset():
             raise BadInput(f"--opset {self.opset}: choose an opset from {MIN_OPSET} to {max_opset()} "
                            "(what this torch can export)")
+        if self.input_size is not None and (min(self.input_size) < SIZE_MULTIPLE
+                                            or any(v % SIZE_MULTIPLE for v in self.input_size)):
+            h, w = self.input_size
+            raise BadInput(f"--input-size {h}x{w}: height and width must be multiples of {SIZE_MULTIPLE} "
+                           f"(the networks' stride), e.g. {_near(h)}x{_near(w)}")
         for flag, n in (("--calib-images", self.calib_images), ("--verify-images", self.verify_images)):
             if n < 1:
                 raise BadInput(f"{flag} {n}: must be at least 1")
@@ -79,6 +95,16 @@ class ExportConfig:
             raise BadInput("--strict: gates on verification, which --no-verify turns off; drop one of them")
         if self.trt_calibrator and not (self.wants("trt") and self.wants("int8")):
             raise BadInput("--trt-calibrator: builds the INT8 TensorRT engine; add --trt --int8 or drop it")
+        if self.dynamic and self.wants("trt"):
+            raise BadInput("--dynamic: TensorRT engines are built for one input size here; export the "
+                           "engines without --dynamic (at --input-size) or drop --trt")
+
+    def artifact_meta(self, meta: ArtifactMetadata) -> ArtifactMetadata:
+        """The metadata every artifact of this export carries: the exported (or nominal) input size."""
+        changes: dict = {"input_size": list(self.input_size)} if self.input_size is not None else {}
+        if self.dynamic:
+            changes["extra"] = {**meta.extra, "dynamic_hw": True}
+        return dataclasses.replace(meta, **changes) if changes else meta
 
     @property
     def out_dir(self) -> Path:

@@ -13,6 +13,21 @@ from prodseg.metadata import ArtifactMetadata
 
 log = logging.getLogger(__name__)
 
+# Axes that --dynamic leaves free, per tensor name (the channel axes stay fixed: classes, coefficients).
+DYNAMIC_AXES: dict[str, dict[int, str]] = {
+    INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+    "logits": {0: "batch", 2: "height", 3: "width"},
+    "output0": {0: "batch", 2: "anchors"},
+    "output1": {0: "batch", 2: "mask_height", 3: "mask_width"},
+}
+
+
+def dynamic_axes(names: list[str], dynamic_batch: bool, dynamic: bool) -> dict[str, dict[int, str]] | None:
+    """torch.onnx.export's dynamic_axes: batch only, batch and H/W, or none."""
+    if dynamic:
+        return {n: DYNAMIC_AXES[n] for n in [INPUT_NAME, *names]}
+    return {n: {0: "batch"} for n in [INPUT_NAME, *names]} if dynamic_batch else None
+
 
 def set_metadata(model: Any, meta: ArtifactMetadata) -> None:
     """Replace the prodseg.* entries of an ONNX ModelProto's metadata_props with `meta`."""
@@ -41,8 +56,10 @@ def save_checked(model: Any, target: Path, meta: ArtifactMetadata) -> Path:
     return target
 
 
-def export_onnx(source: ExportSource, target: Path, opset: int = 17, dynamic_batch: bool = False) -> Path:
-    """Export the checkpoint's export module to a simplified, checked FP32 ONNX at `target`."""
+def export_onnx(source: ExportSource, target: Path, opset: int = 17, dynamic_batch: bool = False,
+                dynamic: bool = False) -> Path:
+    """Export the checkpoint's export module to a simplified, checked FP32 ONNX at `target`, traced at
+    the metadata's input size; `dynamic` leaves batch, height and width free."""
     torch = require("torch", "train")
     onnx = require("onnx", "export")
     onnxslim = require("onnxslim", "export")
@@ -50,7 +67,7 @@ def export_onnx(source: ExportSource, target: Path, opset: int = 17, dynamic_bat
     h, w = source.input_size
     dummy = torch.zeros(1, 3, h, w)
     names = source.output_names
-    axes = {n: {0: "batch"} for n in [INPUT_NAME, *names]} if dynamic_batch else None
+    axes = dynamic_axes(names, dynamic_batch, dynamic)
     with atomic_path(target) as tmp:
         with torch.no_grad():
             torch.onnx.export(module, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=names,

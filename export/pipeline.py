@@ -96,6 +96,7 @@ def run_export(cfg: ExportConfig) -> ExportResult:
     """
     out = preflight(cfg)
     source = load_source(cfg.checkpoint)
+    source.meta = cfg.artifact_meta(source.meta)  # every artifact (and verification) at the exported size
     data_root = dataset_for(cfg, source.config.data.root) if cfg.verify else None
     samples = verification_samples(data_root, cfg.verify_images) if data_root else []
     classes = data_classes(source, data_root) if data_root else ClassMatch(None)

@@ -15,7 +15,8 @@ def export_onnx_fp32(ctx: ExportContext) -> list[Artifact]:
     from prodseg.export.onnx_fp32 import export_onnx
 
     cfg = ctx.config
-    path = export_onnx(ctx.source, ctx.out / "model.onnx", opset=cfg.opset, dynamic_batch=cfg.dynamic_batch)
+    path = export_onnx(ctx.source, ctx.out / "model.onnx", opset=cfg.opset, dynamic_batch=cfg.dynamic_batch,
+                       dynamic=cfg.dynamic)
     return [ctx.add(Artifact("onnx", path, "fp32"))]
 
 

@@ -64,7 +64,7 @@ def test_artifact_digest_covers_ir_weights(tmp_path):
     one = artifact_digest(tmp_path / "m.xml")
     (tmp_path / "m.bin").write_bytes(b"\0" * 1024)
     two = artifact_digest(tmp_path / "m.xml")
-    assert one[0] != two[0] and two[1] == pytest.approx((6 + 1024) / 2**20)
+    assert one[0] != two[0] and two[1] == pytest.approx((6 + 1024) / 1e6)  # MB = 10^6 bytes
 
 
 def test_report_files(tmp_path):

@@ -137,6 +137,10 @@ CASES: dict[str, Builder] = {
     "verify-checkpoint-dataset-gone": lambda e: ([e.checkpoint_without_dataset()],
                                                  "gone: the checkpoint's dataset folder is not here"),
     # option values
+    "input-size-not-a-size": lambda e: ([e.ckpt, "--input-size", "abc"], "--input-size abc: give HxW"),
+    "input-size-zero": lambda e: ([e.ckpt, "--input-size", "0x64"], "--input-size 0x64"),
+    "input-size-off-the-stride": lambda e: ([e.ckpt, "--input-size", "65x64"], "stride), e.g. 64x64"),
+    "dynamic-with-trt": lambda e: ([e.ckpt, "--dynamic", "--trt"], "--dynamic: TensorRT engines"),
     "opset-too-old": lambda e: ([e.ckpt, "--opset", "16"], "--opset 16"),
     "opset-too-new": lambda e: ([e.ckpt, "--opset", "99"], "--opset 99"),
     "opset-not-int": lambda e: ([e.ckpt, "--opset", "seventeen"], "--opset"),

@@ -40,7 +40,7 @@ def test_onnx_without_metadata_is_rejected(deeplab, tmp_path: Path) -> None:
     del model.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(model, str(bare))
-    with pytest.raises(BadInput, match="has no prodseg metadata; export it with prodseg-export"):
+    with pytest.raises(BadInput, match="has no prodseg metadata; describe the model with --task"):
         rt.load(bare)
 
 
