@@ -341,8 +341,9 @@ def class_ids(meta: ArtifactMetadata, tokens: list[str] | None) -> frozenset[int
         elif token in names:
             ids.add(names.index(token))
         else:
-            raise BadInput(f"--classes {token}: not a class of this model; choose names from "
-                           f"{', '.join(names)} or ids 0..{len(names) - 1}")
+            shown = ", ".join(names[:12]) + (f" ... ({len(names)} classes)" if len(names) > 12 else "")
+            raise BadInput(f"--classes {token}: not a class of this model; choose names from {shown} "
+                           f"or ids 0..{len(names) - 1}")
     return frozenset(ids)
 
 
