@@ -9,9 +9,7 @@ from typing import Any
 from prodseg.export.calibration import CalibrationSet
 from prodseg.export.config import ExportConfig
 from prodseg.export.source import ExportSource
-
-# Runtime backend that loads each artifact kind (prodseg.runtime.load's `backend`).
-BACKENDS = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt"}
+from prodseg.runtime.facts import SUFFIX_BACKENDS
 
 
 @dataclass
@@ -25,7 +23,7 @@ class Artifact:
 
     @property
     def backend(self) -> str:
-        return BACKENDS[self.path.suffix]
+        return SUFFIX_BACKENDS[self.path.suffix]  # the runtime backend that loads this kind
 
 
 @dataclass

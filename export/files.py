@@ -19,13 +19,6 @@ TRT_TIMING_CACHE = "trt_timing.cache"
 CACHES = (CALIB_CACHE, TRT_TIMING_CACHE)
 
 
-def size_mb(path: str | os.PathLike) -> float:
-    """Size of an artifact in MB, counting an IR's .bin weights with its .xml."""
-    p = Path(path)
-    files = [p, p.with_suffix(".bin")] if p.suffix == ".xml" else [p]
-    return sum(f.stat().st_size for f in files if f.is_file()) / 1e6
-
-
 def nearest_existing(path: Path) -> Path:
     """`path` itself or its closest ancestor that exists."""
     path = Path(os.path.abspath(path))

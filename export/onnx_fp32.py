@@ -8,8 +8,9 @@ from typing import Any
 
 from prodseg.atomic import atomic_path
 from prodseg.errors import require
-from prodseg.export.source import INPUT_NAME, ExportSource
+from prodseg.export.source import ExportSource
 from prodseg.metadata import ArtifactMetadata
+from prodseg.runtime.facts import INPUT_NAME
 
 log = logging.getLogger(__name__)
 

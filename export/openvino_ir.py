@@ -9,8 +9,8 @@ from typing import Any
 from prodseg.atomic import atomic_dir
 from prodseg.errors import require
 from prodseg.export.calibration import CalibrationSet
-from prodseg.export.source import INPUT_NAME
 from prodseg.metadata import ArtifactMetadata, write_sidecar
+from prodseg.runtime.facts import INPUT_NAME
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from prodseg.export.artifacts import Artifact, ExportContext
 from prodseg.export.files import CALIB_CACHE, TRT_TIMING_CACHE
-from prodseg.export.source import INPUT_NAME
+from prodseg.runtime.facts import INPUT_NAME
 
 
 def export_onnx_fp32(ctx: ExportContext) -> list[Artifact]:

@@ -9,13 +9,7 @@ from typing import Any
 from prodseg.config import Config
 from prodseg.errors import BadInput
 from prodseg.metadata import ArtifactMetadata
-
-# ONNX output names per output kind; yolo keeps ultralytics' names so its tools read our files.
-OUTPUT_NAMES: dict[str, list[str]] = {
-    "semantic_logits": ["logits"],
-    "yolo_seg": ["output0", "output1"],
-}
-INPUT_NAME = "images"
+from prodseg.runtime.facts import OUTPUT_NAMES
 
 
 @dataclass

@@ -14,9 +14,9 @@ from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.layout import Sample
 from prodseg.export.artifacts import Artifact
 from prodseg.export.config import Thresholds
-from prodseg.export.files import size_mb
 from prodseg.export.source import ExportSource
 from prodseg.metrics import ConfusionMatrix
+from prodseg.runtime.facts import size_mb
 
 log = logging.getLogger(__name__)
 

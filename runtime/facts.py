@@ -20,6 +20,10 @@ SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tenso
 # Files that belong to an artifact (an OpenVINO IR is the .xml plus its .bin weights).
 COMPANIONS = {".xml": (".bin",)}
 YOLO_MASK_COEFFS = 32  # YOLOv8-seg prototype channels
+# The names prodseg gives its models' tensors (readers match outputs by shape, not by these names);
+# YOLOv8-seg keeps ultralytics' names so its tools read prodseg's files.
+INPUT_NAME = "images"
+OUTPUT_NAMES: dict[str, list[str]] = {"semantic_logits": ["logits"], "yolo_seg": ["output0", "output1"]}
 
 Shape = Sequence[int | str]  # symbolic (dynamic) dimensions are strings
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from prodseg.errors import BadInput, require
+from prodseg.runtime.facts import OUTPUT_NAMES
 from prodseg.runtime.runners.base import Runner, RunnerOptions, choose
 
-OUTPUT_NAMES = {"semantic_logits": ["logits"], "yolo_seg": ["output0", "output1"]}
 AUTOCAST = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
 
 
