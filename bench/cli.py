@@ -10,6 +10,7 @@ import click
 
 from prodseg.bench.measure import MODES, BenchOptions
 from prodseg.bench.suite import BenchJob, run_job
+from prodseg.classes import read_class_map
 from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 from prodseg.runtime.model_options import ModelFlags, model_options, torch_options
 
@@ -47,6 +48,13 @@ LIMIT = Finite(min=0, min_open=True)
               help="Requests in flight in throughput mode.")
 @click.option("--gt-masks", type=click.Path(path_type=Path), default=None,
               help="Folder of per-frame masks 000000.png... -> mIoU and flicker.")
+@click.option("--gt-classes", type=click.Path(path_type=Path), default=None,
+              help="classes.yaml of the --gt-masks (default: the folder's own classes.yaml).")
+@click.option("--class-map", "class_map_file", type=click.Path(path_type=Path), default=None,
+              help="YAML mapping model class names to the masks' class names, when they differ.")
+@click.option("--label", "labels", multiple=True,
+              help="Name of each --model in tables and reports (repeat, in --model order) "
+                   "[default: folder/file name].")
 @click.option("--min-fps", type=LIMIT, default=None, help="Gate: end-to-end FPS at least this.")
 @click.option("--max-p99-ms", type=LIMIT, default=None, help="Gate: p99 per-frame latency at most this.")
 @click.option("--max-memory-mb", type=LIMIT, default=None,
@@ -68,7 +76,9 @@ LIMIT = Finite(min=0, min_open=True)
 def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, ...], device: str,
          threads: int | None, warmup: int, frames: int | None, duration: float | None, mode: str,
          requests: int,
-         gt_masks: Path | None, min_fps: float | None, max_p99_ms: float | None, max_memory_mb: float | None,
+         gt_masks: Path | None, gt_classes: Path | None, class_map_file: Path | None,
+         labels: tuple[str, ...], min_fps: float | None, max_p99_ms: float | None,
+         max_memory_mb: float | None,
          baseline: Path | None, max_regression: float, save_baseline: Path | None, json_path: Path | None,
          report_dir: Path | None, verbose: bool, model_flags: ModelFlags, torch_opts: dict[str, Any]) -> None:
     """Benchmark exported models (or .pt checkpoints) on VIDEO(s); exit 1 when a gate fails, 2 on bad input.
@@ -78,12 +88,15 @@ def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, 
     """
     setup_logging(verbose)
     options = BenchOptions(device=device, threads=threads, warmup=warmup, frames=frames, duration_s=duration,
-                           mode=mode, requests=requests, gt_masks=gt_masks, spec=model_flags.spec(),
+                           mode=mode, requests=requests, gt_masks=gt_masks, gt_classes=gt_classes,
+                           class_map=read_class_map(class_map_file) if class_map_file else None,
+                           spec=model_flags.spec(),
                            torch_opts=torch_opts)
     limits = {"min-fps": min_fps, "max-p99-ms": max_p99_ms, "max-memory-mb": max_memory_mb}
     run_job(BenchJob(videos=list(videos), models=list(models), backends=list(backends), options=options,
                      limits=limits, baseline=baseline, max_regression=max_regression,
-                     save_baseline=save_baseline, json_path=json_path, report_dir=report_dir))
+                     save_baseline=save_baseline, json_path=json_path, report_dir=report_dir,
+                     labels=list(labels)))
 
 
 if __name__ == "__main__":

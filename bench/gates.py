@@ -54,7 +54,8 @@ class Miss:
 
 
 def where(result: Result) -> str:
-    return f"{artifact_label(result['artifact'])} [{result['backend']}] on {Path(result['video']).name}"
+    label = result.get("label") or artifact_label(result["artifact"])
+    return f"{label} [{result['backend']}] on {Path(result['video']).name}"
 
 
 def passes(metric: Metric, measured: float, limit: float) -> bool:

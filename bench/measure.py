@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -13,7 +14,8 @@ from prodseg.bench.accuracy import GroundTruth, VideoAccuracy
 from prodseg.bench.cpu import CpuMeter
 from prodseg.bench.inflight import run_inflight
 from prodseg.bench.memory import PeakRSS, cuda_index, gpu_memory_used_mb
-from prodseg.bench.modelonly import FEED_FRAMES, collect_feeds, time_infer
+from prodseg.bench.modelonly import FEED_FRAMES, collect_feeds, time_infer, time_inflight
+from prodseg.bench.names import artifact_label
 from prodseg.bench.requests import warm_handles
 from prodseg.bench.results import ModelResult, artifact_digest
 from prodseg.bench.source import BoundedSource
@@ -24,6 +26,8 @@ from prodseg.runtime.model_options import ModelSpec
 
 MODES = ("latency", "throughput")
 Progress = Callable[[str, int], None]  # (phase, frames done in it)
+
+log = logging.getLogger("prodseg.bench")
 
 
 @dataclass
@@ -39,12 +43,16 @@ class BenchOptions:
     mode: str = "latency"
     requests: int = 2
     gt_masks: Path | None = None
+    gt_classes: Path | None = None  # the masks' classes.yaml when the folder has none
+    class_map: dict[str, str] | None = None  # model class -> truth class, when the names differ
     spec: ModelSpec = field(default_factory=ModelSpec)  # the model flags
     torch_opts: dict[str, Any] = field(default_factory=dict)  # --precision/--channels-last, torch runs only
 
     def runner_opts(self, backend: str) -> dict[str, Any]:
-        """Runner options for a run on `backend`."""
-        return dict(self.torch_opts) if backend == "torch" else {}
+        """Runner options for a run on `backend`: a pipelined run's (PIPELINE_OPTS), --precision etc."""
+        from prodseg.runtime.runners import PIPELINE_OPTS
+
+        return {**PIPELINE_OPTS.get(backend, {}), **(self.torch_opts if backend == "torch" else {})}
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -107,27 +115,29 @@ def load_for_bench(artifact: str, video: str, opts: BenchOptions) -> Any:
     """The predictor of one run: model flags, runner options, a dynamic model at the video's aspect."""
     from prodseg.runtime import check_artifact, load
 
-    _, backend = check_artifact(artifact, opts.backend)
-    predictor = load(artifact, backend=backend, device=opts.device, threads=opts.threads, spec=opts.spec,
+    _, backend = check_artifact(artifact, opts.backend, opts.device)
+    predictor = load(artifact, backend=opts.backend, device=opts.device, threads=opts.threads, spec=opts.spec,
                      **opts.runner_opts(backend))
     predictor.adapt_to(frame_hw(video))
     return predictor
 
 
-def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress | None = None) -> ModelResult:
+def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress | None = None,
+              label: str = "") -> ModelResult:
     """Measure one artifact on one video; warm-up excluded from every figure."""
     from prodseg.runtime import resolve_artifact
 
     artifact = str(resolve_artifact(artifact))  # a folder (ultralytics' OpenVINO export) -> its .xml
     sha, size_mb = artifact_digest(artifact)
-    truth = GroundTruth(opts.gt_masks) if opts.gt_masks is not None else None
+    truth = GroundTruth(opts.gt_masks, opts.gt_classes) if opts.gt_masks is not None else None
     gpu = cuda_index(opts.device)
     with PeakRSS() as mem, load_for_bench(artifact, video, opts) as predictor:
+        accuracy = video_accuracy(truth, predictor.meta.class_names, artifact, opts.class_map)
         warm_up(predictor, video, opts.warmup)
-        accuracy = VideoAccuracy(predictor.meta.num_classes) if truth is not None else None
-        with _handles(predictor, artifact, video, opts) as handles, CpuMeter() as cpu:
-            run = _timed_run(predictor, handles, video, opts, truth, accuracy, progress)
-        model_ms = _model_only(predictor, video, opts, len(run.done_at), progress)
+        with _handles(predictor, artifact, video, opts) as handles:
+            with CpuMeter() as cpu:
+                run = _timed_run(predictor, handles, video, opts, truth, accuracy, progress)
+            model_ms = _model_only(predictor, handles, video, opts, len(run.done_at), progress)
         gpu_mb = gpu_memory_used_mb(gpu) if gpu is not None else None
     if opts.spec.save_card is not None:
         from prodseg.runtime.model_options import save_card
@@ -135,7 +145,8 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
         save_card(opts.spec.save_card, predictor.meta, Path(artifact))
     meta = predictor.meta
     return ModelResult(
-        artifact=str(artifact), sha256=sha, size_mb=size_mb, backend=str(predictor.backend),
+        label=label or artifact_label(artifact), artifact=str(artifact), sha256=sha, size_mb=size_mb,
+        backend=str(predictor.backend),
         device=opts.device, precision=meta.precision, arch=meta.arch, video=str(video), mode=opts.mode,
         requests=opts.requests if opts.mode == "throughput" else 1, frames=len(run.done_at),
         warmup=opts.warmup,
@@ -143,16 +154,41 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
         latency=Stats(per_frame_latency(run.stages)), model_only=Stats(model_ms), peak_rss_mb=mem.peak_mb,
         rss_method=mem.method, cpu_percent=cpu.percent, cores_busy=cpu.cores_busy, dropped=run.dropped,
         gpu_memory_mb=gpu_mb, accuracy=accuracy.result() if accuracy is not None else None,
-        fps_timeline=fps_timeline(run.done_at), settings=predictor.settings(),
+        fps_timeline=fps_timeline(run.done_at),
+        settings={**predictor.settings(), **backend_choice(predictor, opts)},
     )
 
 
-def _model_only(predictor: Any, video: str, opts: BenchOptions, pipeline_frames: int,
+def video_accuracy(truth: GroundTruth | None, model_names: list[str], artifact: str,
+                   class_map: dict[str, str] | None) -> VideoAccuracy | None:
+    """The accuracy accumulator in the truth's classes, matched to the model's by name."""
+    if truth is None:
+        return None
+    names, match = truth.match(model_names, artifact, class_map)
+    if match.note:
+        log.info("%s", match.note)
+    return VideoAccuracy(len(names), names, match)
+
+
+def backend_choice(predictor: Any, opts: BenchOptions) -> dict[str, Any]:
+    """What ran and why: --backend as given, the backend used, the reason, where preprocessing ran."""
+    return {"backend_choice": {"asked": opts.backend, "used": str(predictor.backend),
+                               "why": getattr(predictor, "backend_reason", ""),
+                               "preprocess_in_model": bool(getattr(predictor, "fused", False))}}
+
+
+def _model_only(predictor: Any, handles: list[Any], video: str, opts: BenchOptions, pipeline_frames: int,
                 progress: Progress | None) -> list[float]:
-    """infer() timings on the video's preprocessed frames: --frames/--duration, else as many as the run."""
+    """infer() timings on the video's preprocessed frames: --frames/--duration, else as many as the run.
+
+    Latency mode: each call's time. Throughput mode: the same requests as the pipelined run, all in
+    flight, and the wall time between completions (so FPS = frames / wall time in both modes).
+    """
     feeds, _ = collect_feeds(BoundedSource(video, Deadline(frames=FEED_FRAMES)), predictor)
     deadline = opts.deadline() if opts.frames or opts.duration_s else Deadline(frames=max(1, pipeline_frames))
     step = None if progress is None else (lambda: progress("model-only", 1))
+    if handles:
+        return time_inflight(handles, feeds, deadline, on_step=step)
     return time_infer(predictor.infer, feeds, deadline, on_step=step)
 
 

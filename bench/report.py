@@ -6,6 +6,7 @@ disk always has its plots.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ STAGE_ORDER = ("decode", "preprocess", "infer", "postprocess", "sink")
 
 def _label(r: ModelResult) -> str:
     mode = "" if r.mode == "latency" else f" x{r.requests}"
-    return f"{artifact_label(r.artifact)} [{r.backend}{mode}] {Path(r.video).name}"
+    return f"{r.label or artifact_label(r.artifact)} [{r.backend}{mode}] {Path(r.video).name}"
 
 
 def _stages(r: ModelResult) -> list[str]:
@@ -152,6 +153,22 @@ def report_markdown(results: list[ModelResult], document: dict[str, Any], plots:
             s = r.stages[stage]
             lines.append(f"| {_label(r)} | {stage} | {s.min:.2f} | {s.p50:.2f} | {s.p90:.2f} | {s.p99:.2f} "
                          f"| {s.max:.2f} | {s.mean:.2f} |")
-    lines.append("")
+    lines += ["", *per_class_iou(results)]
     lines += [f"![{name[:-4]}]({name})\n" for name in plots]
     return "\n".join(lines) + "\n"
+
+
+def per_class_iou(results: list[ModelResult]) -> list[str]:
+    """Per-class IoU of every run with ground truth, in percent, under the truth's class names."""
+    scored = [r for r in results if r.accuracy is not None and r.accuracy.class_names]
+    if not scored:
+        return []
+    names = scored[0].accuracy.class_names  # type: ignore[union-attr]
+    lines = ["## Per-class IoU (%)", "", "| run | " + " | ".join(names) + " |",
+             "|---|" + "---|" * len(names)]
+    for r in scored:
+        acc = r.accuracy
+        assert acc is not None
+        cells = ["—" if math.isnan(v) else f"{100 * v:.1f}" for v in acc.iou]
+        lines.append(f"| {_label(r)} | " + " | ".join(cells) + " |")
+    return [*lines, "", "— = absent from both prediction and ground truth.", ""]

@@ -13,6 +13,7 @@ from typing import Any
 
 from prodseg.bench.accuracy import AccuracyResult
 from prodseg.bench.machine import load_average, machine_info
+from prodseg.bench.names import artifact_label
 from prodseg.bench.stats import Stats
 from prodseg.errors import BadInput
 from prodseg.runtime.facts import MB, artifact_files
@@ -63,6 +64,7 @@ class ModelResult:
     fps_timeline: list[tuple[float, float]] = field(default_factory=list)
     # The predictor's settings: input_shape used, YOLO-seg conf/iou/max_det, kept classes.
     settings: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # the model's name in tables and reports, unique within a run
 
     @property
     def fps_e2e(self) -> float:
@@ -79,7 +81,8 @@ class ModelResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "artifact": self.artifact, "sha256": self.sha256,
+            "key": self.key, "label": self.label or artifact_label(self.artifact), "artifact": self.artifact,
+            "sha256": self.sha256,
             "size_mb": round(self.size_mb, 3),
             "backend": self.backend, "device": self.device, "precision": self.precision, "arch": self.arch,
             "video": self.video, "mode": self.mode, "requests": self.requests, "frames": self.frames,

@@ -16,7 +16,7 @@ from prodseg.atomic import check_output_path, write_json
 from prodseg.bench.gates import LIMIT_GATES, Miss, check_baseline, check_limits
 from prodseg.bench.machine import load_average, machine_info
 from prodseg.bench.measure import BenchOptions, bench_one
-from prodseg.bench.names import artifact_label
+from prodseg.bench.names import model_labels
 from prodseg.bench.results import ModelResult, load_document, run_document
 from prodseg.bench.table import comparison_table
 from prodseg.errors import BadInput, GateFailed, require
@@ -36,6 +36,7 @@ class BenchJob:
     save_baseline: Path | None = None
     json_path: Path | None = None
     report_dir: Path | None = None
+    labels: list[str] = field(default_factory=list)  # --label, one per model; default parent/name
 
     def check(self) -> None:
         """Fail fast (exit 2) on missing or undecodable inputs, before minutes of measuring."""
@@ -51,8 +52,9 @@ class BenchJob:
             if not Path(m).exists():
                 raise BadInput(f"--model {m}: not found; give an exported .onnx, .xml, .engine or its folder")
             for backend in self.backends:
-                used.append(check_artifact(m, backend)[1])  # type, companions: before minutes of measuring
+                used.append(check_artifact(m, backend, self.options.device)[1])  # before minutes of measuring
         self.check_model_flags(used)
+        model_labels(self.models, self.labels)  # one unique --label per model
         unknown = set(self.limits) - set(LIMIT_GATES)
         if unknown:
             raise BadInput(f"unknown gate(s) {sorted(unknown)}; known: {', '.join(LIMIT_GATES)}")
@@ -81,8 +83,9 @@ def measure_all(job: BenchJob, console: Console) -> list[ModelResult]:
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        for model, backend, video in itertools.product(job.models, job.backends, job.videos):
-            name = f"{artifact_label(model)} [{backend}] {Path(video).name}"
+        named = list(zip(job.models, model_labels(job.models, job.labels), strict=True))
+        for (model, label), backend, video in itertools.product(named, job.backends, job.videos):
+            name = f"{label} [{backend}] {Path(video).name}"
             task = progress.add_task(name, total=job.options.frames)
             phases: list[str] = []
 
@@ -94,7 +97,7 @@ def measure_all(job: BenchJob, console: Console) -> list[ModelResult]:
                 progress.update(task, advance=n)
 
             opts = BenchOptions(**{**job.options.__dict__, "backend": backend})
-            results.append(bench_one(model, video, opts, step))
+            results.append(bench_one(model, video, opts, step, label=label))
             progress.remove_task(task)
     return results
 

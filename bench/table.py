@@ -19,7 +19,7 @@ def _acc(field: str, fmt: str) -> Callable[[Result], str]:
 
 # Header -> cell text; a list, not a class hierarchy, so a column is one line to add.
 COLUMNS: list[tuple[str, Callable[[Result], str]]] = [
-    ("artifact", lambda r: artifact_label(r["artifact"])),
+    ("model", lambda r: r.get("label") or artifact_label(r["artifact"])),
     ("backend", lambda r: r["backend"] if r["mode"] == "latency" else f"{r['backend']} x{r['requests']}"),
     ("precision", lambda r: r["precision"]),
     ("size MB", lambda r: f"{r['size_mb']:.1f}"),

@@ -19,7 +19,8 @@ def make_result(name="a.onnx", fps_scale=1.0, accuracy=True):
         wall_s=0.05 * fps_scale, stages={k: Stats(v) for k, v in stages.items()},
         latency=Stats(per_frame_latency(stages)), model_only=Stats([10.0, 10.0, 10.0, 10.0]),
         peak_rss_mb=321.0, rss_method="psutil", cpu_percent=75.0, cores_busy=1.5,
-        accuracy=AccuracyResult(3, 0.5, 0.02, 0.01, [0.75, 0.25, float("nan")]) if accuracy else None,
+        accuracy=AccuracyResult(3, 0.5, 0.02, 0.01, [0.75, 0.25, float("nan")],
+                                ["background", "product", "tag"]) if accuracy else None,
         fps_timeline=fps_timeline([10.0, 900.0, 1500.0], bin_s=1.0),
     )
 
@@ -37,7 +38,9 @@ def test_derived_figures():
                                                   (6.0, 1.0)]
     d = r.as_dict()
     assert d["accuracy"] == {"frames": 3, "miou": 0.5, "flicker": 0.01, "pred_change_rate": 0.02,
-                             "gt_change_rate": 0.01, "iou": [0.75, 0.25, None]}
+                             "gt_change_rate": 0.01, "iou": [0.75, 0.25, None],
+                             "classes": ["background", "product", "tag"]}
+    assert d["label"] == "x/" + d["artifact"].split("/")[-1]
     assert d["key"] == "0" * 64 + "|onnxruntime|shelf.mp4|latencyx1"
     assert d["stages_ms"]["infer"]["p50"] == 11.0
 
@@ -75,7 +78,9 @@ def test_report_files(tmp_path):
     assert names == ["accuracy_vs_fps.png", "fps_timeline.png", "latency_hist.png", "report.md", "stages.png"]
     assert all((tmp_path / "rep" / n).read_bytes()[:4] == b"\x89PNG" for n in names if n.endswith(".png"))
     text = md.read_text()
-    assert "| a.onnx | onnxruntime |" in text and "![stages](stages.png)" in text
+    assert "| x/a.onnx | onnxruntime |" in text and "![stages](stages.png)" in text
+    assert "| run | background | product | tag |" in text
+    assert "| x/a.onnx [onnxruntime] shelf.mp4 | 75.0 | 25.0 | — |" in text
     # One model, no accuracy: no scatter plot.
     write_report(tmp_path / "one", [make_result(accuracy=False)], run_document([make_result()], {}))
     assert not (tmp_path / "one" / "accuracy_vs_fps.png").exists()
