@@ -133,14 +133,8 @@ def loss_problem(spec: dict[str, float]) -> str | None:
 
 
 def _batch_size(value: Any) -> Any:
-    """`auto` in any case, and whole-number text ('8' from the command line) as an int; else as it is."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "auto":
-            return "auto"
-        if re.fullmatch(r"[+-]?\d{1,12}", text):
-            return int(text)
-    return value
+    """`auto` in any case; anything else as it is (a number must be a YAML int, as everywhere)."""
+    return "auto" if isinstance(value, str) and value.strip().lower() == "auto" else value
 
 
 def _image_size(value: Any) -> Any:

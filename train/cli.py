@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def build_config(config: str | None, resume: str | None, options: dict[str, Any]
     """The run's Config: --config (or the resumed checkpoint's own config), then the CLI overrides."""
     # Values go through the config's own validation, exactly as the same keys in a YAML file do.
     overrides = {OPTION_KEYS[k]: v for k, v in options.items() if k in OPTION_KEYS}
+    if options.get("batch_size") is not None:  # a number or `auto`: click hands over the text
+        overrides[OPTION_KEYS["batch_size"]] = batch_size_value(options["batch_size"])
     if resume and not config:
         from prodseg.train.checkpoint import load_checkpoint
 
@@ -98,6 +101,11 @@ def warn_resume_drift(resume: str, cfg: Config) -> list[str]:
         log.warning("--resume %s with --config: %d setting(s) differ from the checkpoint's and the new "
                     "values apply: %s%s", resume, len(changed), shown, more)
     return changed
+
+
+def batch_size_value(text: str) -> int | str:
+    """--batch-size's text: a whole number as an int, anything else as given (the config checks it)."""
+    return int(text) if re.fullmatch(r"\s*[+-]?\d{1,12}\s*", text) else text
 
 
 def keep_effective_batch(cfg: Config, batch_size: str | None) -> dict[str, Any]:

@@ -1,17 +1,23 @@
-"""DistributedDataParallel plumbing for `fit`: process group from torchrun's environment, samplers,
-the model wrapper, and the few collectives training needs.
+"""DistributedDataParallel / FSDP plumbing for `fit`: process group from torchrun's environment, samplers,
+the model wrapper, the few collectives training needs, and full (single-file) state dicts of a sharded model.
 
 `fit` calls these unconditionally; outside torchrun every function is the single-process identity
 (world size 1, rank 0), so there is one training code path. The config's batch size is the GLOBAL
 batch: each of N ranks loads batch_size / N images per step, and DDP averages the gradients, so an
 optimizer step sees the same number of images as a single-process run.
+
+`training.distributed.strategy: fsdp` shards parameters, gradients and optimizer state over the ranks
+with PyTorch's FSDP2 (`fully_shard`, one unit per block as gradient checkpointing finds them, then the
+root). Checkpoints hold the full state dict gathered on rank 0 in the same layout as DDP's (optimizer
+state keyed by parameter index), so export and resume do not depend on how the model was trained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,8 +153,8 @@ def val_sampler(dataset: Any) -> ShardSampler:
     return ShardSampler(len(dataset), w.rank, w.size)
 
 
-def wrap(model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Module:
-    """DistributedDataParallel around `model` (SyncBatchNorm first when asked); unchanged outside torchrun."""
+def wrap(model: nn.Module, device: torch.device, sync_batchnorm: bool, strategy: str = "ddp") -> nn.Module:
+    """DDP around `model` or FSDP2 shards of it (SyncBatchNorm first when asked); as is outside torchrun."""
     if sync_batchnorm and device.type != "cuda":
         # torch's SyncBatchNorm raises on CPU tensors: refuse before any step instead of mid-epoch.
         raise ConfigError(
@@ -159,8 +165,154 @@ def wrap(model: nn.Module, device: torch.device, sync_batchnorm: bool) -> nn.Mod
         return model
     if sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"training.distributed.strategy: {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    return STRATEGIES[strategy](model, device)
+
+
+def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _fsdp(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.distributed.fsdp import fully_shard
+
+    units = shard_blocks(model, fully_shard)
+    fully_shard(model)  # the root: every parameter outside a block (decoder, heads)
+    log.info("fsdp: %d sharded blocks over %d processes", units, world().size)
+    return model
+
+
+def shard_blocks(root: nn.Module, shard: Callable[[nn.Module], Any]) -> int:
+    """`shard` every parameterised child of each Sequential/ModuleList under `root` (ResNet bottlenecks,
+    MobileNetV2 inverted residuals, ultralytics layers): the units gradient checkpointing also uses.
+    Each unit's parameters are gathered only while it runs, so the peak is one block, not the model."""
+    count = 0
+    for child in root.children():
+        if isinstance(root, nn.Sequential | nn.ModuleList) and any(True for _ in child.parameters()):
+            shard(child)
+            count += 1
+        else:
+            count += shard_blocks(child, shard)
+    return count
+
+
+STRATEGIES: dict[str, Callable[[nn.Module, torch.device], nn.Module]] = {"ddp": _ddp, "fsdp": _fsdp}
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """True for a model under FSDP2 (its parameters are shards)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _full_options() -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # cpu_offload with full_state_dict: rank 0 alone receives the tensors, the others an empty dict.
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+class Gathered(nn.Module):
+    """A sharded model's full weights where a checkpoint reads a model: its `arch` and `state_dict()`."""
+
+    def __init__(self, arch: str, weights: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.arch, self.weights = arch, weights
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return self.weights
+
+
+def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, dict[str, Any]]:
+    """(the model to checkpoint, the optimizer state dict), both in a single process's layout.
+
+    Under FSDP this is a collective (every rank calls it) that gathers the full tensors on rank 0.
+    """
+    if not is_sharded(model):
+        return model, optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    weights = get_model_state_dict(model, options=_full_options())
+    state = get_optimizer_state_dict(model, optimizer, options=_full_options())
+    if not world().is_main:
+        return model, {}
+    return Gathered(str(getattr(model, "arch", "")), weights), indexed_optimizer_state(state)
+
+
+def indexed_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state keyed by parameter name -> keyed by index, as `Optimizer.state_dict()` is."""
+    names = [name for group in state["param_groups"] for name in group["params"]]
+    index = {name: i for i, name in enumerate(names)}
+    return {
+        "state": {index[name]: value for name, value in state["state"].items()},
+        "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]],
+    }
+
+
+def named_optimizer_state(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer
+                          ) -> dict[str, Any]:
+    """The inverse of `indexed_optimizer_state` for this model and optimizer."""
+    names_of = {id(p): name for name, p in model.named_parameters()}
+    names = [names_of[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    return {
+        "state": {names[int(i)]: value for i, value in state["state"].items()},
+        "param_groups": [{**g, "params": [names[int(i)] for i in g["params"]]}
+                         for g in state["param_groups"]],
+    }
+
+
+def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a checkpoint's optimizer state (DDP's layout) into a plain, DDP or FSDP optimizer."""
+    if not is_sharded(model):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    if len(state.get("param_groups", [])) != len(optimizer.param_groups):
+        raise ValueError(f"{len(state.get('param_groups', []))} parameter groups saved, "
+                         f"{len(optimizer.param_groups)} in this optimizer")
+    try:
+        named = named_optimizer_state(state, model, optimizer)
+    except IndexError as exc:
+        raise ValueError(f"more parameters saved than this model has ({exc})") from None
+    set_optimizer_state_dict(model, optimizer, named, options=StateDictOptions(full_state_dict=True))
+
+
+@contextlib.contextmanager
+def gathered(model: nn.Module) -> Iterator[None]:
+    """Evaluation on full parameters without collectives per forward (no gradients inside).
+
+    Ranks hold different numbers of validation batches, and an FSDP forward all-gathers on every call:
+    gather every unit once, keep it gathered through the forwards, and shard it again afterwards. A no-op
+    (apart from no_grad) for unsharded models.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.set_reshard_after_forward(False, recurse=False)
+        unit.unshard()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for unit in units:
+            unit.reshard()
+            # FSDP's own defaults: blocks reshard after forward, the root keeps its parameters for backward.
+            unit.set_reshard_after_forward(unit is not model, recurse=False)
+
+
+def set_epoch(loader: Any, epoch: int) -> None:
+    """Reshuffle a loader for `epoch`: its batch sampler when that shuffles (buckets), else its sampler."""
+    for sampler in (loader.batch_sampler, loader.sampler):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+            return
 
 
 def broadcast(obj: Any) -> Any:

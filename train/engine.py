@@ -181,7 +181,11 @@ def train_one_epoch(
 
 
 def gradient_sync(model: nn.Module, stepping: bool) -> contextlib.AbstractContextManager:
-    """DDP all-reduces gradients on every backward; between accumulation steps skip that (`no_sync`)."""
+    """DDP all-reduces gradients on every backward; between accumulation steps skip that (`no_sync`).
+    FSDP reduce-scatters them: it keeps unsharded gradients until the stepping micro-batch."""
+    if hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(stepping)
+        return contextlib.nullcontext()
     if stepping or not hasattr(model, "no_sync"):
         return contextlib.nullcontext()
     return model.no_sync()

@@ -26,7 +26,7 @@ from prodseg.atomic import check_output_path
 from prodseg.config import Config, apply_overrides
 from prodseg.data.layout import ShelfDataset
 from prodseg.errors import BadInput, ConfigError
-from prodseg.train import distributed
+from prodseg.train import autobatch, distributed
 from prodseg.train.checkpoint import (
     build_checkpoint,
     load_checkpoint,
@@ -107,7 +107,7 @@ def build_loaders(
     cfg: Config, model: nn.Module
 ) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
     """Train (shuffled, augmented) and val loaders over the dataset folder, normalised for `model`."""
-    from prodseg.data.torch_datasets import GroceryShelfDataset
+    from prodseg.data.torch_datasets import GroceryShelfDataset, bucketed_loaders
 
     seg, size = unwrap(model), tuple(cfg.data.image_size)
     common = dict(
@@ -119,6 +119,10 @@ def build_loaders(
     val_ds = GroceryShelfDataset(cfg.data.root, cfg.data.val_split, augmentation=None, train=False, **common)
     bs, workers = distributed.per_rank_batch(cfg.training.hyperparameters.batch_size), cfg.data.num_workers
     pin = torch.cuda.is_available()
+    if cfg.data.bucket_by_aspect:  # mixed sizes: batches of one aspect bucket each, whole batches per rank
+        w = distributed.world()
+        return bucketed_loaders(train_ds, val_ds, bs, cfg.training.hyperparameters.seed, w.rank, w.size,
+                                num_workers=workers, pin_memory=pin, worker_init_fn=_seed_worker)
     sampler = distributed.train_sampler(train_ds, cfg.training.hyperparameters.seed)
     # A trailing batch of one breaks BatchNorm in train mode (DeepLabV3+'s image pooling): drop only that one.
     train = torch.utils.data.DataLoader(
@@ -147,7 +151,7 @@ def seed_epoch(run: Run, epoch: int) -> None:
     world = distributed.world()
     seed = (run.cfg.training.hyperparameters.seed * 1000 + epoch) * world.size + world.rank
     seed_everything(seed)
-    run.train_loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+    distributed.set_epoch(run.train_loader, epoch)
     run.train_loader.generator.manual_seed(seed)
 
 
@@ -220,13 +224,16 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     criterion = (
         build_loss(cfg.training, model.num_classes) if model.output_kind == "semantic_logits" else None
     )
-    train_loader, val_loader = build_loaders(cfg, model)
     if ckpt is not None:
         load_weights(model, live_weights(ckpt), resume, ckpt["arch"])
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    model = distributed.wrap(model, device, cfg.training.sync_batchnorm)
+    model = distributed.wrap(model, device, cfg.training.sync_batchnorm, cfg.training.distributed.strategy)
+    # batch_size auto: measured on the placed (under FSDP: sharded) model, before the loaders batch.
+    cfg = autobatch.resolve(cfg, model, criterion, precision)
+    hp = cfg.training.hyperparameters
+    train_loader, val_loader = build_loaders(cfg, model)
     steps = -(-len(train_loader) // hp.accumulate_grad_batches)
     optimizer = build_optimizer(model, cfg.training)
     scheduler = build_scheduler(optimizer, cfg.training, steps)
@@ -256,7 +263,7 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
 def restore(run: Run, ckpt: dict[str, Any], path: str | Path) -> None:
     """Load optimizer/scheduler/scaler/loop state and RNGs from a checkpoint dict."""
     try:
-        run.optimizer.load_state_dict(ckpt["optimizer"])
+        distributed.load_optimizer_state(run.model, run.optimizer, ckpt["optimizer"])
         run.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             run.scaler.load_state_dict(ckpt["scaler"])
@@ -279,14 +286,15 @@ def restore(run: Run, ckpt: dict[str, Any], path: str | Path) -> None:
 
 def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path | None:
     """Write `<run>/<name>` with the full training state (rank 0 only; None on the other ranks)."""
+    model, optimizer_state = distributed.full_state(run.model, run.optimizer)  # gathers shards under FSDP
     if not distributed.world().is_main:
         return None
     ckpt = build_checkpoint(
-        run.model,
+        model,
         run.cfg,
         list(run.classes.names),
         [list(c) for c in run.classes.colors],
-        optimizer=run.optimizer.state_dict(),
+        optimizer=optimizer_state,
         scheduler=run.scheduler.state_dict(),
         scaler=run.scaler.state_dict() if run.scaler.is_enabled() else None,
         epoch=run.state.epoch,
@@ -304,14 +312,15 @@ def validate(run: Run, epoch: int) -> dict[str, float]:
     scalar metrics."""
     seg = run.ema.module if run.ema is not None else unwrap(run.model)
     world = distributed.world()
-    if run.cfg.training.hyperparameters.precise_bn_batches:
-        # The K batches are split over the ranks, which then average: the same K batches as one process.
-        per_rank = -(-run.cfg.training.hyperparameters.precise_bn_batches // world.size)
-        recompute_bn_stats(seg, run.train_loader, run.precision, per_rank)
-    distributed.average_buffers(seg)
-    # The bare module: ranks hold different numbers of val batches, so DDP's forward hooks must not run.
-    samples_wanted = run.cfg.logging.sample_images if world.is_main else 0
-    metrics, samples = evaluate(seg, run.val_loader, run.precision, seg.num_classes, samples_wanted)
+    with distributed.gathered(run.model):  # FSDP: whole parameters, no collective per forward
+        if run.cfg.training.hyperparameters.precise_bn_batches:
+            # The K batches are split over the ranks, which then average: the same K batches as one process.
+            per_rank = -(-run.cfg.training.hyperparameters.precise_bn_batches // world.size)
+            recompute_bn_stats(seg, run.train_loader, run.precision, per_rank)
+        distributed.average_buffers(seg)
+        # The bare module: ranks hold different numbers of val batches, so DDP's forward hooks must not run.
+        samples_wanted = run.cfg.logging.sample_images if world.is_main else 0
+        metrics, samples = evaluate(seg, run.val_loader, run.precision, seg.num_classes, samples_wanted)
     scalars = {f"val/{k}": float(v) for k, v in metrics.items() if np.ndim(v) == 0}
     for name, value in zip(run.classes.names, metrics["iou"], strict=False):
         scalars[f"val_iou/{name}"] = float(value)
@@ -344,7 +353,7 @@ def fit(
     main = distributed.world().is_main
     # A run that fails before its first checkpoint (not a resumed one) leaves no run folder behind.
     keep = (lambda: True) if resume or not main else (lambda: (run.run_dir / "last.pt").exists())
-    with removed_on_failure(run.run_dir, created, keep):
+    with removed_on_failure(run.run_dir, created, keep), autobatch.stop_on_out_of_memory(run.cfg):
         return train_run(run, register, progress and main, on_epoch_end)
 
 

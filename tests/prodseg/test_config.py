@@ -90,7 +90,7 @@ def test_wrong_types(tmp_path, data, message: str) -> None:
 
 
 def test_bools_are_not_ints(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="batch_size: expected int, got True"):
+    with pytest.raises(ConfigError, match="batch_size: expected int or 'auto', got True"):
         load_config(write(tmp_path, {"training": {"hyperparameters": {"batch_size": True}}}))
 
 
@@ -190,9 +190,9 @@ HOSTILE_VALUES = [
     ("training.hyperparameters.early_stopping_patience", 0, r"early_stopping_patience: 0 is out of range"),
     ("training.hyperparameters.batch_size", 2**40, r"batch_size: 1099511627776 is out of range "
                                                    r"\(1 .. 2147483647\)"),
-    ("training.hyperparameters.batch_size", "8", r"batch_size: expected int, got '8'"),
-    ("training.hyperparameters.batch_size", [8], r"batch_size: expected int, got \[8\]"),
-    ("training.hyperparameters.batch_size", 8.0, r"batch_size: expected int, got 8.0"),
+    ("training.hyperparameters.batch_size", "8", r"batch_size: expected int or 'auto', got '8'"),
+    ("training.hyperparameters.batch_size", [8], r"batch_size: expected int or 'auto', got \[8\]"),
+    ("training.hyperparameters.batch_size", 8.0, r"batch_size: expected int or 'auto', got 8.0"),
     ("training.hyperparameters.amp", "yes", r"amp: expected bool, got 'yes'"),
     ("model.aspp_dilate", [-1, 12, 18], r"model.aspp_dilate\[0\]: -1 is out of range \(1 .. 1024\)"),
     ("model.aspp_dilate", [6, 12], r"model.aspp_dilate: \[6, 12\] has 2 value\(s\); give 3"),
