@@ -23,20 +23,20 @@ from prodseg.runtime.model_options import (
     torch_options,
 )
 from prodseg.runtime.outputs import OutputFolder, signals_held
-from prodseg.runtime.runners import RUNNERS
+from prodseg.runtime.runners import PIPELINE_OPTS, RUNNERS
 
 log = logging.getLogger("prodseg.predict")
-# Runner options for a pipelined run, by backend: the pipeline's own threads need CPU too, so
-# ONNX Runtime's idle workers must not spin.
-PIPELINE_OPTS: dict[str, dict[str, Any]] = {"onnxruntime": {"allow_spinning": False}}
 
 
-def _sinks(out: Path, save_video: bool, save_masks: bool, meta: Any, fps: float) -> list[Any]:
-    from prodseg.runtime.sinks import JsonlSink, MaskSink, OverlayVideoSink
+def _sinks(out: Path, save_video: bool, save_masks: bool, meta: Any, src: Any) -> list[Any]:
+    from prodseg.runtime.sinks import JsonlSink, MaskSink, OverlayImageSink, OverlayVideoSink
+    from prodseg.runtime.sources import ImageFolderSource
 
-    sinks: list[Any] = [JsonlSink(out / "predictions.jsonl")]
-    if save_video:
-        sinks.append(OverlayVideoSink(out / "overlay.mp4", meta, fps))
+    sinks: list[Any] = [JsonlSink(out / "predictions.jsonl", meta)]
+    if save_video and isinstance(src, ImageFolderSource):
+        sinks.append(OverlayImageSink(out / "overlays", meta))  # images of any size, named like the inputs
+    elif save_video:
+        sinks.append(OverlayVideoSink(out / "overlay.mp4", meta, src.fps))
     if save_masks:
         sinks.append(MaskSink(out / "masks"))
     return sinks
@@ -63,7 +63,7 @@ def predict(source: str, model: str, out: Path | None, save_video: bool, save_ma
         raise BadInput("--save-video/--save-masks need --out DIR")
     if spec.save_card is not None:
         check_output_path(spec.save_card, "--save-card")
-    _, name = rt.check_artifact(model, backend)
+    _, name = rt.check_artifact(model, backend, device)
     check_torch_opts(torch_opts, [name])
     folder = OutputFolder(out, overwrite) if out is not None else None  # before any work
     src = open_source(source)
@@ -76,7 +76,7 @@ def predict(source: str, model: str, out: Path | None, save_video: bool, save_ma
     with contextlib.closing(src), contextlib.closing(predictor):
         predictor.adapt_to((src.size[1], src.size[0]))  # a dynamic model runs at the source's aspect
         header = {"source": source, "model": model, "backend": predictor.backend,
-                  "settings": predictor.settings()}
+                  "classes": list(predictor.meta.class_names), "settings": predictor.settings()}
         summary = _Run(src, predictor, folder, save_video, save_masks).execute(max_frames, queue_size, header)
         if spec.save_card is not None:
             save_card(spec.save_card, predictor.meta, Path(predictor.runner.path))
@@ -102,7 +102,7 @@ class _Run:
         try:
             if self.folder is not None:
                 self.sinks = _sinks(self.folder.prepare(), self.save_video, self.save_masks,
-                                    self.predictor.meta, self.src.fps)
+                                    self.predictor.meta, self.src)
             with bar:
                 def tick(frame: Any, pred: Any) -> None:
                     self.done += 1
@@ -154,8 +154,10 @@ class _Run:
               help="Output folder for the results (new or empty).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier prodseg-predict output in --out (refused if it holds other files).")
-@click.option("--save-video", is_flag=True, help="Write OUT/overlay.mp4 (class colours and legend).")
-@click.option("--save-masks", is_flag=True, help="Write OUT/masks/<frame>.png label masks.")
+@click.option("--save-video", is_flag=True,
+              help="Write OUT/overlay.mp4 (class colours, legend); an image folder: OUT/overlays/<stem>.png.")
+@click.option("--save-masks", is_flag=True,
+              help="Write OUT/masks/<frame>.png label masks (<stem>.png for an image folder).")
 @click.option("--backend", type=click.Choice(["auto", *RUNNERS]), default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N], GPU, NPU (backend's names).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Inference threads (backend default).")

@@ -20,7 +20,8 @@ from prodseg.atomic import check_output_path
 from prodseg.errors import BadInput
 
 OUTPUT_FILES = ("predictions.jsonl", "summary.json", "overlay.mp4")
-OUTPUTS = (*OUTPUT_FILES, "masks")
+IMAGE_FOLDERS = ("masks", "overlays")  # one PNG per frame (video) or per input image (image folder)
+OUTPUTS = (*OUTPUT_FILES, *IMAGE_FOLDERS)
 _MASK_NAME = re.compile(r"\d+\.png")
 _TEMP_NAME = re.compile(r"\..*\.tmp.*")  # prodseg.atomic's temporary names
 
@@ -31,14 +32,17 @@ def _is_ours(entry: Path) -> bool:
 
 
 def _foreign_entries(out: Path) -> list[str]:
-    """Names in `out` (and out/masks) that a prodseg-predict run does not write."""
-    foreign = [p.name for p in out.iterdir() if p.name != "masks" and not _is_ours(p)]
-    masks = out / "masks"
-    if masks.is_symlink() or masks.exists() and not masks.is_dir():
-        foreign.append("masks")
-    elif masks.is_dir():
-        foreign += [f"masks/{p.name}" for p in masks.iterdir()
-                    if not (p.is_file() and (_MASK_NAME.fullmatch(p.name) or _TEMP_NAME.fullmatch(p.name)))]
+    """Names in `out` (and its image folders) that a prodseg-predict run does not write."""
+    foreign = [p.name for p in out.iterdir() if p.name not in IMAGE_FOLDERS and not _is_ours(p)]
+    # PNGs named after input images are ours only beside the predictions.jsonl of the run that wrote them
+    image_name = re.compile(r"[^/]+\.png" if (out / "predictions.jsonl").is_file() else _MASK_NAME.pattern)
+    for name in IMAGE_FOLDERS:
+        folder = out / name
+        if folder.is_symlink() or folder.exists() and not folder.is_dir():
+            foreign.append(name)
+        elif folder.is_dir():
+            foreign += [f"{name}/{p.name}" for p in folder.iterdir() if not (p.is_file() and (
+                image_name.fullmatch(p.name) or _TEMP_NAME.fullmatch(p.name)))]
     return sorted(foreign)
 
 
@@ -109,7 +113,7 @@ class OutputFolder:
     def sweep_temps(self) -> None:
         """Delete temporary files a signal can strand (one landing between creating a temp file and the
         block that would remove it); everything in the folder is this run's, so any temp name is too."""
-        for folder in (self.path, self.path / "masks"):
+        for folder in (self.path, *(self.path / name for name in IMAGE_FOLDERS)):
             if folder.is_dir():
                 for entry in folder.iterdir():
                     if entry.is_file() and _TEMP_NAME.fullmatch(entry.name):
@@ -122,9 +126,11 @@ class OutputFolder:
         if jsonl.is_file():
             with jsonl.open("rb") as fh:
                 parts.append(f"{jsonl} holds {sum(1 for _ in fh)} frames")
-        masks = self.path / "masks"
-        if masks.is_dir():
-            parts.append(f"{masks} {sum(1 for p in masks.iterdir() if _MASK_NAME.fullmatch(p.name))} PNGs")
+        for name in IMAGE_FOLDERS:
+            folder = self.path / name
+            if folder.is_dir():
+                pngs = sum(1 for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith("."))
+                parts.append(f"{folder} {pngs} PNGs")
         if (self.path / "overlay.mp4").is_file():
             parts.append(f"{self.path / 'overlay.mp4'} the overlay video of those frames")
         return ", ".join(parts)

@@ -1,4 +1,4 @@
-"""Sinks: overlay video (class colours, legend), label-mask PNGs, JSONL per frame; final files are atomic."""
+"""Sinks: overlay video or images (class colours, legend), label-mask PNGs, JSONL per frame; all atomic."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prodseg.data.imageio import write_mask
 from prodseg.errors import BadInput
 from prodseg.metadata import ArtifactMetadata
 from prodseg.runtime.sources import Frame
-from prodseg.runtime.types import Prediction
+from prodseg.runtime.types import Detection, Prediction
 
 
 class _AtomicFile:
@@ -98,37 +98,80 @@ class OverlayVideoSink:
             self._file.finish(ok)
 
 
-class MaskSink:
-    """One label-mask PNG per frame: `<dir>/<frame index:06d>.png` (uint8 class ids)."""
+def frame_file(frame: Frame) -> str:
+    """`<image stem>.png` for an image-folder input (outputs pair with the inputs), else `<index:06d>.png`."""
+    return f"{frame.name}.png" if frame.name else f"{frame.index:06d}.png"
 
-    def __init__(self, folder: str | Path):
-        self.folder = ensure_writable_dir(folder)
+
+class OverlayImageSink:
+    """One overlay PNG per input image (`<dir>/<stem>.png`): image folders mix sizes, which a video cannot."""
+
+    def __init__(self, folder: str | Path, meta: ArtifactMetadata):
+        self.folder, self.meta = ensure_writable_dir(folder), meta
+        self._colors = color_table(meta)
 
     def write(self, frame: Frame, pred: Prediction) -> None:
-        write_mask(self.folder / f"{frame.index:06d}.png", pred.label_map)
+        from prodseg.data.imageio import write_image
+
+        overlay = render_overlay(frame.image, pred, self.meta, self._colors)
+        write_image(self.folder / frame_file(frame), overlay[..., ::-1])  # write_image takes RGB
 
     def close(self, ok: bool = True) -> None:
         """Each PNG is already final (written atomically)."""
 
 
-def frame_record(frame: Frame, pred: Prediction) -> dict[str, Any]:
-    """The JSON line of one frame: index, time, stage timings, instances, pixel count per class."""
+class MaskSink:
+    """One label-mask PNG per frame (uint8 class ids), named by `frame_file`."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = ensure_writable_dir(folder)
+
+    def write(self, frame: Frame, pred: Prediction) -> None:
+        write_mask(self.folder / frame_file(frame), pred.label_map)
+
+    def close(self, ok: bool = True) -> None:
+        """Each PNG is already final (written atomically)."""
+
+
+def instance_record(det: Detection, names: list[str]) -> dict[str, Any]:
+    """An instance as COCO results write it: box, score, class (id and name) and its mask as RLE."""
+    record = {**det.to_json(), "class_name": _name(names, det.class_id)}
+    mask = det.mask
+    if mask is not None:
+        from pycocotools import mask as coco_mask
+
+        rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+        record["segmentation"] = {"size": [int(v) for v in rle["size"]],
+                                  "counts": rle["counts"].decode("ascii")}
+    return record
+
+
+def _name(names: list[str], class_id: int) -> str:
+    return names[class_id] if 0 <= class_id < len(names) else f"class_{class_id}"
+
+
+def frame_record(frame: Frame, pred: Prediction, names: list[str]) -> dict[str, Any]:
+    """The JSON line of one frame: index (and image), time, timings, instances, pixels per class name."""
     counts = np.bincount(pred.label_map.ravel(), minlength=1)
-    return {"frame": frame.index, "timestamp_s": round(frame.timestamp_s, 4),
+    record: dict[str, Any] = {"frame": frame.index}
+    if frame.name:
+        record["image"] = frame.name
+    return {**record, "timestamp_s": round(frame.timestamp_s, 4),
             "timings_ms": {k: round(v, 3) for k, v in pred.timings.items()},
-            "instances": [d.to_json() for d in pred.instances],
-            "class_pixels": {str(i): int(c) for i, c in enumerate(counts) if c}}
+            "instances": [instance_record(d, names) for d in pred.instances],
+            "class_pixels": {_name(names, i): int(c) for i, c in enumerate(counts) if c}}
 
 
 class JsonlSink:
-    """predictions.jsonl: one JSON object per frame."""
+    """predictions.jsonl: one JSON object per frame, classes by the model's names."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, meta: ArtifactMetadata):
+        self._names = list(meta.class_names)
         self._file = _AtomicFile(Path(path))
         self._fh = self._file.tmp.open("w", encoding="utf-8")
 
     def write(self, frame: Frame, pred: Prediction) -> None:
-        self._fh.write(json.dumps(frame_record(frame, pred)) + "\n")
+        self._fh.write(json.dumps(frame_record(frame, pred, self._names)) + "\n")
 
     def close(self, ok: bool = True) -> None:
         if not self._fh.closed:
