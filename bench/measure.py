@@ -97,7 +97,7 @@ def warm_up(predictor: Any, video: str, count: int) -> None:
         return
     source = BoundedSource(video, Deadline(frames=count))
     for frame in source:
-        predictor.predict(frame.image, bgr=True)
+        predictor.predict_frame(frame)
 
 
 def frame_hw(video: str) -> tuple[int, int]:
@@ -147,7 +147,8 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
     return ModelResult(
         label=label or artifact_label(artifact), artifact=str(artifact), sha256=sha, size_mb=size_mb,
         backend=str(predictor.backend),
-        device=opts.device, precision=meta.precision, arch=meta.arch, video=str(video), mode=opts.mode,
+        device=opts.device, precision=meta.precision, arch=meta.arch, classes=list(meta.class_names),
+        video=str(video), mode=opts.mode,
         requests=opts.requests if opts.mode == "throughput" else 1, frames=len(run.done_at),
         warmup=opts.warmup,
         wall_s=run.wall_s, stages={k: Stats(v) for k, v in run.stages.items() if v},

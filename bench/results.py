@@ -65,6 +65,7 @@ class ModelResult:
     # The predictor's settings: input_shape used, YOLO-seg conf/iou/max_det, kept classes.
     settings: dict[str, Any] = field(default_factory=dict)
     label: str = ""  # the model's name in tables and reports, unique within a run
+    classes: list[str] = field(default_factory=list)  # the model's class names, background first
 
     @property
     def fps_e2e(self) -> float:
@@ -85,6 +86,7 @@ class ModelResult:
             "sha256": self.sha256,
             "size_mb": round(self.size_mb, 3),
             "backend": self.backend, "device": self.device, "precision": self.precision, "arch": self.arch,
+            "classes": list(self.classes),
             "video": self.video, "mode": self.mode, "requests": self.requests, "frames": self.frames,
             "warmup": self.warmup, "dropped": self.dropped, "wall_s": round(self.wall_s, 4),
             "fps_e2e": round(self.fps_e2e, 3), "fps_model": round(self.fps_model, 3),
