@@ -229,7 +229,8 @@ def _class_match(predictor: Any, names: list[str], data_source: Path,
 class DatasetMaskMAP:
     """Mask mAP of predicted instances against the dataset's instances.json (COCOeval via MaskMAP)."""
 
-    def __init__(self, ids: dict[str, np.ndarray], num_classes: int, path: Path, threshold: float) -> None:
+    def __init__(self, ids: dict[str, np.ndarray], num_classes: int, path: Path, threshold: float | None
+                 ) -> None:
         from prodseg.train.instance_metrics import StandardAndDeployedMAP
 
         self.ids, self.path, self.map = ids, path, StandardAndDeployedMAP(num_classes, threshold)
@@ -257,4 +258,5 @@ def dataset_mask_map(predictor: Any, dataset: ShelfDataset, num_classes: int) ->
 
     records, _ = read_coco(path)
     ids = {r.stem: id_map_from_instances(r.instances, (r.height, r.width)).astype(np.int64) for r in records}
-    return DatasetMaskMAP(ids, num_classes, path, predictor.confidence_threshold)
+    # a deployed threshold gives the *_at_conf row too (saved instances from elsewhere have none)
+    return DatasetMaskMAP(ids, num_classes, path, getattr(predictor, "confidence_threshold", None))

@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from prodseg.train.models.yolo import MAP_CONFIDENCE
+from prodseg.train.models.yolo import MAP_CONFIDENCE, MAX_DET
 from prodseg.train.models.yolo_targets import instance_table
 
 
@@ -42,6 +42,29 @@ def ground_truth_annotations(image_id: int, semantic: torch.Tensor, instances: t
                      "segmentation": _rle(binary), "area": float(binary.sum()),
                      "bbox": [x1, y1, x2 - x1, y2 - y1]})
     return anns
+
+
+def coco_mask_map(gt: COCO, results: list[dict[str, Any]], image_ids: list[int] | None = None
+                  ) -> dict[str, float]:
+    """{'map50', 'map50_95'} of `results` against `gt` (COCOeval segm), up to MAX_DET detections per image.
+
+    Read from COCOeval's precision table at its largest maxDets: `summarize()` reads mAP50-95 at a fixed
+    100 (stats[0]), which is no entry once maxDets is [1, 10, 300].
+    """
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        ev = COCOeval(gt, gt.loadRes(results), iouType="segm")
+        ev.params.maxDets = [1, 10, MAX_DET]
+        if image_ids is not None:
+            ev.params.imgIds = image_ids
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"][:, :, :, 0, -1]  # (iou thresholds, recall, class) at area all, 300
+    return {"map50": _mean_valid(precision[0]), "map50_95": _mean_valid(precision)}
+
+
+def _mean_valid(values: np.ndarray) -> float:
+    valid = values[values > -1]  # -1: a class without ground truth
+    return float(valid.mean()) if valid.size else 0.0
 
 
 class MaskMAP:
@@ -89,26 +112,23 @@ class MaskMAP:
         gt = COCO()
         gt.dataset = {"images": self.images, "annotations": self.gts,
                       "categories": [{"id": c, "name": str(c)} for c in range(1, self.num_classes)]}
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
-            dt = gt.loadRes(self.dts)
-            ev = COCOeval(gt, dt, iouType="segm")
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        return {"map50": max(float(ev.stats[1]), 0.0), "map50_95": max(float(ev.stats[0]), 0.0)}
+        return coco_mask_map(gt, self.dts)
 
 
 class StandardAndDeployedMAP:
     """Two MaskMAPs over the same images: all predictions given (the standard mAP) and those whose score
-    is above the deployed `threshold` (keys suffixed `_at_conf`)."""
+    is above the deployed `threshold` (keys suffixed `_at_conf`; none without a threshold)."""
 
-    def __init__(self, num_classes: int, threshold: float) -> None:
+    def __init__(self, num_classes: int, threshold: float | None) -> None:
         self.threshold = threshold
         self.all, self.deployed = MaskMAP(num_classes), MaskMAP(num_classes)
 
     def add(self, semantic: torch.Tensor, instances: torch.Tensor, predicted: list[dict[str, Any]]) -> None:
         self.all.add(semantic, instances, predicted)
+        if self.threshold is None:
+            return
         # strictly above, as the NMS confidence filters (ultralytics' and the runtime's) keep them
         self.deployed.add(semantic, instances, [p for p in predicted if p["score"] > self.threshold])
 
@@ -118,6 +138,8 @@ class StandardAndDeployedMAP:
 
     def compute(self) -> dict[str, float]:
         """{'map50', 'map50_95', 'map50_at_conf', 'map50_95_at_conf'}."""
+        if self.threshold is None:
+            return self.all.compute()
         deployed = {f"{key}_at_conf": value for key, value in self.deployed.compute().items()}
         return {**self.all.compute(), **deployed}
 

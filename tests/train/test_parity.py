@@ -111,7 +111,7 @@ def test_yolo_val_scores_detections_below_the_deployed_threshold(tiny_dataset, t
     from prodseg.data.imageio import read_image
     from prodseg.data.layout import ShelfDataset
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
-    from prodseg.train.evaluate import load_predictor
+    from prodseg.train.evaluate import load_label_maps
     from prodseg.train.models import build_model
 
     cfg = load_config(None, {"model.architecture": "yolov8_seg", "model.num_classes": 9,
@@ -119,7 +119,7 @@ def test_yolo_val_scores_detections_below_the_deployed_threshold(tiny_dataset, t
     classes = ShelfDataset(tiny_dataset).classes
     path = save_checkpoint(tmp_path / "y.pt", build_checkpoint(
         build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]))
-    predictor = load_predictor(path)
+    predictor = load_label_maps(path)
     sample = ShelfDataset(tiny_dataset).split("val")[0]
     image = read_image(sample.image)
     labels, found = predictor.with_instances(sample.stem, image)
