@@ -103,8 +103,10 @@ def warn_resume_drift(resume: str, cfg: Config) -> list[str]:
     return changed
 
 
-def batch_size_value(text: str) -> int | str:
+def batch_size_value(text: str | int) -> int | str:
     """--batch-size's text: a whole number as an int, anything else as given (the config checks it)."""
+    if isinstance(text, int):
+        return text
     return int(text) if re.fullmatch(r"\s*[+-]?\d{1,12}\s*", text) else text
 
 

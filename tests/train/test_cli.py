@@ -122,11 +122,13 @@ def test_arch_switch_across_yolo_keeps_the_dataset_class_count(tmp_path):
 
 
 def test_resume_with_a_config_warns_about_settings_that_differ_from_the_checkpoint(tmp_path, caplog):
+    from prodseg.config import apply_overrides
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.cli import warn_resume_drift
     from prodseg.train.models import build_model
 
     cfg = build_config("fast_cpu", None, {"arch": "unet", "image_size": (64, 64)})
+    cfg = apply_overrides(cfg, {"model.num_classes": 1})  # what training fills in from classes.yaml
     model = build_model(cfg.model)
     ckpt = save_checkpoint(tmp_path / "last.pt", build_checkpoint(model, cfg, ["a"], [[0, 0, 0]]))
     (tmp_path / "same.yaml").write_text(cfg.to_yaml())
