@@ -206,3 +206,16 @@ def test_compare_script_prints_both_trainers_and_their_ratio(tiny_dataset, tmp_p
     assert any(line.split()[:1] == ["ultralytics"] and len(line.split()) == 5 for line in lines)
     assert any(line.startswith("ratio prodseg/ultralytics: mAP50 ") and "mAP50-95 " in line for line in lines)
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_map_counts_detections_ranked_beyond_100_in_an_image():
+    scores = StandardAndDeployedMAP(num_classes=3, threshold=None)
+    semantic, ids, mask = _instances((4, 4, 20, 20))
+    wrong = np.zeros_like(mask)
+    wrong[24:30, 24:30] = True
+    found = [{"class_id": 2, "score": 0.9 - i * 1e-3, "mask": wrong} for i in range(150)]
+    scores.add(semantic, ids, [*found, {"class_id": 2, "score": 0.01, "mask": mask}])
+    got = scores.compute()
+    assert set(got) == {"map50", "map50_95"}  # no deployed threshold, no *_at_conf row
+    # the true mask is the 151st detection: precision 1/151 at full recall, so AP = 1/151 at every IoU
+    assert got["map50"] == pytest.approx(1 / 151, rel=0.05) and got["map50_95"] == pytest.approx(got["map50"])
