@@ -53,7 +53,7 @@ def _produce(run: _Run, frames: Iterable[Any], predictor: Any, workers: int) -> 
             if frame is _STOP:
                 break
             decode_ms = now_ms() - start
-            (feed, ctx), pre_ms = time_call(lambda f=frame: predictor.preprocess(f.image, bgr=True))
+            (feed, ctx), pre_ms = time_call(predictor.preprocess_frame, frame)
             run.work.put((count, frame, feed, ctx, decode_ms, pre_ms))
             count += 1
     except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread

@@ -19,6 +19,7 @@ from prodseg.errors import BadInput
 from prodseg.runtime.facts import MB, artifact_files
 
 SCHEMA = "prodseg-bench/1"
+NOT_POSTPROCESS = ("input_shape", "backend_choice")  # the predictor's settings that are not YOLO-seg's
 CHUNK = 1 << 20  # bytes read at a time while hashing
 
 
@@ -98,7 +99,8 @@ class ModelResult:
             "accuracy": None if self.accuracy is None else self.accuracy.as_dict(),
             "fps_timeline": [[round(t, 3), round(f, 2)] for t, f in self.fps_timeline],
             "input_shape": self.settings.get("input_shape"),
-            "postprocess": {k: v for k, v in self.settings.items() if k != "input_shape"},
+            "backend_choice": self.settings.get("backend_choice"),
+            "postprocess": {k: v for k, v in self.settings.items() if k not in NOT_POSTPROCESS},
         }
 
 

@@ -13,7 +13,7 @@ from prodseg.runtime.artifact import find_metadata, missing_metadata
 from prodseg.runtime.facts import SUFFIX_BACKENDS, OutputLayout, classify_outputs
 from prodseg.runtime.model_options import DESCRIBE, ModelSpec, class_ids, resolve_metadata
 from prodseg.runtime.predictor import Predictor
-from prodseg.runtime.runners import RUNNERS, Runner, runner_class
+from prodseg.runtime.runners import RUNNERS, Runner, auto_backend, runner_class
 from prodseg.runtime.types import Detection, FrameContext, Prediction
 
 
@@ -30,16 +30,21 @@ def resolve_artifact(artifact: str | Path) -> Path:
     return path
 
 
-def backend_for(path: Path, backend: str = "auto") -> str:
-    """The backend named, or the one the file's suffix implies."""
+def choose_backend(path: Path, backend: str = "auto", device: str = "cpu") -> tuple[str, str]:
+    """(backend, why): the one named, or for 'auto' the fastest installed one for the file on the device."""
     if backend != "auto":
         runner_class(backend)  # validates the name
-        return backend
+        return backend, "named with --backend"
     suffix = path.suffix.lower()
     if suffix not in SUFFIX_BACKENDS:
         raise BadInput(f"{path}: unknown artifact type '{suffix}'; expected one of "
                        f"{', '.join(SUFFIX_BACKENDS)} (or name --backend: {', '.join(RUNNERS)})")
-    return SUFFIX_BACKENDS[suffix]
+    return auto_backend(suffix, device)
+
+
+def backend_for(path: Path, backend: str = "auto", device: str = "cpu") -> str:
+    """The backend named, or the fastest installed one for the file on the device ('auto')."""
+    return choose_backend(path, backend, device)[0]
 
 
 def _openvino_weights(path: Path) -> None:
@@ -52,10 +57,10 @@ def _openvino_weights(path: Path) -> None:
 COMPANION_CHECKS = {".xml": _openvino_weights}
 
 
-def check_artifact(artifact: str | Path, backend: str = "auto") -> tuple[Path, str]:
+def check_artifact(artifact: str | Path, backend: str = "auto", device: str = "cpu") -> tuple[Path, str]:
     """(model file, backend) after the checks that need no backend: the file, its type, its companions."""
     path = resolve_artifact(artifact)
-    name = backend_for(path, backend)
+    name = backend_for(path, backend, device)
     check = COMPANION_CHECKS.get(path.suffix.lower())
     if check is not None:
         check(path)
@@ -97,26 +102,31 @@ def model_metadata(path: Path, runner: Runner, spec: ModelSpec) -> ArtifactMetad
 
 
 def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threads: int | None = None,
-         spec: ModelSpec | None = None, **runner_opts: Any) -> Predictor:
-    """Open an artifact with its backend, configured by its metadata and what `spec` (the model flags)
-    states or overrides.
+         spec: ModelSpec | None = None, fuse_preprocess: bool = True, **runner_opts: Any) -> Predictor:
+    """Open an artifact with its backend ('auto': the fastest installed for the file on the device),
+    configured by its metadata and what `spec` (the model flags) states or overrides.
+
+    fuse_preprocess: where the backend can, the model takes uint8 BGR pixels and normalises them itself.
 
     runner_opts go to the runner's typed options (an unknown one is BadInput): graph_optimization,
     allow_spinning, providers (onnxruntime); hint, inference_precision (openvino); cuda_graph
     (tensorrt); precision, channels_last (torch).
     """
     spec = spec or ModelSpec()
-    path, name = check_artifact(artifact, backend)
+    path, _ = check_artifact(artifact, backend, device)
+    name, why = choose_backend(path, backend, device)
     runner = runner_class(name)(str(path), device=device, threads=threads, **runner_opts)
     runner.activate()
     try:
         meta = model_metadata(path, runner, spec)
-        return Predictor(runner, meta, name, keep=class_ids(meta, spec.classes),
-                         fixed_size=spec.input_size is not None)
+        predictor = Predictor(runner, meta, name, keep=class_ids(meta, spec.classes),
+                              fixed_size=spec.input_size is not None, fuse_preprocess=fuse_preprocess)
+        predictor.backend_reason = why
+        return predictor
     except BaseException:
         runner.deactivate()
         raise
 
 
 __all__ = ["RUNNERS", "Detection", "FrameContext", "ModelSpec", "Prediction", "Predictor", "Runner",
-           "check_artifact", "load"]
+           "check_artifact", "choose_backend", "load"]

@@ -149,7 +149,7 @@ def _stage(name: str, fn: Callable[[_Job], None], inq: queue.Queue, out: queue.Q
 
 def _stage_functions(predictor: Predictor) -> list[tuple[str, Callable[[_Job], None]]]:
     def pre(job: _Job) -> None:
-        job.data, job.ctx = predictor.preprocess(job.frame.image, bgr=True)
+        job.data, job.ctx = predictor.preprocess_frame(job.frame)
 
     def infer(job: _Job) -> None:
         job.data = predictor.infer(job.data)

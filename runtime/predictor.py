@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from prodseg.metadata import ArtifactMetadata
 from prodseg.runtime import postprocess as post
 from prodseg.runtime.preprocess import check_image, fit, geometry, normalize_lut, to_nchw
 from prodseg.runtime.runners.base import Runner
+from prodseg.runtime.sources import Frame
 from prodseg.runtime.types import FrameContext, Prediction
 
 
@@ -29,10 +31,12 @@ class Predictor:
 
     keep: class ids to keep in the output (None: all). A model with dynamic H/W runs at the metadata's
     input size unless `adapt_to(frame size)` picks the frames' aspect (fixed_size: --input-size was given).
+    fuse_preprocess: let the backend take uint8 BGR pixels and normalise inside the model (`fused` says
+    whether it could); Python then only letterboxes, and feeds are (1, H, W, 3) uint8.
     """
 
     def __init__(self, runner: Runner, meta: ArtifactMetadata, backend: str,
-                 keep: frozenset[int] | None = None, fixed_size: bool = False):
+                 keep: frozenset[int] | None = None, fixed_size: bool = False, fuse_preprocess: bool = True):
         self.runner, self.meta, self.backend, self.keep = runner, meta, backend, keep
         inputs = runner.input_metadata
         if len(inputs) != 1:
@@ -45,6 +49,9 @@ class Predictor:
         self.input_dtype = np.float16 if dtype == np.float16 else np.float32
         self._lut = normalize_lut(meta.mean, meta.std).astype(self.input_dtype)
         self._post = post.POSTPROCESS[meta.output_kind]
+        self.fused = fuse_preprocess and runner.fuse_preprocess(list(meta.mean), list(meta.std))
+        runner.ready()
+        self.backend_reason = ""  # why `backend` was chosen (load() fills it in)
 
     def adapt_to(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         """For a dynamic model without --input-size: run frames of this size at their own aspect."""
@@ -77,10 +84,22 @@ class Predictor:
                            f"says {self.input_size[0]}x{self.input_size[1]}; re-export the artifact")
 
     def preprocess(self, image: np.ndarray, bgr: bool = False) -> tuple[dict[str, np.ndarray], FrameContext]:
-        """(H, W, 3) uint8 RGB (or BGR) -> ({input name: (1, 3, h, w)}, context to map results back)."""
+        """(H, W, 3) uint8 RGB (or BGR) -> ({input name: model input}, context to map results back)."""
         check_image(image)
         ctx = geometry(image.shape[:2], self.input_size, self.meta.resize)
-        return {self.input_name: to_nchw(fit(image, ctx), self._lut, bgr, self.input_dtype)}, ctx
+        return self._feed(fit(image, ctx), bgr), ctx
+
+    def preprocess_frame(self, frame: Frame) -> tuple[dict[str, np.ndarray], FrameContext]:
+        """A decoded BGR frame -> (feed, context); the source scales it to the content size itself
+        (PyAV converts YUV at that size), so the full-size BGR image is never made here."""
+        ctx = geometry(frame.size_hw, self.input_size, self.meta.resize)
+        return self._feed(fit(frame.resized((ctx.content[1], ctx.content[0])), ctx), True), ctx
+
+    def _feed(self, canvas: np.ndarray, bgr: bool) -> dict[str, np.ndarray]:
+        """The letterboxed uint8 canvas as the model's input: as is (fused) or normalised NCHW."""
+        if self.fused:
+            return {self.input_name: (canvas if bgr else canvas[..., ::-1]).reshape(1, *canvas.shape)}
+        return {self.input_name: to_nchw(canvas, self._lut, bgr, self.input_dtype)}
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.infer(feed)
@@ -90,8 +109,15 @@ class Predictor:
 
     def predict(self, image: np.ndarray, bgr: bool = False) -> Prediction:
         """All three stages, with their times in `Prediction.timings` (ms)."""
+        return self._timed(lambda: self.preprocess(image, bgr))
+
+    def predict_frame(self, frame: Frame) -> Prediction:
+        """predict() for a decoded frame, preprocessed as the pipeline does (`preprocess_frame`)."""
+        return self._timed(lambda: self.preprocess_frame(frame))
+
+    def _timed(self, preprocess: Callable[[], tuple[dict[str, np.ndarray], FrameContext]]) -> Prediction:
         t0 = time.perf_counter()
-        feed, ctx = self.preprocess(image, bgr)
+        feed, ctx = preprocess()
         t1 = time.perf_counter()
         outputs = self.infer(feed)
         t2 = time.perf_counter()

@@ -103,6 +103,15 @@ class Runner:
         """Model-embedded key/values (ONNX metadata_props) when the backend exposes them."""
         return {}
 
+    def fuse_preprocess(self, mean: list[float], std: list[float]) -> bool:
+        """Make the one image input take (N, H, W, 3) uint8 BGR pixels and do BGR->RGB, NHWC->NCHW and
+        (v/255 - mean)/std inside the model. True when done (the input name stays); False: the backend
+        cannot, and the input stays (N, 3, H, W) normalised RGB."""
+        return False
+
+    def ready(self) -> None:
+        """Finish loading (a backend that compiles lazily compiles now), so errors surface at load time."""
+
     def activate_impl(self) -> None:
         raise NotImplementedError
 

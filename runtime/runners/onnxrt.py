@@ -59,7 +59,12 @@ class OnnxRuntimeRunner(Runner):
     options: OnnxRuntimeOptions
 
     def activate_impl(self) -> None:
-        ort = require("onnxruntime", "onnxruntime", "ONNX models")
+        self._ort = require("onnxruntime", "onnxruntime", "ONNX models")
+        self._start(self.path)
+
+    def _start(self, model: str | bytes) -> None:
+        """A session over the model file, or over a model rewritten in memory (serialised bytes)."""
+        ort = self._ort
         so = ort.SessionOptions()
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
@@ -71,11 +76,21 @@ class OnnxRuntimeRunner(Runner):
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
         providers = self.options.providers or providers_for(self.device, ort.get_available_providers())
         try:
-            self.session = ort.InferenceSession(self.path, sess_options=so, providers=providers)
+            self.session = ort.InferenceSession(model, sess_options=so, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors for bad files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BadInput(f"{self.path}: ONNX Runtime cannot load this model ({first})") from exc
         self._outputs = [o.name for o in self.session.get_outputs()]
+
+    def fuse_preprocess(self, mean: list[float], std: list[float]) -> bool:
+        """Input nodes added in memory (needs the onnx package): the session is created again over them."""
+        from prodseg.runtime.runners.onnx_preprocess import uint8_bgr_input
+
+        fused = uint8_bgr_input(self.path, mean, std)
+        if fused is None:
+            return False
+        self._start(fused)
+        return True
 
     def deactivate_impl(self) -> None:
         del self.session

@@ -79,7 +79,35 @@ class OpenVinoRunner(Runner):
 
     def activate_impl(self) -> None:
         ov = require("openvino", "openvino", "OpenVINO IR models")
-        core = ov.Core()
+        self._core = ov.Core()
+        try:
+            self._model = self._read_model()
+        except Exception as exc:  # noqa: BLE001 - OpenVINO's frontends raise their own untyped errors
+            raise BadInput(f"{self.path}: OpenVINO cannot load this model ({_reason(exc)}); export it "
+                           "again") from exc
+        self._compiled: Any = None
+        self._inputs = {port_name(p.get_names(), i, "input"): i for i, p in enumerate(self._model.inputs)}
+        self._outputs = [port_name(o.get_names(), i) for i, o in enumerate(self._model.outputs)]
+
+    def _read_model(self) -> Any:
+        """An .onnx through the ONNX frontend alone (read_model would try every framework's frontend on a
+        broken file, each printing its own complaint); IR and the rest through read_model."""
+        if Path(self.path).suffix.lower() == ".onnx":
+            from openvino.frontend import FrontEndManager
+
+            frontend = FrontEndManager().load_by_framework("onnx")
+            return frontend.convert(frontend.load(self.path))
+        return self._core.read_model(self.path)
+
+    @property
+    def compiled(self) -> Any:
+        """The compiled model, compiled on first use: preprocessing can still be fused before that."""
+        if self._compiled is None:
+            self._compiled = self._compile()
+            self._infer = self.request_handle()
+        return self._compiled
+
+    def _compile(self) -> Any:
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.hint}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
@@ -87,18 +115,37 @@ class OpenVinoRunner(Runner):
             config["INFERENCE_PRECISION_HINT"] = self.options.inference_precision
         device = self.device.upper()
         try:
-            model = core.read_model(self.path)
-            self.compiled = core.compile_model(model, device, config)
+            return self._core.compile_model(self._model, device, config)
         except RuntimeError as exc:
             raise BadInput(f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({_reason(exc)}); "
-                           f"devices here: {', '.join(core.available_devices)}") from exc
-        self._model = model
-        self._inputs = {port_name(p.get_names(), i, "input"): i for i, p in enumerate(self.compiled.inputs)}
-        self._outputs = [port_name(o.get_names(), i) for i, o in enumerate(self.compiled.outputs)]
-        self._infer = self.request_handle()
+                           f"devices here: {', '.join(self._core.available_devices)}") from exc
+
+    def ready(self) -> None:
+        self.compiled  # noqa: B018 - compiles now, so load() reports a device error before any work
+
+    def fuse_preprocess(self, mean: list[float], std: list[float]) -> bool:
+        """u8 NHWC BGR input; BGR->RGB, layout, scaling and mean/std compiled in (PrePostProcessor)."""
+        if len(self._model.inputs) != 1 or self._model.inputs[0].get_partial_shape().rank.get_length() != 4:
+            return False
+        ov = require("openvino", "openvino")
+        from openvino.preprocess import ColorFormat, PrePostProcessor
+
+        ppp = PrePostProcessor(self._model)
+        port = ppp.input(0)
+        port.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+            .set_color_format(ColorFormat.BGR)
+        port.model().set_layout(ov.Layout("NCHW"))
+        steps = port.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB)
+        if any(mean):
+            steps.mean([255.0 * m for m in mean])
+        steps.scale([255.0 * s for s in std])
+        self._model, self._compiled = ppp.build(), None
+        return True
 
     def deactivate_impl(self) -> None:
-        del self._infer, self.compiled, self._model
+        if self._compiled is not None:
+            del self._infer
+        del self._compiled, self._model, self._core
 
     def _by_index(self, feed: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
         return {self._inputs[name]: value for name, value in feed.items()}
@@ -116,6 +163,7 @@ class OpenVinoRunner(Runner):
         return infer
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.ready()
         return self._infer(feed)
 
     def infer_async(self, feeds: Iterable[dict[str, np.ndarray]], on_result: Callable[[int, dict], None],
@@ -139,7 +187,7 @@ class OpenVinoRunner(Runner):
     @property
     def input_metadata(self) -> dict[str, tuple[tuple[int | str, ...], Any]]:
         meta = {}
-        for name, port in zip(self._inputs, self.compiled.inputs, strict=True):
+        for name, port in zip(self._inputs, self._model.inputs, strict=True):
             meta[name] = (_shape(port), port.get_element_type().to_dtype())
         return meta
 
@@ -149,14 +197,20 @@ class OpenVinoRunner(Runner):
 
     @property
     def output_shapes(self) -> list[tuple[int | str, ...]]:
-        return [_shape(port) for port in self.compiled.outputs]
+        return [_shape(port) for port in self._model.outputs]
 
     def metadata_props(self) -> dict[str, str]:
-        """ONNX metadata_props survive in rt_info['framework'] when OpenVINO reads an .onnx directly."""
+        """An .onnx file's metadata_props, which OpenVINO keeps in rt_info['framework'] (an IR's metadata is
+        its sidecar: the rt_info an IR inherited from its ONNX may no longer describe it)."""
+        if Path(self.path).suffix.lower() != ".onnx":
+            return {}
         try:
             info = self._model.get_rt_info()
             fw = info["framework"] if "framework" in info else None
-            return {k: str(v) for k, v in fw.astype(dict).items()} if fw is not None else {}
+            if fw is None:
+                return {}
+            items = fw.astype(dict) if hasattr(fw, "astype") else dict(fw)
+            return {k: str(v.astype(str) if hasattr(v, "astype") else v) for k, v in items.items()}
         except Exception:  # noqa: BLE001 - rt_info layout differs across versions: metadata then comes from files
             return {}
 

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from prodseg.bench.cli import main
+from prodseg.runtime.runners import auto_backend
 
 pytestmark = pytest.mark.slow  # exports a tiny model once per session
 
@@ -34,7 +35,11 @@ def test_table_json_report_and_baseline(onnx_run):
     doc = json.loads((out / "r.json").read_text())
     assert doc["schema"] == "prodseg-bench/1"
     assert doc["settings"]["frames"] == 30
-    assert [r["backend"] for r in doc["results"]] == ["onnxruntime", "openvino"]
+    # --backend auto: the .onnx runs on OpenVINO where it is installed, and the JSON says why
+    assert [r["backend"] for r in doc["results"]] == [auto_backend(".onnx", "cpu")[0], "openvino"]
+    assert [r["backend_choice"]["asked"] for r in doc["results"]] == ["auto", "auto"]
+    assert doc["results"][0]["backend_choice"]["why"] == auto_backend(".onnx", "cpu")[1]
+    assert all(r["backend_choice"]["preprocess_in_model"] for r in doc["results"])
     for r in doc["results"]:
         assert r["frames"] == 30 and r["warmup"] == 2  # 24-frame video looped to 30
         assert r["model_only_ms"]["count"] == 30
@@ -61,7 +66,7 @@ def test_min_fps_gate_exits_1_with_gate_line(tiny_video, tiny_artifacts, tmp_pat
 def test_regression_against_baseline(onnx_run, tiny_video, tiny_artifacts, tmp_path):
     _, out = onnx_run
     doc = json.loads((out / "base.json").read_text())
-    doc["results"] = [r for r in doc["results"] if r["backend"] == "onnxruntime"]
+    doc["results"] = [r for r in doc["results"] if r["artifact"].endswith(".onnx")]
     doc["results"][0]["fps_e2e"] *= 1000
     (tmp_path / "fast.json").write_text(json.dumps(doc))
     args = (tiny_video[0], "--model", tiny_artifacts["onnx"], "--frames", 30, "--warmup", 1)

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from prodseg.bench.cli import main
+from prodseg.runtime.runners import auto_backend
 
 Setup = Callable[[Path, dict[str, Path]], list[Any]]
 # What a failing run may print besides its error once measuring began: the busy-machine warning, and the
@@ -91,6 +92,9 @@ def _in_tmp(name: str, make: Callable[[Path], Any] = lambda p: None) -> Callable
 _mkdir = _in_tmp  # readability below: _mkdir("d", Path.mkdir)
 
 # id -> (command line built in tmp_path, phrase the one error line must contain)
+# The backend that loads an .onnx by default here, as its error message names it.
+ONNX_LOADER = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[auto_backend(".onnx", "cpu")[0]]
+ONNX_CANNOT = f"m.onnx: {ONNX_LOADER} cannot load this model"
 CASES: dict[str, tuple[Setup, str]] = {
     "missing video": (_video(_in_tmp("nope.mp4")), "nope.mp4: no such video"),
     "empty video": (_video(lambda t, fx: _junk(t, "empty.mp4", b"")), "empty.mp4: cannot open"),
@@ -100,7 +104,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "video corrupt midway, throughput": (_video(_corrupt_middle, "--frames", 24, "--mode", "throughput"),
                                          "decoding stopped at frame"),
     "missing model": (_model(_in_tmp("m.onnx")), "m.onnx: not found"),
-    "garbage onnx": (_model(lambda t, fx: _junk(t, "m.onnx")), "m.onnx: ONNX Runtime cannot load"),
+    "garbage onnx": (_model(lambda t, fx: _junk(t, "m.onnx")), ONNX_CANNOT),
     "garbage xml": (_model(lambda t, fx: _junk(t, "m.xml")), "m.xml: not a valid OpenVINO IR"),
     "xml without bin": (_model(lambda t, fx: _ir_copy(t, fx, lambda b: None)), "model.bin: missing"),
     "truncated bin": (_model(lambda t, fx: _ir_copy(t, fx, lambda b: b[:100])), "model.bin: truncated"),

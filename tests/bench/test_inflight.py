@@ -15,6 +15,9 @@ class SleepyStages:
     def preprocess(self, image, bgr=False):
         return {"x": image.astype(np.float32) / 255}, {"shape": image.shape}
 
+    def preprocess_frame(self, frame):
+        return self.preprocess(frame.image, bgr=True)
+
     def postprocess(self, outputs, ctx):
         return SimpleNamespace(label_map=(outputs["x"] > 0.5).astype(np.uint8), index=outputs["i"])
 

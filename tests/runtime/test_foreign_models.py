@@ -92,7 +92,7 @@ def test_aspect_size_rounds_to_the_stride() -> None:
 def test_runner_options_are_typed(foreign) -> None:
     with pytest.raises(BadInput, match="onnxruntime: unknown runner option 'hint'; valid options: "
                                        "graph_optimization, allow_spinning, providers"):
-        rt.load(foreign["yolo"], hint="LATENCY")
+        rt.load(foreign["yolo"], backend="onnxruntime", hint="LATENCY")
     with pytest.raises(BadInput, match="openvino: hint 'FAST' is not one of LATENCY"):
         rt.load(foreign["ultra_ir"], hint="fast")
 

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from prodseg.runtime.cli import main
+from prodseg.runtime.runners import auto_backend
 
 Setup = Callable[[Path, dict[str, Path]], list[str]]
 
@@ -82,6 +83,9 @@ def _model(spec: Callable[[Path, dict[str, Path]], str], *extra: str) -> Setup:
 
 
 # id -> (command line built in tmp_path, phrase the one error line must contain)
+# The backend that loads an .onnx by default here, as its error message names it.
+ONNX_LOADER = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}[auto_backend(".onnx", "cpu")[0]]
+ONNX_CANNOT = f"m.onnx: {ONNX_LOADER} cannot load this model"
 CASES: dict[str, tuple[Setup, str]] = {
     "missing video": (_video(lambda t: str(t / "nope.mp4")), "no such video"),
     "empty video": (_video(lambda t: _junk(t, "empty.mp4", b"")), "empty.mp4: cannot open this video"),
@@ -89,7 +93,7 @@ CASES: dict[str, tuple[Setup, str]] = {
     "empty image folder": (_video(lambda t: (t / "frames").mkdir() or str(t / "frames")), "no images"),
     "garbage image": (_video(lambda t: _junk(t, "x.png")), "x.png: cannot decode this image"),
     "missing model": (_model(lambda t, fx: str(t / "m.onnx")), "model file not found"),
-    "garbage onnx": (_model(lambda t, fx: _junk(t, "m.onnx")), "m.onnx: ONNX Runtime cannot load"),
+    "garbage onnx": (_model(lambda t, fx: _junk(t, "m.onnx")), ONNX_CANNOT),
     "garbage checkpoint": (_model(lambda t, fx: _junk(t, "m.pt")), "m.pt"),
     "garbage xml": (_model(lambda t, fx: _junk(t, "m.xml")), "m.xml: not a valid OpenVINO IR"),
     "xml without bin": (_model(lambda t, fx: _ir_copy(t, fx, lambda b: None)), ".bin: missing"),

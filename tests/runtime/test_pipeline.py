@@ -37,9 +37,9 @@ def test_file_source_keeps_every_frame_in_order(deeplab, tiny_video) -> None:
     assert seen == list(range(24)) and stats.frames == 24 and stats.dropped == 0
     assert all(len(getattr(stats, s)) == 24 for s in ("decode", "preprocess", "infer", "postprocess", "sink"))
     assert stats.decode_error is None and stats.fps > 0
-    # the pipeline's results equal predict() on the same frames
+    # the pipeline's results equal predict_frame() (the same preprocessing) on the same frames
     first = next(iter(open_source(tiny_video[0])))
-    direct = pred.predict(first.image, bgr=True)
+    direct = pred.predict_frame(first)
     again: list[np.ndarray] = []
     run_pipeline(open_source(tiny_video[0]), pred, max_frames=1,
                  on_result=lambda f, p: again.append(p.label_map))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from prodseg.errors import BadInput
-from prodseg.runtime.sources import CaptureSource, ImageFolderSource, open_source
+from prodseg.runtime.sources import AvSource, CaptureSource, ImageFolderSource, open_source
 
 
 def test_video_file_yields_every_frame_in_order(tiny_video) -> None:
     src = open_source(tiny_video[0])
-    assert isinstance(src, CaptureSource) and not src.is_live
+    assert isinstance(src, AvSource | CaptureSource) and not src.is_live
     assert src.size == (160, 96) and src.frame_count == 24 and src.fps == pytest.approx(30)
     frames = list(src)
     assert [f.index for f in frames] == list(range(24))
