@@ -54,20 +54,24 @@ class VerifyRow:
 class TorchReference:
     """PyTorch's side of every comparison: the checkpoint through the runtime's torch runner.
 
-    Verification is "the same preprocessed feed through runner A and runner B": the artifact's runner and
-    this one, whose outputs are cached per image because every artifact is compared with them.
+    Verification is "the same image, letterboxed to the same size, through runner A and runner B": the
+    artifact's runner and this one. Each prepares its own input (a backend may take uint8 pixels and
+    normalise inside the model); the size is the artifact's, which may differ from the training size.
+    Outputs are cached per (image, size) because every artifact is compared with them.
     """
 
     def __init__(self, source: ExportSource):
         from prodseg.runtime import load
 
         self.predictor = load(source.checkpoint, backend="torch", device="cpu")
-        self._cache: dict[str, dict[str, np.ndarray]] = {}
+        self._cache: dict[tuple[str, tuple[int, int]], dict[str, np.ndarray]] = {}
 
-    def outputs(self, key: str, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if key not in self._cache:
-            self._cache[key] = self.predictor.infer({self.predictor.input_name: next(iter(feed.values()))})
-        return self._cache[key]
+    def outputs(self, key: str, image: np.ndarray, size: tuple[int, int]) -> dict[str, np.ndarray]:
+        if (key, size) not in self._cache:
+            self.predictor.input_size = size  # fully convolutional: runs at whatever size was exported
+            feed, _ = self.predictor.preprocess(image)
+            self._cache[key, size] = self.predictor.infer(feed)
+        return self._cache[key, size]
 
     def close(self) -> None:
         self.predictor.close()
@@ -103,11 +107,12 @@ def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: Torc
     diff = 0.0
     infer_ms: list[float] = []
     for s in samples:
-        feed, ctx = predictor.preprocess(read_image(s.image))
+        image = read_image(s.image)
+        feed, ctx = predictor.preprocess(image)
         t0 = time.perf_counter()
         got = predictor.infer(feed)
         infer_ms.append(1000 * (time.perf_counter() - t0))
-        ref_out = ref.outputs(s.stem, feed)
+        ref_out = ref.outputs(s.stem, image, predictor.input_size)
         diff = max(diff, max_abs_diff(got, ref_out))
         art_map = predictor.postprocess(got, ctx).label_map
         ref_map = predictor.postprocess(dict(ref_out), ctx).label_map
