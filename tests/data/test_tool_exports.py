@@ -58,11 +58,11 @@ def test_cvat_masks_are_instances_by_default_and_counted(tmp_path, caplog) -> No
     with caplog.at_level(logging.INFO):
         out = convert(src, tmp_path / "mine")
     messages = [r.getMessage() for r in caplog.records]
-    assert any("skipped 2 box-only annotations" in m for m in messages), messages
-    assert any("4 mask region(s) marked iscrowd=1 imported as instances (--crowd instance" in m
+    assert any("skipped 3 box-only annotations" in m for m in messages), messages
+    assert any("6 mask region(s) marked iscrowd=1 imported as instances (--crowd instance" in m
                for m in messages), messages
     anns = json.loads((out / "instances.json").read_text())["annotations"]
-    assert [a["iscrowd"] for a in anns] == [0, 0, 0] * 2
+    assert [a["iscrowd"] for a in anns] == [0, 0, 0] * 3
     assert (out / "labels" / "store_a__img1.txt").read_text().count("\n") == 3
     assert any("2 images share a file name" in m and "store_a/img1.jpg -> store_a__img1)" in m
                for m in messages), messages
@@ -72,7 +72,7 @@ def test_cvat_masks_as_ignore_regions_on_request(tmp_path, caplog) -> None:
     src, _ = cvat_coco(tmp_path / "cvat")
     with caplog.at_level(logging.INFO):
         out = convert(src, tmp_path / "mine", import_opts=ImportOptions(crowd="ignore"))
-    assert any("4 mask region(s) marked iscrowd=1 imported as ignore regions (255) (--crowd ignore"
+    assert any("6 mask region(s) marked iscrowd=1 imported as ignore regions (255) (--crowd ignore"
                in r.getMessage() for r in caplog.records)
     mask = masks_of(out)["store_b__img1"]
     assert (mask[circle_mask()] == 255).all()
@@ -87,7 +87,7 @@ def test_crowd_option_on_the_command_line(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("tool, want", [
-    ("cvat-segmentation-mask", {"train": ["frame_000000"], "val": ["frame_000001"]}),
+    ("cvat-segmentation-mask", {"train": ["frame_000000", "frame_000002"], "val": ["frame_000001"]}),
     ("roboflow-coco", {"train": ["a.rf.0f1e"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
     ("roboflow-yolo", {"train": ["a.rf.0f1e"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
     ("ultralytics", {"train": ["t0", "t1"], "val": ["store_a__img1", "store_b__img1"]}),

@@ -73,11 +73,11 @@ def corner_polygon(x0: int, y0: int, x1: int, y1: int) -> list[float]:
 # ---- CVAT "COCO 1.0"
 def cvat_coco(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """annotations/instances_default.json + images/default/<subfolder>/<frame>: one polygon, two brush
-    masks (RLE, iscrowd 1) and a box-only object per image; two images share the name img1."""
+    masks (RLE, iscrowd 1) and a box-only object per image; two of the three images share the name img1."""
     anns, images = [], []
-    for n, folder in enumerate(("store_a", "store_b"), start=1):
-        photo(root / "images" / "default" / folder / "img1.jpg", n)
-        images.append({"id": n, "width": W, "height": H, "file_name": f"{folder}/img1.jpg", "license": 0,
+    for n, (folder, name) in enumerate((("store_a", "img1"), ("store_b", "img1"), ("store_b", "img2")), 1):
+        photo(root / "images" / "default" / folder / f"{name}.jpg", n)
+        images.append({"id": n, "width": W, "height": H, "file_name": f"{folder}/{name}.jpg", "license": 0,
                        "flickr_url": "", "coco_url": "", "date_captured": 0})
         objects = [(1, [corner_polygon(*RECT)], 0), (2, uncompressed_rle(circle_mask()), 1),
                    (1, uncompressed_rle(triangle_mask()), 1), (2, [], 0)]
@@ -94,7 +94,7 @@ def cvat_coco(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "instances_default.json").write_text(json.dumps(data))
     want = paint((1, rect_mask()), (2, circle_mask()), (1, triangle_mask()))
-    return root, {"store_a__img1": want, "store_b__img1": want}
+    return root, {"store_a__img1": want, "store_b__img1": want, "img2": want}
 
 
 # ---- CVAT "Segmentation mask 1.1" (Pascal VOC layout)
@@ -110,7 +110,7 @@ def cvat_segmentation_mask(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     (root / "labelmap.txt").write_text(LABELMAP)
     objects = [(1, rect_mask()), (2, circle_mask()), (1, triangle_mask())]
     want = paint(*objects)
-    for k, stem in enumerate(("frame_000000", "frame_000001")):
+    for k, stem in enumerate(("frame_000000", "frame_000001", "frame_000002")):
         photo(root / "JPEGImages" / f"{stem}.jpg", k)
         colour = np.zeros((H, W, 3), np.uint8)
         instances = np.zeros((H, W, 3), np.uint8)
@@ -121,9 +121,9 @@ def cvat_segmentation_mask(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
         write_image(root / "SegmentationObject" / f"{stem}.png", instances)
     sets = root / "ImageSets" / "Segmentation"
     sets.mkdir(parents=True)
-    (sets / "Train.txt").write_text("frame_000000\n")
+    (sets / "Train.txt").write_text("frame_000000\nframe_000002\n")
     (sets / "Validation.txt").write_text("frame_000001\n")
-    return root, {"frame_000000": want, "frame_000001": want}
+    return root, {"frame_000000": want, "frame_000001": want, "frame_000002": want}
 
 
 # ---- Roboflow
