@@ -186,8 +186,13 @@ def preflight(cfg: Config) -> tuple[Config, ShelfDataset]:
     check_output_path(cfg.logging.out_dir, "--out", folder=True)
     dataset = ShelfDataset(cfg.data.root)
     cfg = resolve_classes(cfg, dataset)
-    for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
-        checked_split(dataset, split)
+    sizes = {split: len(checked_split(dataset, split))
+             for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split))}
+    if sizes[cfg.data.train_split] < 2:
+        # every model normalises with BatchNorm, which cannot train on a batch of one image
+        raise BadInput(f"{dataset.root}: the '{cfg.data.train_split}' split has "
+                       f"{sizes[cfg.data.train_split]} image(s); training needs at least 2 (BatchNorm "
+                       "learns from batches of 2 or more): add images or move some from the other splits")
     return cfg, dataset
 
 

@@ -24,3 +24,19 @@ def test_a_config_that_disagrees_with_the_dataset_names_both(tiny_dataset) -> No
         resolve_classes(cfg, ShelfDataset(tiny_dataset))
     agreeing = load_config(None, {"model.num_classes": 10, "data.root": str(tiny_dataset)})
     assert resolve_classes(agreeing, ShelfDataset(tiny_dataset)) is agreeing
+
+
+def test_a_train_split_of_one_image_is_refused_before_any_work(tiny_dataset, tmp_path) -> None:
+    import shutil
+
+    from prodseg.errors import BadInput
+    from prodseg.train.fit import preflight
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    first = (data / "splits" / "train.txt").read_text().split()[0]
+    (data / "splits" / "train.txt").write_text(first + "\n")
+    cfg = load_config(None, {"data.root": str(data), "logging.out_dir": str(tmp_path / "runs")})
+    with pytest.raises(BadInput, match=r"the 'train' split has 1 image\(s\); training needs at least 2"):
+        preflight(cfg)
+    assert not (tmp_path / "runs").exists()
