@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from prodseg.cli import setup_logging
+from prodseg.cli import OneLineUsageGroup, setup_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineUsageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """Datasets and shelf videos for prodseg (all offline)."""

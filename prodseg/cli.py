@@ -125,6 +125,11 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _usage_error(exc: click.UsageError, command_path: str) -> None:
+    click.echo(f"error: {exc.format_message().rstrip('.')}; see '{command_path} --help'", err=True)
+    sys.exit(exc.exit_code)
+
+
 class OneLineUsage(click.Command):
     """Click's usage errors as the one `error: ...` line (exit 2) that every other bad input gets."""
 
@@ -133,15 +138,22 @@ class OneLineUsage(click.Command):
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
-            name = " ".join(p for p in (parent.command_path if parent else "", info_name or "") if p)
-            click.echo(f"error: {exc.format_message().rstrip('.')}; see '{name} --help'", err=True)
-            sys.exit(exc.exit_code)
+            path = " ".join(p for p in (parent.command_path if parent else "", info_name or "") if p)
+            _usage_error(exc, path)
+            raise  # not reached: _usage_error exits
 
 
 class OneLineUsageGroup(OneLineUsage, click.Group):
-    """A command group whose own usage errors and whose subcommands' are one line each."""
+    """A command group whose own usage errors (an unknown subcommand too) and subcommands' are one line."""
 
     command_class = OneLineUsage
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc, ctx.command_path)
+            raise  # not reached
 
 
 def rank_prefix() -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from prodseg.cli import handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 from prodseg.config import Config, apply_overrides, config_from_dict, load_config
 from prodseg.errors import ConfigError
 
@@ -127,7 +127,7 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
     return {"model.num_classes": cfg.model.num_classes + (-1 if arch == "yolov8_seg" else 1)}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config", help="YAML config path or a shipped config name (fast_cpu, deeplabv3plus, unet, yolov8_seg)."
 )

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from prodseg.atomic import check_output_path
-from prodseg.cli import handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 from prodseg.config import device_problem, split_problem
 from prodseg.errors import BadInput
 from prodseg.runtime.model_options import ModelFlags, ModelSpec, model_options
@@ -33,7 +33,7 @@ def class_table(result: EvalResult) -> Table:
     return table
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--model", "model", help="A best.pt/last.pt from prodseg-train, or an exported artifact.")
 @click.option(
     "--predictions", type=click.Path(), help="Score saved <stem>.png label maps instead of a model."

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from prodseg.cli import handle_errors, setup_logging
+from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", required=True,
               help="YAML config with a search: block (path or shipped config name).")
 @click.option("--trials", type=click.IntRange(min=1), required=True, help="Trials THIS process runs.")

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from prodseg.cli import handle_errors
+from prodseg.cli import OneLineUsage, handle_errors
 from prodseg.data.formats.coco import SEGMENTERS
 from prodseg.data.formats.convert import AUTO, READERS, WRITERS
 from prodseg.data.formats.importers import CROWD_MODES, ImportOptions
 from prodseg.errors import GateFailed
 
 
-@click.command()
+@click.command(cls=OneLineUsage)
 @click.option("--from", "from_fmt", default=AUTO, show_default=True, type=click.Choice([AUTO, *READERS]),
               help="Format of SRC; 'auto' tells it from the files present.")
 @click.argument("src", type=click.Path(path_type=Path))
@@ -40,7 +40,7 @@ def convert(from_fmt: str, src: Path, dst: Path, to_fmt: str, coco_encoding: str
     click.echo(f"wrote {to_fmt} dataset {out} from {fmt} {src}")
 
 
-@click.command()
+@click.command(cls=OneLineUsage)
 @click.argument("root", type=click.Path(path_type=Path))
 @handle_errors
 def check(root: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from prodseg.cli import handle_errors
+from prodseg.cli import OneLineUsage, handle_errors
 from prodseg.data.synth.dataset import SynthStats, generate_dataset, parse_size
 from prodseg.data.synth.video import generate_video
 from prodseg.errors import BadInput
@@ -22,7 +22,7 @@ def parse_wxh(text: str) -> tuple[int, int]:
     return w, h
 
 
-@click.command()
+@click.command(cls=OneLineUsage)
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--images", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="How many.")
 @click.option("--size", default="512", show_default=True, help="Image size: N (square) or HxW.")
@@ -42,7 +42,7 @@ def synth(out_dir: Path, images: int, size: str, seed: int, val_fraction: float)
                f"({s.total_s:.1f}s)")
 
 
-@click.command()
+@click.command(cls=OneLineUsage)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--frames", type=click.IntRange(min=1), default=90, show_default=True)
 @click.option("--size", default="1280x720", show_default=True, help="Frame size WxH.")

@@ -94,3 +94,18 @@ def test_sigterm_runs_cleanup_and_exits_143(tmp_path) -> None:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 143 and err.startswith("interrupted") and done.exists()
+
+
+@pytest.mark.parametrize("command, args, expected", [
+    ("prodseg-train", ["--epochs", "x"], "error: Invalid value for '--epochs': 'x' is not a valid integer; "
+                                         "see 'prodseg-train --help'"),
+    ("prodseg-data", ["nope"], "error: No such command 'nope'; see 'prodseg-data --help'"),
+    ("prodseg-data", ["convert"], "error: Missing argument 'SRC'; see 'prodseg-data convert --help'"),
+    ("prodseg-eval", ["--bogus"], "error: No such option '--bogus'"),
+])
+def test_usage_errors_of_every_command_are_one_line(command, args, expected) -> None:
+    from importlib.metadata import entry_points
+
+    script = next(e for e in entry_points(group="console_scripts") if e.name == command).load()
+    res = CliRunner().invoke(script, args, prog_name=command)
+    assert res.exit_code == 2 and res.stderr.startswith(expected) and res.stderr.count("\n") == 1
