@@ -69,6 +69,12 @@ LIMIT = Finite(min=0, min_open=True)
               help="Write the results JSON (schema prodseg-bench/1).")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=None,
               help="Write report.md and plots here (needs prodseg[report]).")
+@click.option("--sweep", is_flag=True,
+              help="One model: every installed backend x precision x latency/throughput x requests, and "
+                   "the fastest configuration that passes the accuracy gate.")
+@click.option("--min-agreement", type=Finite(0, 1), default=0.99, show_default=True,
+              help="--sweep's accuracy gate: share of label-map pixels equal to the artifact's own "
+                   "arithmetic (f32) on the first frames.")
 @model_options
 @torch_options
 @click.option("-v", "--verbose", is_flag=True)
@@ -80,7 +86,8 @@ def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, 
          labels: tuple[str, ...], min_fps: float | None, max_p99_ms: float | None,
          max_memory_mb: float | None,
          baseline: Path | None, max_regression: float, save_baseline: Path | None, json_path: Path | None,
-         report_dir: Path | None, verbose: bool, model_flags: ModelFlags, torch_opts: dict[str, Any]) -> None:
+         report_dir: Path | None, sweep: bool, min_agreement: float, verbose: bool, model_flags: ModelFlags,
+         torch_opts: dict[str, Any]) -> None:
     """Benchmark exported models (or .pt checkpoints) on VIDEO(s); exit 1 when a gate fails, 2 on bad input.
 
     Models without prodseg metadata run with the model flags (--task, --names, ...); sizes are in
@@ -93,6 +100,12 @@ def main(videos: tuple[str, ...], models: tuple[str, ...], backends: tuple[str, 
                            spec=model_flags.spec(),
                            torch_opts=torch_opts)
     limits = {"min-fps": min_fps, "max-p99-ms": max_p99_ms, "max-memory-mb": max_memory_mb}
+    if sweep:
+        from prodseg.bench.sweep import sweep_job
+
+        sweep_job(BenchJob(videos=list(videos), models=list(models), options=options, json_path=json_path,
+                           labels=list(labels)), min_agreement)
+        return
     run_job(BenchJob(videos=list(videos), models=list(models), backends=list(backends), options=options,
                      limits=limits, baseline=baseline, max_regression=max_regression,
                      save_baseline=save_baseline, json_path=json_path, report_dir=report_dir,

@@ -34,11 +34,26 @@ def _version(dist: str) -> str | None:
         return None
 
 
+SIMD_PREFIXES = ("avx2", "avx512", "amx", "avx_vnni")  # the instruction sets that change CPU inference speed
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's SIMD flags that matter for inference (AVX2, AVX-512*, AMX*, AVX-VNNI), from /proc/cpuinfo."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        if line.lower().startswith("flags"):
+            return sorted({f for f in line.split(":", 1)[1].split() if f.startswith(SIMD_PREFIXES)})
+    return []
+
+
 @lru_cache(maxsize=1)
 def machine_info() -> dict[str, Any]:
     """A JSON-ready description of this machine; IDENTITY_KEYS decide whether baselines compare."""
     return {
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "logical_cores": psutil.cpu_count(logical=True),
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),

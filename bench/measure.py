@@ -47,12 +47,14 @@ class BenchOptions:
     class_map: dict[str, str] | None = None  # model class -> truth class, when the names differ
     spec: ModelSpec = field(default_factory=ModelSpec)  # the model flags
     torch_opts: dict[str, Any] = field(default_factory=dict)  # --precision/--channels-last, torch runs only
+    runner_options: dict[str, Any] = field(default_factory=dict)  # backend options (the sweep's precisions)
 
     def runner_opts(self, backend: str) -> dict[str, Any]:
         """Runner options for a run on `backend`: a pipelined run's (PIPELINE_OPTS), --precision etc."""
         from prodseg.runtime.runners import PIPELINE_OPTS
 
-        return {**PIPELINE_OPTS.get(backend, {}), **(self.torch_opts if backend == "torch" else {})}
+        return {**PIPELINE_OPTS.get(backend, {}), **self.runner_options,
+                **(self.torch_opts if backend == "torch" else {})}
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -138,6 +140,7 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
             with CpuMeter() as cpu:
                 run = _timed_run(predictor, handles, video, opts, truth, accuracy, progress)
             model_ms = _model_only(predictor, handles, video, opts, len(run.done_at), progress)
+        choice = backend_choice(predictor, opts)  # while the runner is open: it reports its settings
         gpu_mb = gpu_memory_used_mb(gpu) if gpu is not None else None
     if opts.spec.save_card is not None:
         from prodseg.runtime.model_options import save_card
@@ -156,7 +159,7 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
         rss_method=mem.method, cpu_percent=cpu.percent, cores_busy=cpu.cores_busy, dropped=run.dropped,
         gpu_memory_mb=gpu_mb, accuracy=accuracy.result() if accuracy is not None else None,
         fps_timeline=fps_timeline(run.done_at),
-        settings={**predictor.settings(), **backend_choice(predictor, opts)},
+        settings={**predictor.settings(), **choice},
     )
 
 
@@ -175,7 +178,8 @@ def backend_choice(predictor: Any, opts: BenchOptions) -> dict[str, Any]:
     """What ran and why: --backend as given, the backend used, the reason, where preprocessing ran."""
     return {"backend_choice": {"asked": opts.backend, "used": str(predictor.backend),
                                "why": getattr(predictor, "backend_reason", ""),
-                               "preprocess_in_model": bool(getattr(predictor, "fused", False))}}
+                               "preprocess_in_model": bool(getattr(predictor, "fused", False)),
+                               "runtime": predictor.runner.effective_settings()}}
 
 
 def _model_only(predictor: Any, handles: list[Any], video: str, opts: BenchOptions, pipeline_frames: int,

@@ -34,8 +34,9 @@ def _openvino_requests(predictor: Any, artifact: str, opts: Any) -> Handles:
     """
     from prodseg.runtime import load
 
-    loaded = load(artifact, backend="openvino", device=opts.device, threads=opts.threads, spec=opts.spec,
-                  hint="THROUGHPUT")
+    # opts.backend ('auto' or 'openvino'): the same choice, and so the same precision, as the main predictor
+    loaded = load(artifact, backend=opts.backend, device=opts.device, threads=opts.threads, spec=opts.spec,
+                  **{**opts.runner_opts("openvino"), "hint": "THROUGHPUT"})
     return [loaded.runner.request_handle() for _ in range(opts.requests)], [loaded.close]
 
 

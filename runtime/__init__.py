@@ -30,11 +30,12 @@ def resolve_artifact(artifact: str | Path) -> Path:
     return path
 
 
-def choose_backend(path: Path, backend: str = "auto", device: str = "cpu") -> tuple[str, str]:
-    """(backend, why): the one named, or for 'auto' the fastest installed one for the file on the device."""
+def choose_backend(path: Path, backend: str = "auto", device: str = "cpu") -> tuple[str, str, dict[str, Any]]:
+    """(backend, why, runner options it needs): the one named, or for 'auto' the fastest installed one
+    for the file on the device."""
     if backend != "auto":
         runner_class(backend)  # validates the name
-        return backend, "named with --backend"
+        return backend, "named with --backend", {}
     suffix = path.suffix.lower()
     if suffix not in SUFFIX_BACKENDS:
         raise BadInput(f"{path}: unknown artifact type '{suffix}'; expected one of "
@@ -114,8 +115,8 @@ def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threa
     """
     spec = spec or ModelSpec()
     path, _ = check_artifact(artifact, backend, device)
-    name, why = choose_backend(path, backend, device)
-    runner = runner_class(name)(str(path), device=device, threads=threads, **runner_opts)
+    name, why, auto_opts = choose_backend(path, backend, device)
+    runner = runner_class(name)(str(path), device=device, threads=threads, **{**auto_opts, **runner_opts})
     runner.activate()
     try:
         meta = model_metadata(path, runner, spec)

@@ -153,10 +153,13 @@ def instance_mask(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, ctx: 
     if (sw, sh) != (x1 - x0, y1 - y0):  # resize is several times cheaper per pixel than warpAffine
         sampled = cv2.resize(sampled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     mask = sampled > 0
-    cols = np.arange(x0, x1) + 0.0
-    rows = np.arange(y0, y1) + 0.0
-    mask &= ((cols >= box[0]) & (cols < box[2]))[None, :]
-    mask &= ((rows >= box[1]) & (rows < box[3]))[:, None]
+    # crop to the box: pixel i stays when box[0] <= i < box[2] (ultralytics' crop_mask), i.e. a range
+    c0, c1 = math.ceil(box[0]) - x0, math.ceil(box[2]) - x0
+    r0, r1 = math.ceil(box[1]) - y0, math.ceil(box[3]) - y0
+    mask[:, :max(c0, 0)] = False
+    mask[:, max(c1, 0):] = False
+    mask[:max(r0, 0)] = False
+    mask[max(r1, 0):] = False
     return (x0, y0, x1, y1), mask
 
 
@@ -182,7 +185,8 @@ def yolo_seg(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMe
     label = np.zeros(ctx.frame_size, np.uint8)
     for det in reversed(found):  # ascending confidence: the most confident ends on top
         x0, y0, x1, y1 = det.window
-        label[y0:y1, x0:x1][det.window_mask] = det.class_id
+        # copyto(where=) writes through the mask in one pass (boolean indexing first gathers indices)
+        np.copyto(label[y0:y1, x0:x1], det.class_id, where=det.window_mask)
     return Prediction(label_map=label, instances=found)
 
 

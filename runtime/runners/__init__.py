@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import platform
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from prodseg.errors import BadInput, MissingExtra
@@ -43,12 +44,27 @@ def runner_class(backend: str) -> type[Runner]:
 # ONNX Runtime's idle workers must not spin.
 PIPELINE_OPTS: dict[str, dict[str, Any]] = {"onnxruntime": {"allow_spinning": False}}
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")
-# Artifact suffix -> (backend, when it applies, why) tried in order before the suffix's own backend. An ONNX
-# file on an x86 CPU: OpenVINO's CPU plugin ran YOLOv8n-seg 640 1.7x faster than ONNX Runtime's CPU
-# provider on a 2-core AVX-512 EPYC (model-only 54 vs 31 FPS), and reads .onnx directly.
-PREFERENCES: dict[str, list[tuple[str, Callable[[str], bool], str]]] = {
-    ".onnx": [("openvino", lambda device: device == "cpu" and platform.machine().lower() in X86,
-               "OpenVINO is installed and runs ONNX models faster than ONNX Runtime on x86 CPUs")],
+
+
+@dataclass(frozen=True)
+class Preference:
+    """A backend tried before a suffix's own: where it applies, why, and the runner options it runs with."""
+
+    backend: str
+    applies: Callable[[str], bool]  # device -> whether it runs there
+    why: str
+    opts: dict[str, Any] = field(default_factory=dict)
+
+
+# Artifact suffix -> backends tried in order before the suffix's own. An ONNX file on an x86 CPU: OpenVINO
+# ran YOLOv8n-seg 640 1.2x faster than ONNX Runtime's CPU provider at the same f32 precision on a 2-core
+# AVX-512 EPYC, and reads .onnx directly. f32 is pinned: on CPUs with bf16 OpenVINO would otherwise
+# compute in bf16 (1.7x faster there, but not the artifact's arithmetic; `--sweep` measures it against
+# the accuracy gate).
+PREFERENCES: dict[str, list[Preference]] = {
+    ".onnx": [Preference("openvino", lambda device: device == "cpu" and platform.machine().lower() in X86,
+                         "OpenVINO is installed and runs ONNX models faster than ONNX Runtime on x86 CPUs "
+                         "(at the artifact's f32 precision)", {"inference_precision": "f32"})],
 }
 
 
@@ -59,16 +75,16 @@ def installed(backend: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def auto_backend(suffix: str, device: str) -> tuple[str, str]:
-    """(backend, why) for an artifact of this suffix on `device`: the fastest installed backend that
-    runs it there, else the one its suffix implies. The suffix must be in SUFFIX_BACKENDS."""
-    for backend, applies, why in PREFERENCES.get(suffix, []):
-        if applies(device.lower()) and installed(backend):
-            return backend, why
-    own = SUFFIX_BACKENDS[suffix]
-    others = [b for b, applies, _ in PREFERENCES.get(suffix, []) if applies(device.lower())]
-    why = f"the {suffix} file's own backend" + (f" ({', '.join(others)} not installed)" if others else "")
-    return own, why
+def auto_backend(suffix: str, device: str) -> tuple[str, str, dict[str, Any]]:
+    """(backend, why, runner options) for an artifact of this suffix on `device`: the fastest installed
+    backend that runs it there, else the one its suffix implies. The suffix must be in SUFFIX_BACKENDS."""
+    usable = [p for p in PREFERENCES.get(suffix, []) if p.applies(device.lower())]
+    for pref in usable:
+        if installed(pref.backend):
+            return pref.backend, pref.why, dict(pref.opts)
+    missing = f" ({', '.join(p.backend for p in usable)} not installed)" if usable else ""
+    return SUFFIX_BACKENDS[suffix], f"the {suffix} file's own backend{missing}", {}
 
 
-__all__ = ["PIPELINE_OPTS", "RUNNERS", "SUFFIX_BACKENDS", "Runner", "auto_backend", "runner_class"]
+__all__ = ["PIPELINE_OPTS", "PREFERENCES", "RUNNERS", "SUFFIX_BACKENDS", "Preference", "Runner",
+           "auto_backend", "runner_class"]

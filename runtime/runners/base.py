@@ -109,6 +109,10 @@ class Runner:
         cannot, and the input stays (N, 3, H, W) normalised RGB."""
         return False
 
+    def effective_settings(self) -> dict[str, Any]:
+        """What the backend actually runs with (precision, threads, streams) where it can tell, for reports."""
+        return {}
+
     def ready(self) -> None:
         """Finish loading (a backend that compiles lazily compiles now), so errors surface at load time."""
 

@@ -82,6 +82,10 @@ class OnnxRuntimeRunner(Runner):
             raise BadInput(f"{self.path}: ONNX Runtime cannot load this model ({first})") from exc
         self._outputs = [o.name for o in self.session.get_outputs()]
 
+    def effective_settings(self) -> dict[str, Any]:
+        return {"providers": self.session.get_providers(), "threads": self.threads or "default",
+                "allow_spinning": self.options.allow_spinning}
+
     def fuse_preprocess(self, mean: list[float], std: list[float]) -> bool:
         """Input nodes added in memory (needs the onnx package): the session is created again over them."""
         from prodseg.runtime.runners.onnx_preprocess import uint8_bgr_input

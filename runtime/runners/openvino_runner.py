@@ -120,6 +120,19 @@ class OpenVinoRunner(Runner):
             raise BadInput(f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({_reason(exc)}); "
                            f"devices here: {', '.join(self._core.available_devices)}") from exc
 
+    def effective_settings(self) -> dict[str, Any]:
+        """The compiled model's precision, hint, threads, streams and optimal requests."""
+        keys = {"inference_precision": "INFERENCE_PRECISION_HINT", "hint": "PERFORMANCE_HINT",
+                "threads": "INFERENCE_NUM_THREADS", "streams": "NUM_STREAMS",
+                "optimal_requests": "OPTIMAL_NUMBER_OF_INFER_REQUESTS"}
+        found = {}
+        for name, key in keys.items():
+            try:
+                found[name] = str(self.compiled.get_property(key)).lower().replace("<type: '", "").rstrip("'>")
+            except RuntimeError:  # a device without the property
+                continue
+        return found
+
     def ready(self) -> None:
         self.compiled  # noqa: B018 - compiles now, so load() reports a device error before any work
 

@@ -1,6 +1,6 @@
 """Regression gates that hold on a noisy shared machine: ratios of two things measured in one run.
 
-Both sides are timed in alternating rounds (tests/benchmarks/interleave.py), so load that comes and
+Both sides are timed in alternating rounds (prodseg.bench.interleave), so load that comes and
 goes hits both. Thresholds sit far from the measured ratios (README) and close to what a
 real regression produces:
 - pipeline FPS >= 0.5 x model-only FPS: a model reloaded or recompiled per frame, a stage that sleeps or
@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from prodseg.bench.interleave import interleaved, speed_ratio
 from prodseg.bench.modelonly import time_infer
 from prodseg.bench.timers import Deadline
 from prodseg.runtime import load
 from prodseg.runtime.pipeline import run_pipeline
 from prodseg.runtime.sources import open_source
-from tests.benchmarks.interleave import interleaved, speed_ratio
 
 MIN_PIPELINE_VS_MODEL = 0.5
 MAX_INT8_VS_FP32_LATENCY = 1.25

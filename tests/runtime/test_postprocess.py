@@ -42,11 +42,13 @@ def test_yolo_seg_agrees_with_ultralytics(yolo, shelf_frame) -> None:
     import prodseg.runtime as rt
 
     path, model = yolo
-    pred = rt.load(path)
+    pred = rt.load(path, fuse_preprocess=False)
     feed, ctx = pred.preprocess(shelf_frame)
     boxed = LetterBox(pred.input_size, auto=False)(image=shelf_frame)
     ref_in = torch.from_numpy(boxed).permute(2, 0, 1)[None]
     assert np.array_equal(feed["images"], (ref_in.float() / 255).numpy())
+    fused = rt.load(path)  # the model normalises itself: Python hands it the letterboxed BGR pixels
+    assert fused.fused and np.array_equal(fused.preprocess(shelf_frame)[0]["images"][0], boxed[..., ::-1])
     with torch.no_grad():
         p0, protos = model(ref_in.float() / 255)
     det = non_max_suppression(p0, pred.meta.confidence_threshold, pred.meta.iou_threshold, nc=9)[0]

@@ -1,5 +1,5 @@
+from prodseg.bench.interleave import interleaved, speed_ratio
 from prodseg.bench.stats import Stats
-from tests.benchmarks.interleave import interleaved, speed_ratio
 
 
 def test_interleaved_alternates_and_pools():

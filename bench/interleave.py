@@ -1,5 +1,5 @@
-"""A/B timing in alternating rounds (for the benchmark tests): drifting load on a shared machine hits every
-candidate alike."""
+"""A/B timing in alternating rounds (the benchmark tests, scripts/compare_ultralytics.py): drifting load on
+a shared machine hits every candidate alike."""
 
 from __future__ import annotations
 
