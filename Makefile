@@ -25,7 +25,9 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# mypy reads the package from a symlinked layout of it (see [tool.mypy] in pyproject.toml).
 typecheck: $(STAMP)
+	$(BIN)/python scripts/link_package_tree.py
 	$(BIN)/mypy
 
 # One pytest process per stage: a single process that loads PyAV/libx264, forked DataLoader workers,
@@ -39,6 +41,26 @@ test: $(STAMP)
 	mkdir -p runs/benchmarks
 	set -e; for d in $(TEST_DIRS); do echo "== pytest $$d"; $(BIN)/python -m pytest -q $$d; done
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-json=runs/benchmarks/latest.json
+
+# The edge install (no torch): runtime + bench as an edge box runs them, tested on models built without
+# torch. The venv carries its own .gitignore, as newer Pythons' venv writes one.
+VENV_EDGE  := .venv-edge
+EDGE_STAMP := $(VENV_EDGE)/.installed
+
+.PHONY: venv-edge test-edge
+
+venv-edge: $(EDGE_STAMP)
+
+$(EDGE_STAMP): pyproject.toml
+	test -x $(VENV_EDGE)/bin/python || $(PYTHON) -m venv $(VENV_EDGE)
+	echo '*' > $(VENV_EDGE)/.gitignore
+	$(VENV_EDGE)/bin/pip install -q --upgrade pip
+	$(VENV_EDGE)/bin/pip install -q -e ".[onnxruntime,openvino,av]" "pytest>=8" "hypothesis>=6.90" "onnx>=1.15"
+	! $(VENV_EDGE)/bin/python -c "import torch" 2>/dev/null || { echo "error: $(VENV_EDGE): torch got installed"; exit 1; }
+	touch $(EDGE_STAMP)
+
+test-edge: $(EDGE_STAMP)
+	$(VENV_EDGE)/bin/python -m pytest -q tests/runtime tests/bench tests/prodseg/test_layout.py
 
 # The documentation site (strict: a broken link or anchor fails), then the docs' examples run as written.
 docs: $(STAMP)

@@ -200,7 +200,9 @@ class GroceryShelfDataset(Dataset):
         stem = self.samples[i].stem
         inputs = {"image": image, "mask": mask}
         if self._ids is not None:
-            inputs["instances"] = cv2.imdecode(np.frombuffer(self._ids[stem], np.uint8), cv2.IMREAD_UNCHANGED)
+            ids = cv2.imdecode(np.frombuffer(self._ids[stem], np.uint8), cv2.IMREAD_UNCHANGED)
+            assert ids is not None, "decoding a PNG this process encoded"
+            inputs["instances"] = ids
         transform = self.transform
         if self._shapes is not None:
             inputs = letterbox(inputs, self._shapes[i])

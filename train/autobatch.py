@@ -268,7 +268,8 @@ def probe_item(cfg: Config, model: nn.Module) -> tuple[dict[str, Any], int]:
     from prodseg.train.engine import unwrap
 
     seg = unwrap(model)
-    dataset = GroceryShelfDataset(cfg.data.root, cfg.data.train_split, size=tuple(cfg.data.image_size),
+    height, width = cfg.data.image_size
+    dataset = GroceryShelfDataset(cfg.data.root, cfg.data.train_split, size=(height, width),
                                   train=False, mean=seg.mean, std=seg.std, with_instances=seg.needs_instances)
     return dataset[0], len(dataset)
 

@@ -241,7 +241,8 @@ def full_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.M
     state = get_optimizer_state_dict(model, optimizer, options=_full_options())
     if not world().is_main:
         return model, {}
-    return Gathered(str(getattr(model, "arch", "")), weights), indexed_optimizer_state(state)
+    tensors = {k: v for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    return Gathered(str(getattr(model, "arch", "")), tensors), indexed_optimizer_state(state)
 
 
 def indexed_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from prodseg.config import HyperParameters
 from prodseg.errors import ConfigError, ProdsegError
+from prodseg.train.models.base import SegModel
 
 
 class TrainingDiverged(ProdsegError):
@@ -100,9 +101,11 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
     return out
 
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> SegModel:
     """The SegModel inside a DistributedDataParallel wrapper (or the model itself)."""
-    return getattr(model, "module", model)
+    inner = getattr(model, "module", model)
+    assert isinstance(inner, SegModel), f"expected a SegModel, got {type(inner).__name__}"
+    return inner
 
 
 @dataclass
@@ -183,12 +186,15 @@ def train_one_epoch(
 def gradient_sync(model: nn.Module, stepping: bool) -> contextlib.AbstractContextManager:
     """DDP all-reduces gradients on every backward; between accumulation steps skip that (`no_sync`).
     FSDP reduce-scatters them: it keeps unsharded gradients until the stepping micro-batch."""
-    if hasattr(model, "set_requires_gradient_sync"):
-        model.set_requires_gradient_sync(stepping)
+    set_sync = getattr(model, "set_requires_gradient_sync", None)
+    if callable(set_sync):
+        set_sync(stepping)
         return contextlib.nullcontext()
-    if stepping or not hasattr(model, "no_sync"):
+    no_sync = getattr(model, "no_sync", None)
+    if stepping or not callable(no_sync):
         return contextlib.nullcontext()
-    return model.no_sync()
+    context: contextlib.AbstractContextManager = no_sync()
+    return context
 
 
 def clip_threshold(model: nn.Module, clip: float | None, images: int) -> float | None:
