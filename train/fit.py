@@ -25,6 +25,7 @@ from torch import nn
 from prodseg.atomic import check_output_path
 from prodseg.config import Config, apply_overrides
 from prodseg.data.layout import ShelfDataset
+from prodseg.data.taxonomy import ClassList
 from prodseg.errors import BadInput, ConfigError
 from prodseg.train import autobatch, distributed
 from prodseg.train.checkpoint import (
@@ -34,9 +35,10 @@ from prodseg.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from prodseg.train.ema import build_ema, live_weights
+from prodseg.train.ema import ModelEMA, build_ema, live_weights
 from prodseg.train.engine import (
     LoopState,
+    Precision,
     evaluate,
     recompute_bn_stats,
     resolve_device,
@@ -44,7 +46,7 @@ from prodseg.train.engine import (
     train_one_epoch,
     unwrap,
 )
-from prodseg.train.optim import build_optimizer, build_scheduler
+from prodseg.train.optim import PlannedLR, build_optimizer, build_scheduler
 from prodseg.train.outputs import first_missing, removed_on_failure
 from prodseg.train.progress import epoch_progress
 from prodseg.train.report import denormalize, sample_panel
@@ -77,16 +79,16 @@ class Run:
     train_loader: torch.utils.data.DataLoader
     val_loader: torch.utils.data.DataLoader
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: PlannedLR
     scaler: torch.amp.GradScaler
-    precision: Any
-    classes: Any
+    precision: Precision
+    classes: ClassList
     state: LoopState
     best: dict[str, Any]
     history: list[dict[str, float]]
-    trackers: Any = None
+    trackers: Trackers = field(default_factory=lambda: Trackers([]))  # none until train_run builds them
     mlflow_run_id: str | None = None  # the MLflow run a resumed training continues
-    ema: Any = None  # prodseg.train.ema.ModelEMA: validated and saved instead of the live weights
+    ema: ModelEMA | None = None  # validated and saved instead of the live weights
 
 
 def seed_everything(seed: int) -> None:
@@ -109,15 +111,19 @@ def build_loaders(
     """Train (shuffled, augmented) and val loaders over the dataset folder, normalised for `model`."""
     from prodseg.data.torch_datasets import GroceryShelfDataset, bucketed_loaders
 
-    seg, size = unwrap(model), tuple(cfg.data.image_size)
-    common = dict(
-        size=size, mean=seg.mean, std=seg.std, cache=cfg.data.cache, with_instances=seg.needs_instances
-    )
-    train_ds = GroceryShelfDataset(
-        cfg.data.root, cfg.data.train_split, augmentation=cfg.training.augmentation, train=True, **common
-    )
-    val_ds = GroceryShelfDataset(cfg.data.root, cfg.data.val_split, augmentation=None, train=False, **common)
-    bs, workers = distributed.per_rank_batch(cfg.training.hyperparameters.batch_size), cfg.data.num_workers
+    seg = unwrap(model)
+    height, width = cfg.data.image_size
+
+    def split(name: str, train: bool) -> GroceryShelfDataset:
+        augmentation = cfg.training.augmentation if train else None
+        return GroceryShelfDataset(cfg.data.root, name, augmentation=augmentation, train=train,
+                                   size=(height, width), mean=seg.mean, std=seg.std, cache=cfg.data.cache,
+                                   with_instances=seg.needs_instances)
+
+    train_ds, val_ds = split(cfg.data.train_split, True), split(cfg.data.val_split, False)
+    batch = cfg.training.hyperparameters.batch_size
+    assert isinstance(batch, int), "batch_size auto is resolved before the loaders are built"
+    bs, workers = distributed.per_rank_batch(batch), cfg.data.num_workers
     pin = torch.cuda.is_available()
     if cfg.data.bucket_by_aspect:  # mixed sizes: batches of one aspect bucket each, whole batches per rank
         w = distributed.world()
@@ -225,12 +231,13 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     device = distributed.local_device(resolve_device(cfg.training.device))
     precision = resolve_precision(device, hp)
     seed_everything(hp.seed)  # same initial weights for the same seed
-    model = build_model(cfg.model)
+    model: nn.Module = build_model(cfg.model)
     criterion = (
-        build_loss(cfg.training, model.num_classes) if model.output_kind == "semantic_logits" else None
+        build_loss(cfg.training, unwrap(model).num_classes) if unwrap(model).output_kind == "semantic_logits"
+        else None
     )
     if ckpt is not None:
-        load_weights(model, live_weights(ckpt), resume, ckpt["arch"])
+        load_weights(model, live_weights(ckpt), str(resume), ckpt["arch"])
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -244,24 +251,14 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     scheduler = build_scheduler(optimizer, cfg.training, steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
     run = Run(
-        cfg,
-        Path(resume).parent if resume else new_run_dir(cfg),
-        model,
-        criterion,
-        train_loader,
-        val_loader,
-        optimizer,
-        scheduler,
-        scaler,
-        precision,
-        dataset.classes,
-        LoopState(),
-        {"miou": float("-inf"), "epoch": 0, "bad_validations": 0},
-        [],
+        cfg=cfg, run_dir=Path(resume).parent if resume else new_run_dir(cfg), model=model,
+        criterion=criterion, train_loader=train_loader, val_loader=val_loader, optimizer=optimizer,
+        scheduler=scheduler, scaler=scaler, precision=precision, classes=dataset.classes, state=LoopState(),
+        best={"miou": float("-inf"), "epoch": 0, "bad_validations": 0}, history=[],
     )
     run.ema = build_ema(cfg, model, ckpt)
     if ckpt is not None:
-        restore(run, ckpt, resume)
+        restore(run, ckpt, str(resume))
     return run
 
 
@@ -315,7 +312,7 @@ def checkpoint(run: Run, name: str, extra: dict[str, Any]) -> Path | None:
 def validate(run: Run, epoch: int) -> dict[str, float]:
     """Evaluate on the val split (the EMA weights when on), log scalars and sample overlays; returns the
     scalar metrics."""
-    seg = run.ema.module if run.ema is not None else unwrap(run.model)
+    seg = unwrap(run.ema.module if run.ema is not None else run.model)
     world = distributed.world()
     with distributed.gathered(run.model):  # FSDP: whole parameters, no collective per forward
         if run.cfg.training.hyperparameters.precise_bn_batches:
