@@ -33,3 +33,21 @@ def frame_720p() -> np.ndarray:
     img = np.stack([(x // 5) % 256, (y // 3) % 256, ((x + y) // 7) % 256], -1).astype(np.uint8)
     img[::40, :] = rng.integers(0, 255, (18, 1280, 3), dtype=np.uint8)
     return img
+
+
+@pytest.fixture(scope="session")
+def yolo_pipeline_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(ultralytics' YOLOv8n-seg ONNX at 320², random weights, exported offline; a 1280x720 shelf video)."""
+    import os
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    ultralytics = pytest.importorskip("ultralytics")
+    from prodseg.data.synth import generate_video
+
+    out = tmp_path_factory.mktemp("yolo_pipeline")
+    cfg = Path(ultralytics.__file__).parent / "cfg/models/v8/yolov8-seg.yaml"
+    yaml_path = out / "yolov8n-seg.yaml"  # the 'n' selects the nano scale
+    yaml_path.write_text(cfg.read_text().replace("nc: 80", "nc: 9"))
+    onnx_path = ultralytics.YOLO(str(yaml_path), task="segment").export(format="onnx", imgsz=320, opset=17)
+    video = generate_video(out / "shelf720.mp4", frames=30, size=(1280, 720), fps=30, seed=2)
+    return Path(onnx_path), video
