@@ -16,7 +16,7 @@ from prodseg.export.artifacts import Artifact, ExportContext
 from prodseg.export.config import ExportConfig
 from prodseg.export.files import MANIFEST, check_output_folder, export_folder, leftovers, relocate
 from prodseg.export.images import calibration_images, folder_images, is_dataset, verification_samples
-from prodseg.export.registry import EXPORTERS
+from prodseg.export.registry import EXPORTERS, NEEDS, WRITES
 from prodseg.export.report import render_table, write_manifest
 from prodseg.export.source import ExportSource, load_source
 from prodseg.export.verify import VerifyRow, verify_all
@@ -76,16 +76,30 @@ def dataset_for(cfg: ExportConfig, config_root: str) -> Path:
 
 def plan(cfg: ExportConfig, out: Path, samples: list, calib_images: list[Path]) -> str:
     """One line saying what this run will do, printed once every input has been checked."""
-    steps = [f"{f} ({len(calib_images)} calibration images)" if f == "int8" else f
-             for f in export_order(cfg)]
+    steps = []
+    for name in export_order(cfg):
+        source = f" from {', '.join(NEEDS[name](cfg))}" if NEEDS[name](cfg) else ""
+        calib = f", {len(calib_images)} calibration images" if name == "int8" else ""
+        steps.append(f"{name}{source} -> {WRITES[name]}{calib}")
     verify = f"verify each on {len(samples)} images" if cfg.verify else "no verification"
-    return (f"plan: export {', '.join(steps)}; {verify}; write {MANIFEST}; "
+    return (f"plan: {'; '.join(steps)}; {verify}; write {MANIFEST}; "
             f"built beside {out} and swapped in when complete")
 
 
 def export_order(cfg: ExportConfig) -> list[str]:
-    """Requested formats in registry order; ONNX FP32 always, since every other format derives from it."""
-    return ["onnx", *[f for f in EXPORTERS if f != "onnx" and cfg.wants(f)]]
+    """The requested families (ONNX FP32 always: everything derives from it) and what they read, each
+    after its inputs."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in order:
+            for need in NEEDS[name](cfg):
+                visit(need)
+            order.append(name)
+
+    for name in ["onnx", *(f for f in EXPORTERS if f != "onnx" and cfg.wants(f))]:
+        visit(name)
+    return order
 
 
 def run_export(cfg: ExportConfig) -> ExportResult:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from prodseg.export.artifacts import Artifact, ExportContext
+from prodseg.export.config import ExportConfig
 from prodseg.export.files import CALIB_CACHE, TRT_TIMING_CACHE
 from prodseg.runtime.facts import INPUT_NAME
 
@@ -78,11 +79,33 @@ def export_trt(ctx: ExportContext) -> list[Artifact]:
     return out
 
 
-# Run in this order: later families build on the ONNX files of earlier ones.
+def trt_inputs(cfg: ExportConfig) -> tuple[str, ...]:
+    """The ONNX files the requested engines are built from (the INT8 engine: the QDQ model, or FP32 for
+    TensorRT 10's calibrator)."""
+    wanted = [p for p in ("fp16", "int8") if cfg.wants(p)]
+    return ("onnx", *(w for w in wanted if not (w == "int8" and cfg.trt_calibrator)))
+
+
+# The export plan: each family's function, what it writes, and the families whose files it reads.
+# pipeline.export_order runs a family only after its inputs, whatever order the user gave.
 EXPORTERS: dict[str, Callable[[ExportContext], list[Artifact]]] = {
     "onnx": export_onnx_fp32,
     "fp16": export_onnx_fp16,
     "int8": export_onnx_int8,
     "openvino": export_openvino,
     "trt": export_trt,
+}
+WRITES: dict[str, str] = {
+    "onnx": "model.onnx (FP32)",
+    "fp16": "model_fp16.onnx",
+    "int8": "model_int8.onnx (INT8 QDQ, calibrated)",
+    "openvino": "openvino/ (FP32 IR), openvino_fp16/ (+ openvino_int8/ with --int8, NNCF)",
+    "trt": "TensorRT engines",
+}
+NEEDS: dict[str, Callable[[ExportConfig], tuple[str, ...]]] = {
+    "onnx": lambda cfg: (),
+    "fp16": lambda cfg: ("onnx",),
+    "int8": lambda cfg: ("onnx",),
+    "openvino": lambda cfg: ("onnx",),  # NNCF quantizes the FP32 ONNX with the same calibration images
+    "trt": trt_inputs,
 }

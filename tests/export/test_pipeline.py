@@ -50,3 +50,22 @@ def test_a_dataset_with_other_classes_exits_2_before_any_work(deeplab_ckpt, tiny
     code, _, err = _verify_miou(deeplab_ckpt, other, tmp_path / "out")
     assert code == 2 and "have different classes" in err and "logo" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_plan_runs_every_family_after_the_files_it_reads() -> None:
+    from pathlib import Path
+
+    from prodseg.export.config import ExportConfig
+    from prodseg.export.pipeline import export_order, plan
+
+    def cfg(*formats: str, **kw) -> ExportConfig:
+        return ExportConfig(checkpoint=Path("x.pt"), formats=formats, **kw)
+
+    assert export_order(cfg("onnx")) == ["onnx"]
+    assert export_order(cfg("openvino")) == ["onnx", "openvino"]
+    # a TensorRT FP16 engine is built from the FP16 ONNX, so that comes first
+    assert export_order(cfg("trt", "fp16")) == ["onnx", "fp16", "trt"]
+    assert export_order(cfg("trt", "int8", trt_calibrator=True)) == ["onnx", "int8", "trt"]
+    line = plan(cfg("int8", "openvino"), Path("out"), [1, 2], [Path("a.jpg")] * 3)
+    assert line.startswith("plan: onnx -> model.onnx (FP32); int8 from onnx -> model_int8.onnx (INT8 QDQ, "
+                           "calibrated), 3 calibration images; openvino from onnx -> openvino/")
