@@ -13,22 +13,14 @@ from click.testing import CliRunner
 
 from prodseg.bench.cli import main
 from prodseg.runtime.runners import auto_backend
+from tests.hostile import one_error_line
 
 Setup = Callable[[Path, dict[str, Path]], list[Any]]
-# What a failing run may print besides its error once measuring began: the busy-machine warning, and the
-# blank line the transient progress bar leaves when stderr is not a terminal.
-NOISE = "warning: load average"
 
 
 def bench(*args: Any) -> Any:
     return CliRunner().invoke(main, [str(a) for a in args])
 
-
-def one_error_line(output: str) -> str:
-    lines = [ln for ln in output.strip().splitlines() if ln.strip() and not ln.startswith(NOISE)]
-    assert len(lines) == 1 and lines[0].startswith("error: "), output
-    assert "Traceback" not in output
-    return lines[0]
 
 
 def _junk(tmp: Path, name: str, data: bytes = b"\x00garbage\xff" * 50) -> Path:

@@ -14,25 +14,17 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from prodseg.data.imageio import read_mask, write_mask
 from prodseg.train.cli import main as train_main
 from prodseg.train.eval_cli import main as eval_main
+from tests.hostile import check_error
 
 # Fast settings for the cases whose only fault is the dataset or the output folder.
 FAST = ["--config", "fast_cpu", "--image-size", "64", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
         "--no-progress"]
 
-
-def check_error(result: Result, phrase: str) -> str:
-    """Exit 2, exactly one stderr line `error: ...` containing `phrase`, no traceback anywhere."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert phrase in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def copy_dataset(src: Path, tmp_path: Path) -> Path:

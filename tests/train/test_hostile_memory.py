@@ -8,22 +8,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from prodseg.train import autobatch
 from prodseg.train.cli import main as train_main
+from tests.hostile import check_error
 
 FAST = ["--config", "fast_cpu", "--arch", "unet", "--image-size", "64", "--epochs", "1", "--device", "cpu",
         "--no-amp", "--workers", "0", "--no-progress"]
 
-
-def check_error(result: Result, phrase: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert phrase in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 OPTIONS: list[tuple[list[str], str]] = [
