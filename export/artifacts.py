@@ -50,10 +50,14 @@ class ExportContext:
 
     @property
     def calibration(self) -> CalibrationSet:
-        """Calibration feeds, preprocessed by the runtime loaded on the FP32 ONNX (same as inference)."""
+        """Calibration feeds, preprocessed by the runtime loaded on the FP32 ONNX (same as inference).
+
+        The quantizers run the exported graph itself, which takes normalised float NCHW input: the
+        runtime must not move normalisation into the model here (fuse_preprocess=False).
+        """
         if self._calib is None:
             from prodseg.runtime import load
 
-            predictor = load(self.path("onnx"), backend="onnxruntime", device="cpu")
+            predictor = load(self.path("onnx"), backend="onnxruntime", device="cpu", fuse_preprocess=False)
             self._calib = CalibrationSet(self.calib_images, lambda rgb: predictor.preprocess(rgb)[0])
         return self._calib
