@@ -96,7 +96,7 @@ def main() -> None:
     ds = ShelfDataset(args.data)
     samples = ds.split("val")[: args.val_images]
     fp32 = export_onnx(src, args.out / "model.onnx")
-    pre = load(fp32, backend="onnxruntime")
+    pre = load(fp32, backend="onnxruntime", fuse_preprocess=False)  # the quantizers feed the graph itself
     calib_paths = [ds.sample(s).image for s in ds.split_stems("train")[: args.calib_images]]
     calib = CalibrationSet(calib_paths, lambda rgb: pre.preprocess(rgb)[0])
     rows = []
