@@ -1,4 +1,4 @@
-"""Runtime performance figures for the README (a script, not a test: run it by hand, on an idle machine).
+"""Runtime performance figures for docs/results.md (a script, not a test: run it by hand, on an idle machine).
 
     .venv/bin/python tests/runtime/perf_runtime.py [--video /tmp/v720.mp4] [--threads 2] [--frames 120]
 
