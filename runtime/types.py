@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,15 +14,34 @@ class Detection:
 
     `mask` is the full-frame (H, W) bool mask, built on first access from `window` (x0, y0, x1, y1)
     and `window_mask`: post-processing keeps only the box's pixels (100 full 720p masks are 92 MB).
+    `window_fn`, when given, computes (window, window_mask) on first access instead: YOLO-seg masks at
+    the frame's full resolution cost nothing until a sink or an evaluator reads them.
     """
 
-    __slots__ = ("box", "score", "class_id", "window", "window_mask", "frame_size", "_mask")
+    __slots__ = ("box", "score", "class_id", "_window", "_window_mask", "_window_fn", "frame_size", "_mask")
 
     def __init__(self, box: np.ndarray, score: float, class_id: int, mask: np.ndarray | None = None,
                  window: tuple[int, int, int, int] | None = None, window_mask: np.ndarray | None = None,
-                 frame_size: tuple[int, int] | None = None):
+                 frame_size: tuple[int, int] | None = None,
+                 window_fn: Callable[[], tuple[tuple[int, int, int, int], np.ndarray]] | None = None):
         self.box, self.score, self.class_id, self._mask = box, score, class_id, mask
-        self.window, self.window_mask, self.frame_size = window, window_mask, frame_size
+        self._window, self._window_mask, self.frame_size = window, window_mask, frame_size
+        self._window_fn = window_fn
+
+    def _resolve(self) -> None:
+        if self._window_fn is not None:
+            self._window, self._window_mask = self._window_fn()
+            self._window_fn = None
+
+    @property
+    def window(self) -> tuple[int, int, int, int] | None:
+        self._resolve()
+        return self._window
+
+    @property
+    def window_mask(self) -> np.ndarray | None:
+        self._resolve()
+        return self._window_mask
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -110,7 +110,7 @@ class Runner:
         return False
 
     def effective_settings(self) -> dict[str, Any]:
-        """What the backend actually runs with (precision, threads, streams) where it can tell, for reports."""
+        """What the backend runs with (precision, threads, streams) where it can tell, for reports."""
         return {}
 
     def ready(self) -> None:

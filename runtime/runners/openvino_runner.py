@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,20 @@ def check_weights(xml: Path) -> None:
                        "file again or export the model again")
 
 
+@cache
+def shared_core() -> Any:
+    """The process's one OpenVINO Core, never released.
+
+    Each Core loads its own CPU plugin, which swaps the calling thread's alternate signal stack for one
+    it maps and, when destroyed, puts back the stack it found. Two Cores released in creation order (or
+    one released on another thread) leave the thread on an unmapped signal stack, and the next signal
+    with a Python handler (SIGCHLD once DataLoader workers ran, SIGINT, SIGTERM) kills the process with
+    SIGSEGV and no traceback. One Core for the whole process keeps the stacks nested.
+    """
+    ov = require("openvino", "openvino", "OpenVINO IR models")
+    return ov.Core()
+
+
 class OpenVinoRunner(Runner):
     """A compiled model. Tensors are fed and read by port index: ultralytics' IR has nameless outputs,
     which get positional names (`output0`, ...)."""
@@ -78,8 +93,7 @@ class OpenVinoRunner(Runner):
     options: OpenVinoOptions
 
     def activate_impl(self) -> None:
-        ov = require("openvino", "openvino", "OpenVINO IR models")
-        self._core = ov.Core()
+        self._core = shared_core()
         try:
             self._model = self._read_model()
         except Exception as exc:  # noqa: BLE001 - OpenVINO's frontends raise their own untyped errors
@@ -128,7 +142,8 @@ class OpenVinoRunner(Runner):
         found = {}
         for name, key in keys.items():
             try:
-                found[name] = str(self.compiled.get_property(key)).lower().replace("<type: '", "").rstrip("'>")
+                value = str(self.compiled.get_property(key)).lower()
+                found[name] = value.replace("<type: '", "").rstrip("'>")  # <Type: 'bfloat16'> -> bfloat16
             except RuntimeError:  # a device without the property
                 continue
         return found

@@ -34,6 +34,7 @@ def test_to_frame_cuts_letterbox_padding() -> None:
 
 @pytest.mark.slow
 def test_yolo_seg_agrees_with_ultralytics(yolo, shelf_frame) -> None:
+    pytest.importorskip("ultralytics", reason="the reference is ultralytics (a training extra)")
     import torch
     from ultralytics.data.augment import LetterBox
     from ultralytics.utils import ops
@@ -72,7 +73,8 @@ def test_yolo_seg_agrees_with_ultralytics(yolo, shelf_frame) -> None:
 @pytest.mark.slow
 def test_semantic_agrees_with_torch(deeplab, shelf_frame) -> None:
     import cv2
-    import torch
+
+    torch = pytest.importorskip("torch", reason="the reference is the torch model (a training extra)")
 
     import prodseg.runtime as rt
 
@@ -88,3 +90,70 @@ def test_semantic_agrees_with_torch(deeplab, shelf_frame) -> None:
     assert (out.label_map == ref).mean() > 0.995
     assert set(out.timings) == {"preprocess", "infer", "postprocess"}
     pred.close()
+
+
+def _yolo_case(frame_hw: tuple[int, int], boxes: int = 12):
+    """Synthetic YOLOv8-seg outputs at 128² (nc 3) with smooth prototypes, the metadata and the context."""
+    import cv2
+
+    from prodseg.metadata import ArtifactMetadata
+
+    rng = np.random.default_rng(1)
+    pred = np.zeros((1, 4 + 3 + 32, 336), np.float32)
+    idx = rng.choice(336, boxes, replace=False)
+    pred[0, 0, idx], pred[0, 1, idx] = rng.uniform(20, 108, boxes), rng.uniform(30, 98, boxes)
+    pred[0, 2, idx], pred[0, 3, idx] = rng.uniform(10, 40, boxes), rng.uniform(10, 40, boxes)
+    pred[0, 4 + rng.integers(0, 3, boxes), idx] = rng.uniform(0.5, 0.95, boxes)
+    pred[0][7:, idx] = rng.normal(0, 1, (32, boxes))
+    protos = np.stack([cv2.GaussianBlur(p, (0, 0), 2) * 10 for p in rng.normal(0, 1, (32, 32, 32))])
+    meta = ArtifactMetadata(arch="yolov8_seg", class_names=["background", "a", "b", "c"],
+                            class_colors=[[0, 0, 0]] * 4, input_size=[128, 128], mean=[0, 0, 0],
+                            std=[1, 1, 1],
+                            output_kind="yolo_seg", resize="letterbox")
+    outputs = {"output0": pred, "output1": protos[None].astype(np.float32)}
+    return outputs, meta, geometry(frame_hw, (128, 128), "letterbox")
+
+
+def _painted(instances, frame_hw) -> np.ndarray:
+    label = np.zeros(frame_hw, np.uint8)
+    for det in reversed(instances):
+        label[det.mask] = det.class_id
+    return label
+
+
+def test_yolo_seg_map_is_the_exact_masks_painted_for_frames_up_to_the_input() -> None:
+    from prodseg.runtime.postprocess import yolo_seg
+
+    outputs, meta, ctx = _yolo_case((64, 96))  # smaller than the 128² input
+    pred = yolo_seg(outputs, ctx, meta)
+    assert len(pred.instances) >= 5
+    det = pred.instances[0]  # the full mask is made when first read
+    assert det._window_fn is not None
+    assert np.array_equal(pred.label_map, _painted(pred.instances, (64, 96)))
+    window, mask = det.window, det.window_mask
+    assert det._window_fn is None and mask.dtype == bool
+    assert mask.shape == (window[3] - window[1], window[2] - window[0])
+
+
+def test_yolo_seg_large_frames_paint_on_the_input_grid() -> None:
+    from prodseg.runtime.postprocess import MaskGrid, yolo_seg
+
+    outputs, meta, ctx = _yolo_case((384, 640))  # 5x the 128 input per axis: the grid is 77x128
+    assert MaskGrid(ctx, outputs["output1"][0]).size == (77, 128)
+    pred = yolo_seg(outputs, ctx, meta)
+    exact = _painted(pred.instances, (384, 640))
+    assert pred.label_map.shape == (384, 640)
+    assert (pred.label_map == exact).mean() > 0.97  # smooth masks differ only along their edges
+
+
+def test_matrix_nms_equals_the_loop() -> None:
+    from prodseg.runtime.postprocess import MAX_WH, _nms_loop
+
+    rng = np.random.default_rng(0)
+    xy, wh = rng.uniform(0, 600, (400, 2)), rng.uniform(5, 120, (400, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores, classes = rng.random(400).astype(np.float32), rng.integers(0, 3, 400)
+    off = boxes + (classes.astype(np.float32) * MAX_WH)[:, None]
+    for max_det in (300, 20):
+        ref = _nms_loop(off, np.argsort(-scores, kind="stable"), 0.45, max_det)
+        assert np.array_equal(nms(boxes, scores, classes, 0.45, max_det), ref)
