@@ -60,7 +60,8 @@ $(EDGE_STAMP): pyproject.toml
 	touch $(EDGE_STAMP)
 
 test-edge: $(EDGE_STAMP)
-	$(VENV_EDGE)/bin/python -m pytest -q tests/runtime tests/bench tests/prodseg/test_layout.py
+	$(VENV_EDGE)/bin/python -m pytest -q tests/runtime tests/bench \
+		tests/prodseg/test_layout.py::test_edge_modules_do_not_import_torch
 
 # The documentation site (strict: a broken link or anchor fails), then the docs' examples run as written.
 docs: $(STAMP)

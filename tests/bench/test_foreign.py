@@ -65,7 +65,7 @@ def test_nameless_openvino_ir_folder(foreign, tiny_video, tmp_path: Path, mode: 
 
 @pytest.mark.slow
 def test_ultralytics_pt_on_cpu(tiny_video, tmp_path: Path) -> None:
-    from ultralytics import YOLO
+    YOLO = pytest.importorskip("ultralytics", reason="ultralytics is a training extra").YOLO
 
     pt = tmp_path / "yolov8n-seg.pt"
     YOLO("yolov8n-seg.yaml", task="segment").save(str(pt))

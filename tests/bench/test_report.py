@@ -71,6 +71,7 @@ def test_artifact_digest_covers_ir_weights(tmp_path):
 
 
 def test_report_files(tmp_path):
+    pytest.importorskip("matplotlib", reason="--report plots need prodseg[report]")
     results = [make_result("a.onnx"), make_result("b.xml", fps_scale=0.5)]
     doc = run_document(results, {})
     md = write_report(tmp_path / "rep", results, doc)
@@ -88,6 +89,7 @@ def test_report_files(tmp_path):
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_a_failing_plot_leaves_no_half_report(tmp_path, monkeypatch, existing):
+    pytest.importorskip("matplotlib", reason="--report plots need prodseg[report]")
     from prodseg.bench import report
 
     def broken(plt, results):

@@ -1,7 +1,13 @@
-"""Tiny models exported in the tests themselves: smp semantic nets and a YOLOv8n-seg, ONNX and OpenVINO."""
+"""Tiny models exported in the tests themselves: smp semantic nets and a YOLOv8n-seg, ONNX and OpenVINO.
+
+Without the training stack (an edge install) the same fixtures hold onnx.helper models of the same
+names, sizes and metadata, and their torch model is None: tests comparing against torch skip there.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +15,9 @@ import pytest
 
 from prodseg.data.taxonomy import SHELF10
 from prodseg.metadata import ArtifactMetadata, write_sidecar
+
+sys.path.append(str(Path(__file__).parents[1]))
+import edge_models  # noqa: E402
 
 SEM_SIZE = (64, 96)  # H, W
 YOLO_SIZE = 128
@@ -101,18 +110,28 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runtime_models")
 
 
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 @pytest.fixture(scope="session")
 def deeplab(models_dir: Path) -> tuple[Path, object]:
+    if not installed("segmentation_models_pytorch"):
+        return edge_models.write_semantic(models_dir / "deeplab.onnx", "deeplabv3plus", SEM_SIZE), None
     return export_smp("deeplabv3plus", models_dir / "deeplab.onnx")
 
 
 @pytest.fixture(scope="session")
 def unet(models_dir: Path) -> tuple[Path, object]:
+    if not installed("segmentation_models_pytorch"):
+        return edge_models.write_semantic(models_dir / "unet.onnx", "unet", SEM_SIZE), None
     return export_smp("unet", models_dir / "unet.onnx")
 
 
 @pytest.fixture(scope="session")
 def yolo(models_dir: Path) -> tuple[Path, object]:
+    if not installed("ultralytics"):
+        return edge_models.write_yolo_seg(models_dir / "yolo.onnx", YOLO_SIZE), None
     return export_yolo(models_dir / "yolo.onnx")
 
 
@@ -120,6 +139,8 @@ def yolo(models_dir: Path) -> tuple[Path, object]:
 def yolo_ultralytics(models_dir: Path) -> Path:
     folder = models_dir / "ultra"
     folder.mkdir()
+    if not installed("ultralytics"):
+        return edge_models.write_yolo_seg(folder / "best.onnx", YOLO_SIZE, ultralytics_meta=True)
     return export_yolo(folder / "best.onnx", ultralytics_meta=True)[0]
 
 
@@ -209,6 +230,7 @@ def vfr_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-init DeepLabV3+ training checkpoint (64x96, shelf10)."""
+    pytest.importorskip("torch", reason="a training checkpoint needs torch (prodseg[train])")
     from prodseg.config import config_from_dict
     from prodseg.data.taxonomy import SHELF10
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint

@@ -1,12 +1,18 @@
 """Models exported elsewhere, without prodseg metadata: a tiny semantic net by plain torch.onnx.export
 (static or dynamic H/W), a tiny YOLOv8-seg-shaped net (outputs in either order), and an ultralytics-style
-OpenVINO folder whose output tensors have no names (model.xml/.bin + metadata.yaml)."""
+OpenVINO folder whose output tensors have no names (model.xml/.bin + metadata.yaml). Without torch (an
+edge install) the ONNX files are onnx.helper models of the same shapes and tensor names instead."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import yaml
+
+sys.path.append(str(Path(__file__).parents[1]))
+import edge_models  # noqa: E402
 
 SHELF10 = ["background", "shelf", "price_tag", "bottle", "can", "box", "bag", "jar", "gap", "signage"]
 YOLO_NAMES = ["bottle", "can", "box"]
@@ -27,6 +33,8 @@ def tiny_semantic(classes: int = len(SHELF10)):
 
 def export_semantic(path: Path, size: tuple[int, int] = (64, 64), dynamic: bool = False) -> Path:
     """Plain torch.onnx.export (names 'input'/'out', no metadata); `dynamic`: H and W are symbolic."""
+    if importlib.util.find_spec("torch") is None:
+        return edge_models.save(edge_models.semantic_onnx(size, dynamic, "input", "out"), path)
     import torch
 
     axes = {"input": {2: "height", 3: "width"}, "out": {2: "height", 3: "width"}} if dynamic else None
@@ -66,6 +74,9 @@ def fake_yolo(swap: bool = False, nc: int = len(YOLO_NAMES)):
 
 
 def export_yolo(path: Path, swap: bool = False, size: int = 64) -> Path:
+    if importlib.util.find_spec("torch") is None:
+        model = edge_models.yolo_seg_onnx(size, swap, len(YOLO_NAMES), ("pred", "protos"))
+        return edge_models.save(model, path)
     import torch
 
     names = ["protos", "pred"] if swap else ["pred", "protos"]

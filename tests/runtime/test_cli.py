@@ -74,8 +74,6 @@ def test_max_frames(deeplab, tiny_video, tmp_path: Path) -> None:
 def test_an_image_folder_gives_outputs_named_by_stem_with_class_names(deeplab, tmp_path: Path) -> None:
     import numpy as np
 
-    from prodseg.train.eval_cli import main as eval_main
-
     images = tmp_path / "shelf_photos"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -92,8 +90,11 @@ def test_an_image_folder_gives_outputs_named_by_stem_with_class_names(deeplab, t
     assert [r["image"] for r in lines] == ["store_a_0001", "store_b_0002"]
     assert set(lines[0]["class_pixels"]) <= set(summary["classes"]) and summary["classes"][0] == "background"
     # the masks pair with ground truth by stem: prodseg-eval scores the folder as it is
+    pytest.importorskip("torch", reason="prodseg-eval needs the training stack (prodseg[train])")
     truth = tmp_path / "truth"
     truth.mkdir()
+    from prodseg.train.eval_cli import main as eval_main
+
     for p in (out / "masks").iterdir():
         (truth / p.name).write_bytes(p.read_bytes())
     scored = CliRunner().invoke(eval_main, ["--predictions", str(out / "masks"), "--gt", str(truth)])

@@ -192,7 +192,7 @@ def test_precision_flags_need_a_checkpoint(foreign, checkpoint, tiny_video, tmp_
 @pytest.fixture(scope="module")
 def ultralytics_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """yolov8n-seg.pt as ultralytics itself saves it (random weights, 80 classes, 640)."""
-    from ultralytics import YOLO
+    YOLO = pytest.importorskip("ultralytics", reason="ultralytics is a training extra").YOLO
 
     path = tmp_path_factory.mktemp("ultralytics") / "yolov8n-seg.pt"
     YOLO("yolov8n-seg.yaml", task="segment").save(str(path))
