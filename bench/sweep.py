@@ -51,9 +51,9 @@ class SweepConfig:
 
 def _bf16_capable() -> bool:
     """Whether OpenVINO's CPU plugin computes in bf16 natively here (else bf16 is emulated: never faster)."""
-    import openvino as ov
+    from prodseg.runtime.runners.openvino_runner import shared_core
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in shared_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def precisions(backend: str) -> list[tuple[str, dict[str, Any]]]:

@@ -34,18 +34,44 @@ def tiny_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return video, masks
 
 
-@pytest.fixture(autouse=True)
-def _restore_sigchld():
-    """Undo the SIGCHLD handler that a multi-worker DataLoader leaves in the main process.
+def _sigaltstack(new: tuple[int | None, int, int] | None = None) -> tuple[int | None, int]:
+    """Set this thread's alternate signal stack to (address, flags, size) when given; return the current
+    (address, size) via sigaltstack(2)."""
+    import ctypes
 
-    With it installed, a later subprocess.run in the same pytest process (PyAV and OpenVINO loaded)
-    crashed the interpreter with SIGSEGV here; a real prodseg-train process never forks afterwards.
+    class Stack(ctypes.Structure):
+        _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+    old = Stack()
+    ctypes.CDLL(None).sigaltstack(ctypes.byref(Stack(*new)) if new else None, ctypes.byref(old))
+    return old.sp, old.size
+
+
+def _signal_stack_mapped() -> bool:
+    """Whether this thread's alternate signal stack, if it has one, lies in mapped memory (Linux)."""
+    sp, _ = _sigaltstack()
+    if not sp:
+        return True
+    with open("/proc/self/maps") as maps:
+        spans = (line.split(maxsplit=1)[0].split("-") for line in maps)
+        return any(int(lo, 16) <= sp < int(hi, 16) for lo, hi in spans)
+
+
+@pytest.fixture(autouse=True)
+def _signal_stack_stays_mapped():
+    """Fail the test that leaves the main thread on an unmapped alternate signal stack.
+
+    OpenVINO's CPU plugin (one per ov.Core) swaps the thread's alternate signal stack for its own and
+    puts back the one it found when destroyed; Cores released out of creation order leave the thread on
+    freed memory. The next signal with a Python handler (SIGCHLD, which torch's DataLoader handles once
+    workers ran, from any child: a worker, subprocess.run) then killed pytest with SIGSEGV and no
+    traceback. prodseg uses one Core per process; a test that makes its own must not undo that. The
+    stack is switched off here so the rest of the session survives, and the culprit fails by name.
     """
-    import signal
     import sys
 
     yield
-    handling = sys.modules.get("torch.utils.data._utils.signal_handling")
-    if handling is not None and handling._SIGCHLD_handler_set:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        handling._SIGCHLD_handler_set = False
+    if sys.platform.startswith("linux") and not _signal_stack_mapped():
+        _sigaltstack((None, 2, 0))  # SS_DISABLE: signals run on the normal stack again
+        pytest.fail("this test left the alternate signal stack unmapped (OpenVINO Cores released out of "
+                    "creation order?): use prodseg's shared_core(), not a new ov.Core()")
