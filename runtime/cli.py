@@ -68,7 +68,8 @@ def predict(source: str, model: str, out: Path | None, save_video: bool, save_ma
     folder = OutputFolder(out, overwrite) if out is not None else None  # before any work
     src = open_source(source)
     try:
-        predictor = rt.load(model, backend=name, device=device, threads=threads, spec=spec,
+        # backend as asked: 'auto' brings its choice's own options (OpenVINO at the artifact's f32)
+        predictor = rt.load(model, backend=backend, device=device, threads=threads, spec=spec,
                             **PIPELINE_OPTS.get(name, {}), **torch_opts)
     except BaseException:
         src.close()
