@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import numpy as np
 from prodseg.data.formats.coco import CocoFile
 from prodseg.data.formats.yolo import parse_label_line, read_names
 from prodseg.data.imageio import IMAGE_EXTS, max_image_pixels, read_image, read_mask
-from prodseg.data.layout import SPLITS
+from prodseg.data.layout import SPLITS, Sample, ShelfDataset
 from prodseg.data.taxonomy import IGNORE_INDEX, ClassList
 from prodseg.errors import BadInput
 
@@ -53,7 +55,7 @@ def _images_and_masks(scan: Scan) -> None:
     if not masks_dir.is_dir():
         scan.add(masks_dir, "folder missing; a dataset keeps its label PNGs in masks/")
     for stem, image in scan.images.items():
-        _check_pair(scan, image, masks_dir / f"{stem}.png")
+        check_pair(scan, image, masks_dir / f"{stem}.png")
     if masks_dir.is_dir():
         for mask in sorted(masks_dir.glob("*.png")):
             if mask.stem not in scan.images:
@@ -68,7 +70,7 @@ def _load(scan: Scan, path: Path, reader: Callable[[Path], np.ndarray]) -> np.nd
         return None
 
 
-def _check_pair(scan: Scan, image_path: Path, mask_path: Path) -> None:
+def check_pair(scan: Scan, image_path: Path, mask_path: Path) -> None:
     image = _load(scan, image_path, read_image)
     if image is not None:
         scan.sizes[image_path.stem] = image.shape[:2]
@@ -180,3 +182,45 @@ def summary(root: str | Path) -> dict[str, int]:
             counts[name] = len([s for s in path.read_text().splitlines() if s.strip()])
     return counts
 
+
+# --- the same checks on what a training or evaluation run is about to read ---
+
+# Remedies for the problems `prodseg-data check` reports, by the start of the problem's message.
+REMEDIES = {
+    "label values": "fix these masks, or list the missing classes in classes.yaml and set model.num_classes "
+                    "to match",
+}
+
+
+def check_samples(data: ShelfDataset, samples: list[Sample], threads: int = 4) -> None:
+    """Run `prodseg-data check`'s image/mask checks on the samples a loader will read; BadInput if any fail.
+
+    Each image and mask is decoded once (in threads: OpenCV releases the GIL), which finds labels beyond
+    classes.yaml, undecodable files and size mismatches before training instead of as a crash mid-epoch.
+    """
+    scan = Scan(data.root, data.classes, {s.stem: s.image for s in samples}, [])
+    masks = [s.mask or data.masks_dir / f"{s.stem}.png" for s in samples]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(check_pair, repeat(scan), [s.image for s in samples], masks))
+    if not scan.problems:
+        return
+    first = min(scan.problems, key=lambda p: str(p.path))
+    remedy = next((f"; {r}" for start, r in REMEDIES.items() if first.message.startswith(start)), "")
+    count = len(scan.problems)
+    raise BadInput(f"{first}{remedy} ({count} problem{'s' if count > 1 else ''}; "
+                   f"`prodseg-data check {data.root}` lists every problem)")
+
+
+def split_samples(data: ShelfDataset, split: str) -> list[Sample]:
+    """The samples of a split, each with a mask (BadInput when the split is missing or empty)."""
+    samples = data.split(split)
+    if not samples:
+        raise BadInput(f"{data.root}: split '{split}' is empty; list images in splits/{split}.txt")
+    return samples
+
+
+def checked_split(data: ShelfDataset, split: str) -> list[Sample]:
+    """`split_samples`, after `check_samples` found no problem in them."""
+    samples = split_samples(data, split)
+    check_samples(data, samples)
+    return samples

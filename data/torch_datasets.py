@@ -5,8 +5,6 @@ This is the one `data` module that imports torch; only `prodseg.train` imports i
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,11 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from prodseg.config import AugmentationConfig
 from prodseg.data.augment import build_augmentation
 from prodseg.data.buckets import BucketBatchSampler, assign_buckets, bucket_shapes, merge_small, scaled_batch
+from prodseg.data.check import split_samples
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.imagesize import declared_size
 from prodseg.data.instances import id_map_from_instances
-from prodseg.data.layout import Sample, ShelfDataset
+from prodseg.data.layout import ShelfDataset
 from prodseg.data.taxonomy import IGNORE_INDEX, ClassList
 from prodseg.errors import BadInput
 
@@ -62,49 +61,6 @@ class DataError(BadInput):
         if len(lines) > 1 and lines[0].startswith("Caught "):
             message = lines[-1].split(": ", 1)[-1]  # drop the "prodseg...DataError: " prefix
         super().__init__(message)
-
-
-# Remedies for the problems `prodseg-data check` reports, by the start of the problem's message.
-REMEDIES = {
-    "label values": "fix these masks, or list the missing classes in classes.yaml and set model.num_classes "
-                    "to match",
-}
-
-
-def check_samples(data: ShelfDataset, samples: list[Sample], threads: int = 4) -> None:
-    """Run `prodseg-data check`'s image/mask checks on the samples a loader will read; BadInput if any fail.
-
-    Each image and mask is decoded once (in threads: OpenCV releases the GIL), which finds labels beyond
-    classes.yaml, undecodable files and size mismatches before training instead of as a crash mid-epoch.
-    """
-    from prodseg.data import check
-
-    scan = check.Scan(data.root, data.classes, {s.stem: s.image for s in samples}, [])
-    masks = [s.mask or data.masks_dir / f"{s.stem}.png" for s in samples]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(check._check_pair, repeat(scan), [s.image for s in samples], masks))
-    if not scan.problems:
-        return
-    first = min(scan.problems, key=lambda p: str(p.path))
-    remedy = next((f"; {r}" for start, r in REMEDIES.items() if first.message.startswith(start)), "")
-    count = len(scan.problems)
-    raise BadInput(f"{first}{remedy} ({count} problem{'s' if count > 1 else ''}; "
-                   f"`prodseg-data check {data.root}` lists every problem)")
-
-
-def split_samples(data: ShelfDataset, split: str) -> list[Sample]:
-    """The samples of a split, each with a mask (BadInput when the split is missing or empty)."""
-    samples = data.split(split)
-    if not samples:
-        raise BadInput(f"{data.root}: split '{split}' is empty; list images in splits/{split}.txt")
-    return samples
-
-
-def checked_split(data: ShelfDataset, split: str) -> list[Sample]:
-    """`split_samples`, after `check_samples` found no problem in them."""
-    samples = split_samples(data, split)
-    check_samples(data, samples)
-    return samples
 
 
 def _encode_ids(ids: np.ndarray) -> bytes:

@@ -21,6 +21,11 @@ import numpy as np
 from prodseg.data.taxonomy import IGNORE_INDEX
 from prodseg.errors import BadInput
 
+# Instance masks are scored the standard way (COCO, ultralytics val): every detection down to this
+# confidence, at most MAX_DET per image; the deployed threshold gives a second, labelled figure.
+MAP_CONFIDENCE = 0.001
+MAX_DET = 300
+
 
 class LabelOutOfRange(BadInput):
     """A label map holds values outside 0..num_classes-1 (and, for the ground truth, 255)."""

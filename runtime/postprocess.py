@@ -18,11 +18,11 @@ import numpy as np
 
 from prodseg.errors import BadInput
 from prodseg.metadata import ArtifactMetadata
+from prodseg.metrics import MAX_DET
 from prodseg.runtime.facts import classify_outputs
 from prodseg.runtime.types import Detection, FrameContext, Prediction
 
 MAX_NMS = 30000  # ultralytics' caps
-MAX_DET = 300
 MAX_WH = 7680
 
 

@@ -115,8 +115,8 @@ def train_ultralytics(cfg: Any, data: Path, out: Path) -> tuple[Path, float, flo
 
 
 def val_images(data: Path) -> list[Path]:
+    from prodseg.data.check import checked_split
     from prodseg.data.layout import ShelfDataset
-    from prodseg.data.torch_datasets import checked_split
 
     return [s.image for s in checked_split(ShelfDataset(data), "val")]
 

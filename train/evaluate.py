@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from prodseg.classes import ClassMatch, match_classes
 from prodseg.data.imageio import read_image, read_mask
 from prodseg.data.layout import ShelfDataset
 from prodseg.data.taxonomy import IGNORE_INDEX, default_colors
 from prodseg.errors import BadInput
-from prodseg.metrics import ConfusionMatrix
-from prodseg.train.models.yolo import MAP_CONFIDENCE, MAX_DET
+from prodseg.metrics import MAP_CONFIDENCE, MAX_DET, ConfusionMatrix
 
 log = logging.getLogger("prodseg.eval")
 
@@ -139,7 +137,7 @@ class Item:
 def evaluate_split(predictor: LabelMapFn, data: str | Path, split: str = "val", samples: int = 4,
                    class_map: dict[str, str] | None = None) -> EvalResult:
     """Run `predictor` over every image of the split and score it against the masks."""
-    from prodseg.data.torch_datasets import checked_split
+    from prodseg.data.check import checked_split
 
     dataset = ShelfDataset(data)
     # checked up front: every sample of the split has its mask
@@ -239,6 +237,8 @@ class DatasetMaskMAP:
         if stem not in self.ids:
             raise BadInput(f"{self.path}: no annotations for image '{stem}'; regenerate it with prodseg-data "
                            "convert, or move the file away to score semantic metrics only")
+        import torch  # mask mAP only: scoring label maps needs no torch (an edge box runs prodseg-eval)
+
         self.map.add(torch.from_numpy(semantic.astype(np.int64)), torch.from_numpy(self.ids[stem]), found)
 
     def compute(self) -> dict[str, float]:

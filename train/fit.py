@@ -187,7 +187,7 @@ def preflight(cfg: Config) -> tuple[Config, ShelfDataset]:
 
     Returns the config completed from the dataset (the class count) and the dataset.
     """
-    from prodseg.data.torch_datasets import checked_split
+    from prodseg.data.check import checked_split
 
     check_output_path(cfg.logging.out_dir, "--out", folder=True)
     dataset = ShelfDataset(cfg.data.root)

@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from prodseg.train.models.yolo import MAP_CONFIDENCE, MAX_DET
+from prodseg.metrics import MAP_CONFIDENCE, MAX_DET
 from prodseg.train.models.yolo_targets import instance_table
 
 

@@ -50,3 +50,11 @@ def test_make_test_runs_every_test_folder() -> None:
     listed.add("tests/benchmarks")  # run on its own, with --benchmark-json
     folders = {f"tests/{p.name}" for p in (root / "tests").iterdir() if any(p.glob("test_*.py"))}
     assert folders == listed
+
+
+def test_scoring_saved_masks_needs_no_torch() -> None:
+    """prodseg-eval --predictions DIR --gt DIR runs on an edge box: its modules leave torch out."""
+    code = "import sys, prodseg.train.eval_cli, prodseg.train.evaluate, prodseg.data.check; " \
+           "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

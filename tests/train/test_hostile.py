@@ -319,12 +319,12 @@ def test_register_without_mlflow_is_refused_up_front(tiny_dataset, tmp_path):
 def test_a_file_broken_after_the_check_fails_in_a_loader_worker_as_one_line(tiny_dataset, tmp_path,
                                                                              monkeypatch):
     """A BadInput inside a DataLoader worker still ends as one line and exit 2, and the run folder goes."""
-    import prodseg.data.torch_datasets as td
+    import prodseg.data.check as check
 
     root = copy_dataset(tiny_dataset, tmp_path)
     bad = _corrupt_image(root).split(":")[0]  # a train image: the first validation pass does not read it
     (root / "splits" / "val.txt").write_text((root / "splits" / "train.txt").read_text())
-    monkeypatch.setattr(td, "check_samples", lambda data, samples, threads=4: None)  # as if broken later
+    monkeypatch.setattr(check, "check_samples", lambda data, samples, threads=4: None)  # as if broken later
     quiet = tmp_path / "quiet.yaml"  # no MLflow: its store would stay beside the removed run folder
     quiet.write_text(yaml.safe_dump({"logging": {"mlflow": False, "tensorboard": False}}))
     out = tmp_path / "out"
@@ -450,8 +450,8 @@ def test_eval_refuses_an_unusable_report_folder(tiny_dataset, tmp_path, case):
 # --- the pieces behind the dataset cases ---
 
 def test_check_samples_names_the_first_problem_and_counts_them(tiny_dataset, tmp_path):
+    from prodseg.data.check import check_samples
     from prodseg.data.layout import ShelfDataset
-    from prodseg.data.torch_datasets import check_samples
     from prodseg.errors import BadInput
 
     root = copy_dataset(tiny_dataset, tmp_path)

@@ -15,15 +15,13 @@ from torch import Tensor, nn
 
 from prodseg.config import ModelConfig
 from prodseg.errors import require
+from prodseg.metrics import MAX_DET
 from prodseg.train.models.base import SegModel
 from prodseg.train.models.checkpointing import enable_checkpointing
 from prodseg.train.models.yolo_targets import yolo_targets
 
 PROTO_STRIDE = 4  # ultralytics' Proto upsamples the stride-8 P3 map by 2
 BACKBONE_LAYERS = 10  # yolov8*-seg.yaml: layers 0-9 are the backbone (through SPPF)
-MAX_DET = 300
-# Standard mAP (COCO, ultralytics val): every detection down to this confidence, at most MAX_DET per image.
-MAP_CONFIDENCE = 0.001
 BN_MOMENTUM = 0.1  # PyTorch's default, as in the smp models
 
 
