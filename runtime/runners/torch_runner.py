@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from prodseg.errors import BadInput, require
+from prodseg.errors import BadInput, MissingExtra, require
 from prodseg.runtime.facts import OUTPUT_NAMES
 from prodseg.runtime.runners.base import Runner, RunnerOptions, choose
 
@@ -55,7 +55,10 @@ class TorchRunner(Runner):
     options: TorchOptions
 
     def activate_impl(self) -> None:
-        torch = require("torch", "train", "PyTorch checkpoints")
+        try:
+            torch = require("torch", "train", "PyTorch checkpoints")
+        except MissingExtra as exc:  # name the file first, as every bad-input message does
+            raise MissingExtra(f"{self.path}: {exc}") from exc
         from prodseg.train.checkpoint import checkpoint_metadata, model_from_checkpoint
 
         precision = self.options.precision
