@@ -55,7 +55,7 @@ def test_unknown_top_level_key_names_it_and_the_allowed_keys(tmp_path) -> None:
 
 def test_unknown_nested_key_names_its_dotted_path(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"unknown key 'training.optimizer.tpye'; allowed keys there: "
-                                          r"betas, momentum, nesterov, type"):
+                                          r"betas, decay_bias_and_norm, momentum, nesterov, type"):
         load_config(write(tmp_path, {"training": {"optimizer": {"tpye": "sgd"}}}))
 
 
