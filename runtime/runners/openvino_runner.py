@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -193,24 +193,6 @@ class OpenVinoRunner(Runner):
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.ready()
         return self._infer(feed)
-
-    def infer_async(self, feeds: Iterable[dict[str, np.ndarray]], on_result: Callable[[int, dict], None],
-                    jobs: int = 0) -> None:
-        """Throughput path: feeds through an AsyncInferQueue; on_result(index, outputs) as each ends."""
-        ov = require("openvino", "openvino")
-        queue = ov.AsyncInferQueue(self.compiled, jobs)
-        names = self._outputs
-
-        def done(request: Any, index: int) -> None:
-            on_result(index, {n: np.array(request.get_output_tensor(i).data) for i, n in enumerate(names)})
-
-        queue.set_callback(done)
-        for i, feed in enumerate(feeds):
-            queue.start_async(self._by_index(feed), i)
-        queue.wait_all()
-
-    def optimal_requests(self) -> int:
-        return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     @property
     def input_metadata(self) -> dict[str, tuple[tuple[int | str, ...], Any]]:

@@ -85,9 +85,6 @@ def test_openvino_ir_agrees_with_onnxruntime(deeplab, deeplab_ir, shelf_frame) -
     a, b = ort.infer(feed), ov.infer(feed)
     np.testing.assert_allclose(next(iter(a.values())), next(iter(b.values())), atol=1e-3)
     assert (ort.predict(shelf_frame).label_map == ov.predict(shelf_frame).label_map).mean() > 0.999
-    results: dict[int, np.ndarray] = {}
-    ov.runner.infer_async([feed, feed], lambda i, out: results.__setitem__(i, next(iter(out.values()))))
-    assert sorted(results) == [0, 1] and np.allclose(results[1], next(iter(b.values())), atol=1e-5)
     assert ov.runner.last_inference_time() > 0
 
 
