@@ -79,11 +79,9 @@ class ClassList:
         path = Path(path)
         if not path.is_file():
             raise BadInput(f"{path}: classes.yaml is missing; write one with 'names:' and 'colors:'")
-        try:
-            d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8
-            raise BadInput(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
-        return cls.from_dict(d, str(path))
+        from prodseg.yamlio import read_yaml
+
+        return cls.from_dict(read_yaml(path, "classes.yaml") or {}, str(path))
 
     def save(self, path: str | Path) -> Path:
         return write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))

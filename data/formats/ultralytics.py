@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from prodseg.data.formats.folder import Item, unique_stems, write_dataset
 from prodseg.data.formats.importers import ImportOptions
 from prodseg.data.formats.yolo import read_label_file, read_names, yolo_images
@@ -29,6 +27,7 @@ from prodseg.data.imageio import IMAGE_EXTS, image_size
 from prodseg.data.instances import ImageRecord, semantic_from_instances
 from prodseg.data.layout import SPLITS, entry, inside, read_split_dir, read_text
 from prodseg.errors import BadInput
+from prodseg.yamlio import parse_yaml
 
 YAML_NAMES = ("data.yaml", "dataset.yaml")  # looked for first; else the folder's only YAML with 'names'
 _ROBOFLOW_UP = "../"
@@ -43,8 +42,8 @@ class Sample:
 
 def has_names(path: Path) -> bool:
     try:
-        data = yaml.safe_load(read_text(path))
-    except (BadInput, yaml.YAMLError, RecursionError):
+        data = parse_yaml(read_text(path), path)
+    except BadInput:
         return False
     return isinstance(data, dict) and "names" in data
 
@@ -65,10 +64,7 @@ def find_yaml(src: Path) -> Path:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(read_text(path)) or {}
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise BadInput(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the data YAML") from exc
+    data = parse_yaml(read_text(path), path, "data YAML") or {}
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected keys 'names', 'train', 'val'; is it an ultralytics data YAML?")
     return data

@@ -22,6 +22,7 @@ from prodseg.data.instances import ImageRecord, Instance
 from prodseg.data.layout import inside, read_text
 from prodseg.data.taxonomy import SHELF10, ClassList, default_colors
 from prodseg.errors import BadInput
+from prodseg.yamlio import read_yaml
 
 
 def label_line(inst: Instance, width: int, height: int) -> str | None:
@@ -110,12 +111,12 @@ def read_names(yaml_path: Path) -> ClassList:
     """ClassList (background + dataset.yaml names; shelf10 colours when the names are shelf10's)."""
     if not yaml_path.is_file():
         raise BadInput(f"{yaml_path}: dataset.yaml not found; a YOLO-seg dataset needs one with 'names'")
+    data = read_yaml(yaml_path, "dataset.yaml") or {}
     try:
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         names = data["names"]
         ordered = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
         things = [str(n) for n in ordered]
-    except (yaml.YAMLError, KeyError, TypeError, ValueError, RecursionError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"{yaml_path}: needs 'names' as a list or {{0: name, ...}} ({exc!r:.80})") from exc
     if tuple(things) == SHELF10.thing_names:
         return SHELF10

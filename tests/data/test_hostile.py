@@ -386,7 +386,7 @@ TOOL_CASES = [
     ("yaml-train-number", _tool(roboflow_yolo, _yaml("train: [5]\nnames: [a, b]\n")),
      "train: 5 is not a path"),
     ("yaml-a-list", _tool(roboflow_yolo, _yaml("- a\n- b\n")), "expected keys 'names', 'train', 'val'"),
-    ("yaml-broken", _tool(roboflow_yolo, _yaml("names: [a\n")), "data.yaml: not valid YAML"),
+    ("yaml-broken", _tool(roboflow_yolo, _yaml("names: [a\n")), "data.yaml: data YAML is not valid YAML"),
     ("yaml-two-candidates", _tool(ultralytics_yolo, _yaml("names: [a]\ntrain: train.txt\n", "other.yaml")),
      "2 YAML files with 'names' (other.yaml, shelves.yaml)"),
     ("yaml-list-line-climbs", _tool(ultralytics_yolo, _write("train.txt", "../../secret.png\n")),

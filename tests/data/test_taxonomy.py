@@ -36,7 +36,7 @@ def test_bad_yaml_files(tmp_path) -> None:
     with pytest.raises(BadInput, match="classes.yaml is missing"):
         ClassList.load(tmp_path / "classes.yaml")
     (tmp_path / "x.yaml").write_text("names: [a\n")
-    with pytest.raises(BadInput, match="x.yaml: not valid YAML"):
+    with pytest.raises(BadInput, match="x.yaml: classes.yaml is not valid YAML at line 2"):
         ClassList.load(tmp_path / "x.yaml")
     (tmp_path / "y.yaml").write_text("colors: [[0, 0, 0]]\n")
     with pytest.raises(BadInput, match="y.yaml: expected 'names: \\[...\\]'"):
