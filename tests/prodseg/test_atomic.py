@@ -110,9 +110,14 @@ def test_a_failed_atomic_dir_keeps_the_old_folder(tmp_path) -> None:
 
 
 def test_deferred_signals_hold_ctrl_c_until_the_block_ends() -> None:
+    # a background job (CI may run the tests as one) starts with SIGINT ignored: act as a terminal would
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     reached_end = False
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_signals():
-            os.kill(os.getpid(), signal.SIGINT)
-            reached_end = True
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGINT)
+                reached_end = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert reached_end

@@ -256,7 +256,10 @@ def _start_and_signal(model: Path, video: Path, out: Path, sig: int) -> subproce
     env = {**os.environ, "OPENCV_FFMPEG_LOGLEVEL": "-8"}
     cmd = [sys.executable, "-m", "prodseg.runtime.cli", str(video), "--model", str(model), "--out", str(out),
            "--save-masks", "--save-video", "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    # A job started in the background inherits SIGINT ignored (CI may run the tests that way): give the
+    # child Ctrl-C back, as a terminal would.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "masks").is_dir() and len(list((out / "masks").glob("*.png"))) >= 5:
