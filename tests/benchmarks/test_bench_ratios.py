@@ -9,8 +9,9 @@ real regression produces:
   is slower than FP32; measured here INT8 ~2x faster.
 - prodseg-bench end-to-end FPS >= 0.7 x its model-only FPS on a YOLOv8n-seg (320²) and a 720p video, both
   from one bench run: decode, preprocessing and post-processing overlap inference in their own threads
-  and cost little CPU. Measured 0.9-1.0 on a 2-core EPYC at load 6; a pipeline that serialises its stages
-  or decodes and converts at full size on the inference's cores falls towards 0.6.
+  and cost little CPU. The sweep measured 0.76-1.5 across backends and modes on a shared 2-core EPYC
+  (load 7-11, where more runnable threads also win a bigger CPU share); a pipeline that serialises its
+  stages (decode + preprocess + post-process added to each inference) falls to ~0.6 and below.
   Absolute FPS budgets belong to dedicated boxes (prodseg-bench --min-fps with a baseline there).
 """
 
