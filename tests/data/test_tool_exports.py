@@ -88,8 +88,8 @@ def test_crowd_option_on_the_command_line(tmp_path) -> None:
 
 @pytest.mark.parametrize("tool, want", [
     ("cvat-segmentation-mask", {"train": ["frame_000000", "frame_000002"], "val": ["frame_000001"]}),
-    ("roboflow-coco", {"train": ["a.rf.0f1e"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
-    ("roboflow-yolo", {"train": ["a.rf.0f1e"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
+    ("roboflow-coco", {"train": ["a.rf.0f1e", "d.rf.41b0"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
+    ("roboflow-yolo", {"train": ["a.rf.0f1e", "d.rf.41b0"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
     ("ultralytics", {"train": ["t0", "t1"], "val": ["store_a__img1", "store_b__img1"]}),
 ])
 def test_tool_splits_become_dataset_splits(tmp_path, tool: str, want: dict) -> None:

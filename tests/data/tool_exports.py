@@ -127,7 +127,8 @@ def cvat_segmentation_mask(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
 
 
 # ---- Roboflow
-ROBOFLOW_SPLITS = {"train": "a.rf.0f1e", "valid": "b.rf.9c2d", "test": "c.rf.77aa"}
+ROBOFLOW_SPLITS = {"train": ("a.rf.0f1e", "d.rf.41b0"), "valid": ("b.rf.9c2d",), "test": ("c.rf.77aa",)}
+ROBOFLOW_STEMS = [stem for stems in ROBOFLOW_SPLITS.values() for stem in stems]
 
 
 def roboflow_coco(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -137,23 +138,25 @@ def roboflow_coco(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
             {"id": 1, "name": "bottle", "supercategory": "shelf-products"},
             {"id": 2, "name": "can", "supercategory": "shelf-products"}]
     small = (50, 40, 70, 55)
-    for k, (split, stem) in enumerate(ROBOFLOW_SPLITS.items()):
-        photo(root / split / f"{stem}.jpg", k)
-        anns = [{"id": 0, "image_id": 0, "category_id": 1, "segmentation": [corner_polygon(*RECT)],
-                 "area": 480, "bbox": [5, 6, 20, 24], "iscrowd": 0},
-                {"id": 1, "image_id": 0, "category_id": 2, "segmentation": [corner_polygon(*small)],
-                 "area": 336, "bbox": [50, 40, 21, 16], "iscrowd": 0}]
+    for k, (split, stems) in enumerate(ROBOFLOW_SPLITS.items()):
+        images, anns = [], []
+        for n, stem in enumerate(stems):
+            photo(root / split / f"{stem}.jpg", 3 * k + n)
+            images.append({"id": n, "license": 1, "file_name": f"{stem}.jpg", "height": H, "width": W,
+                           "date_captured": "2026-01-01T00:00:00+00:00"})
+            anns += [{"id": 2 * n, "image_id": n, "category_id": 1, "segmentation": [corner_polygon(*RECT)],
+                      "area": 480, "bbox": [5, 6, 20, 24], "iscrowd": 0},
+                     {"id": 2 * n + 1, "image_id": n, "category_id": 2,
+                      "segmentation": [corner_polygon(*small)], "area": 336, "bbox": [50, 40, 21, 16],
+                      "iscrowd": 0}]
         data = {"info": {"year": "2026", "version": "1", "description": "Exported from roboflow.com"},
                 "licenses": [{"id": 1, "url": "https://creativecommons.org/licenses/by/4.0/",
                               "name": "CC BY 4.0"}],
-                "categories": cats,
-                "images": [{"id": 0, "license": 1, "file_name": f"{stem}.jpg", "height": H, "width": W,
-                            "date_captured": "2026-01-01T00:00:00+00:00"}],
-                "annotations": anns}
+                "categories": cats, "images": images, "annotations": anns}
         (root / split / "_annotations.coco.json").write_text(json.dumps(data))
     (root / "README.roboflow.txt").write_text("Exported via roboflow.com\n")
     want = paint((1, rect_mask()), (2, rect_mask(*small)))
-    return root, {stem: want for stem in ROBOFLOW_SPLITS.values()}
+    return root, {stem: want for stem in ROBOFLOW_STEMS}
 
 
 def yolo_line(cls: int, points: np.ndarray) -> str:
@@ -176,13 +179,14 @@ YOLO_WANT = (1, rect_mask()), (2, triangle_mask())
 
 def roboflow_yolo(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """data.yaml (train: ../train/images ...) + train/ valid/ test/ each with images/ and labels/."""
-    for k, (split, stem) in enumerate(ROBOFLOW_SPLITS.items()):
-        _yolo_sample(root / split / "images", root / split / "labels", stem, k)
+    for k, (split, stems) in enumerate(ROBOFLOW_SPLITS.items()):
+        for n, stem in enumerate(stems):
+            _yolo_sample(root / split / "images", root / split / "labels", stem, 3 * k + n)
     (root / "data.yaml").write_text(
         "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 2\n"
         "names: ['bottle', 'can']\n\nroboflow:\n  workspace: ws\n  project: shelf-products\n"
         "  version: 1\n  license: CC BY 4.0\n  url: https://universe.roboflow.com/ws/shelf-products/dataset/1\n")
-    return root, {stem: paint(*YOLO_WANT) for stem in ROBOFLOW_SPLITS.values()}
+    return root, {stem: paint(*YOLO_WANT) for stem in ROBOFLOW_STEMS}
 
 
 def ultralytics_yolo(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
