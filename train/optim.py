@@ -32,14 +32,19 @@ BIAS_GROUP = "bias"
 def _adam(params: Iterable, cfg: TrainingConfig) -> torch.optim.Optimizer:
     hp = cfg.hyperparameters
     return torch.optim.Adam(
-        params, lr=hp.learning_rate, betas=tuple(cfg.optimizer.betas), weight_decay=hp.weight_decay
+        params, lr=hp.learning_rate, betas=_betas(cfg), weight_decay=hp.weight_decay
     )
+
+
+def _betas(cfg: TrainingConfig) -> tuple[float, float]:
+    first, second = cfg.optimizer.betas  # the config checked: exactly two values in [0, 1)
+    return float(first), float(second)
 
 
 def _adamw(params: Iterable, cfg: TrainingConfig) -> torch.optim.Optimizer:
     hp = cfg.hyperparameters
     return torch.optim.AdamW(
-        params, lr=hp.learning_rate, betas=tuple(cfg.optimizer.betas), weight_decay=hp.weight_decay
+        params, lr=hp.learning_rate, betas=_betas(cfg), weight_decay=hp.weight_decay
     )
 
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from prodseg.config import ModelConfig
 from prodseg.errors import require
 from prodseg.metrics import MAX_DET
-from prodseg.train.models.base import SegModel
+from prodseg.train.models.base import SegModel, class_count
 from prodseg.train.models.checkpointing import enable_checkpointing
 from prodseg.train.models.yolo_targets import yolo_targets
 
@@ -38,9 +38,9 @@ class YoloSegModel(SegModel):
     def __init__(self, net: nn.Module, cfg: ModelConfig) -> None:
         super().__init__()
         self.arch = "yolov8_seg"
-        self.net = net
-        self.nc = cfg.num_classes  # detection classes, without background
-        self.num_classes = cfg.num_classes + 1
+        self.net: Any = net  # ultralytics' SegmentationModel: its attributes are untyped
+        self.nc = class_count(cfg)  # detection classes, without background
+        self.num_classes = self.nc + 1
         self.confidence_threshold = cfg.confidence_threshold
         self.iou_threshold = cfg.iou_threshold
         self._criterion: Any = None
@@ -118,7 +118,7 @@ class YoloSegModel(SegModel):
         dets, proto = self.detections(outputs, conf, iou)
         result = []
         for i, det in enumerate(dets):
-            masks = self.instance_masks(det, proto[i], size).cpu().numpy() if len(det) else []
+            masks: Any = self.instance_masks(det, proto[i], size).cpu().numpy() if len(det) else []
             in_h, in_w = proto.shape[-2] * PROTO_STRIDE, proto.shape[-1] * PROTO_STRIDE
             ratio = np.array([size[1] / in_w, size[0] / in_h] * 2)
             result.append([
@@ -132,18 +132,20 @@ class YoloSegModel(SegModel):
         """A fused eval copy with the heads in ultralytics' ONNX export mode: -> (output0, output1)."""
         from ultralytics.nn.modules import C2f, Detect
 
-        net = copy.deepcopy(self.net)
+        net: Any = copy.deepcopy(self.net)
         for p in net.parameters():
             p.requires_grad = False
         net = net.eval().float().fuse(verbose=False)
         for m in net.modules():
+            # ultralytics' own export switches, as its Exporter sets them (class defaults are typed None)
             if isinstance(m, Detect):
-                m.dynamic, m.export, m.format, m.xyxy, m.shape = False, True, "onnx", False, None
+                m.dynamic, m.export, m.format, m.xyxy, m.shape = False, True, "onnx", False, None  # type: ignore[assignment]
             elif isinstance(m, C2f):
-                m.forward = m.forward_split
+                m.forward = m.forward_split  # type: ignore[method-assign]
         return net
 
-    def head(self) -> nn.Module:
+    def head(self) -> Any:
+        """ultralytics' Segment head (untyped: its decoding methods are called directly)."""
         return self.net.model[-1]
 
     def encoder(self) -> nn.Module:
@@ -172,7 +174,7 @@ def build_yolov8_seg(cfg: ModelConfig) -> SegModel:
     from prodseg.train.pretrained import apply_pretrained
 
     with _quiet_ultralytics():  # it logs "Overriding model.yaml nc=80" even with verbose=False
-        net = SegmentationModel(f"yolov8{cfg.model_size}-seg.yaml", nc=cfg.num_classes, verbose=False)
+        net: Any = SegmentationModel(f"yolov8{cfg.model_size}-seg.yaml", nc=class_count(cfg), verbose=False)
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
             # ultralytics uses 0.03, tuned for 100s of epochs with an EMA model; our short runs validate the
