@@ -48,7 +48,8 @@ def time_inflight(infers: list[Callable[[Any], Any]], feeds: list[Any], deadline
         return []
     lock = threading.Lock()
     done_at: list[float] = []
-    started, errors = [0], []
+    started: list[int] = [0]
+    errors: list[BaseException] = []
 
     def work(infer: Callable[[Any], Any]) -> None:
         try:

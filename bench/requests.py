@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prodseg.errors import BadInput
+
 Infer = Callable[[Any], Any]
 Handles = tuple[list[Infer], list[Callable[[], None]]]
 
@@ -37,7 +39,14 @@ def _openvino_requests(predictor: Any, artifact: str, opts: Any) -> Handles:
     # opts.backend ('auto' or 'openvino'): the same choice, and so the same precision, as the main predictor
     loaded = load(artifact, backend=opts.backend, device=opts.device, threads=opts.threads, spec=opts.spec,
                   **{**opts.runner_opts("openvino"), "hint": "THROUGHPUT"})
-    return [loaded.runner.request_handle() for _ in range(opts.requests)], [loaded.close]
+    from prodseg.runtime.runners.openvino_runner import OpenVinoRunner
+
+    runner = loaded.runner
+    if not isinstance(runner, OpenVinoRunner):
+        loaded.close()
+        raise BadInput(f"{artifact}: --mode throughput needs the OpenVINO backend (got {loaded.backend}); "
+                       "run it with --backend openvino or in latency mode")
+    return [runner.request_handle() for _ in range(opts.requests)], [loaded.close]
 
 
 HANDLES: dict[str, Callable[[Any, str, Any], Handles]] = {"openvino": _openvino_requests}

@@ -74,7 +74,7 @@ def static_input_size(runner: Runner) -> tuple[int, int] | None:
     if len(inputs) != 1 or len(inputs[0][0]) != 4:
         return None  # the Predictor explains what is wrong with such inputs
     hw = inputs[0][0][2:]
-    return (hw[0], hw[1]) if all(isinstance(d, int) and d > 0 for d in hw) else None
+    return (int(hw[0]), int(hw[1])) if all(isinstance(d, int) and d > 0 for d in hw) else None
 
 
 def output_layout(runner: Runner, size: tuple[int, int] | None) -> OutputLayout | None:

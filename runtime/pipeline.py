@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from prodseg.runtime.predictor import Predictor
-from prodseg.runtime.sources import Frame, FrameSource
+from prodseg.runtime.sources import Frame
 from prodseg.runtime.types import Prediction
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "sink")
@@ -25,6 +25,15 @@ _END = object()
 
 class Sink(Protocol):
     def write(self, frame: Frame, pred: Prediction) -> None: ...
+
+
+class Frames(Protocol):
+    """What the pipeline reads: frames in order, whether they come live, where decoding stopped."""
+
+    is_live: bool
+    decode_error: int | None
+
+    def __iter__(self) -> Iterator[Frame]: ...
 
 
 @dataclass
@@ -160,14 +169,14 @@ def _stage_functions(predictor: Predictor) -> list[tuple[str, Callable[[_Job], N
     return [("preprocess", pre), ("infer", infer), ("postprocess", post)]
 
 
-def run_pipeline(source: FrameSource, predictor: Predictor, sinks: Iterable[Sink] = (), queue_size: int = 4,
+def run_pipeline(source: Frames, predictor: Predictor, sinks: Iterable[Sink] = (), queue_size: int = 4,
                  drop_oldest: bool | None = None, max_frames: int | None = None,
                  on_result: Callable[[Frame, Prediction], None] | None = None) -> PipelineStats:
     """Run every frame of `source` through `predictor` into `sinks` (in this thread, in frame order)."""
     sinks = list(sinks)
     drop = source.is_live if drop_oldest is None else drop_oldest
     stats, shared = PipelineStats(), _Shared()
-    queues = [queue.Queue(maxsize=max(1, queue_size)) for _ in range(4)]
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=max(1, queue_size)) for _ in range(4)]
     threads = [threading.Thread(target=_decode, name="prodseg-decode", daemon=True,
                                 args=(iter(source), queues[0], stats, shared, drop, max_frames))]
     for i, (name, fn) in enumerate(_stage_functions(predictor)):

@@ -85,7 +85,7 @@ class OverlayVideoSink:
         if self._writer is None:
             h, w = frame.image.shape[:2]
             self._file = _AtomicFile(self.path)
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
             self._writer = cv2.VideoWriter(str(self._file.tmp), fourcc, self.fps, (w, h))
             if not self._writer.isOpened():
                 raise BadInput(f"{self.path}: OpenCV cannot write an mp4v video here")

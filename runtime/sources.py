@@ -49,10 +49,11 @@ class AvFrame(Frame):
         self.index, self.timestamp_s = index, timestamp_s
         self._av, self._image = frame, None
 
-    @property  # type: ignore[override]
-    def image(self) -> np.ndarray:
+    @property
+    def image(self) -> np.ndarray:  # type: ignore[override]  # the field, made lazy
         if self._image is None:
             self._image = self._av.to_ndarray(format="bgr24")
+        assert self._image is not None
         return self._image
 
     @property
@@ -109,7 +110,8 @@ class CaptureSource(FrameSource):
         self.size = (self._first.shape[1], self._first.shape[0])
 
     def __iter__(self) -> Iterator[Frame]:
-        image, index, t0 = self._first, 0, time.monotonic()
+        image: np.ndarray | None = self._first
+        index, t0 = 0, time.monotonic()
         last_pos, max_gap = 0.0, 0.0
         while image is not None:
             pos = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0

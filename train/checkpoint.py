@@ -21,6 +21,7 @@ from prodseg.config import Config, config_from_dict
 from prodseg.data.taxonomy import default_colors
 from prodseg.errors import BadInput
 from prodseg.metadata import ArtifactMetadata, file_sha256
+from prodseg.train.models.base import SegModel
 from prodseg.train.ultralytics_pt import (
     UltralyticsCheckpoint,
     is_ultralytics_checkpoint,
@@ -168,7 +169,7 @@ def _from_ultralytics(source: UltralyticsCheckpoint) -> dict[str, Any]:
 
 def model_from_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, Config, dict[str, Any]]:
+) -> tuple[SegModel, Config, dict[str, Any]]:
     """Rebuild the SegModel stored in a checkpoint: (model in eval mode on `device`, its Config, the dict)."""
     from prodseg.train.models import build_model
 

@@ -71,7 +71,8 @@ class TorchRunner(Runner):
         self.metadata = checkpoint_metadata(model, cfg, ckpt, self.path, precision)
         self.module = model.export_module().eval()
         self._memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
-        self.module = self.module.to(device=device, memory_format=self._memory_format)
+        # Module.to takes memory_format too; its typed overloads leave it out
+        self.module = self.module.to(device=device, memory_format=self._memory_format)  # type: ignore[call-overload]
         self._torch, self._device, self._precision = torch, torch.device(device), precision
         self._outputs = OUTPUT_NAMES[model.output_kind]
 
