@@ -26,6 +26,7 @@ import click
 from prodseg.errors import INTERNAL_ERROR_EXIT, BadInput, Interrupted, ProdsegError
 
 F = TypeVar("F", bound=Callable[..., Any])
+SIGPIPE_EXIT = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
 
 # OSError numbers that describe the user's disk or permissions, not a prodseg bug: exit 2 with the path.
 _USER_OS_ERRORS = {
@@ -107,6 +108,11 @@ def handle_errors(fn: F) -> F:
             code = 130 if isinstance(exc, KeyboardInterrupt) else 143
             click.echo("interrupted: nothing was written under a final name", err=True)
             sys.exit(code)
+        except BrokenPipeError:
+            # the reader went away (`prodseg-data synth ... | head -1`): stop quietly, as a pipe writer does
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(SIGPIPE_EXIT)
         except OSError as exc:
             message = os_error_message(exc)
             if message is None:

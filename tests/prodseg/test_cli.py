@@ -109,3 +109,13 @@ def test_usage_errors_of_every_command_are_one_line(command, args, expected) -> 
     script = next(e for e in entry_points(group="console_scripts") if e.name == command).load()
     res = CliRunner().invoke(script, args, prog_name=command)
     assert res.exit_code == 2 and res.stderr.startswith(expected) and res.stderr.count("\n") == 1
+
+
+def test_a_closed_pipe_stops_quietly(tmp_path) -> None:
+    script = tmp_path / "talk.py"
+    script.write_text("import click\nfrom prodseg.cli import handle_errors\n"
+                      "@click.command()\n@handle_errors\ndef main():\n"
+                      "    for i in range(200000):\n        click.echo(f'line {i}')\n"
+                      "main()\n")
+    out = subprocess.run(f"{sys.executable} {script} | head -1", shell=True, capture_output=True, text=True)
+    assert out.stdout == "line 0\n" and "internal error" not in out.stderr and "Traceback" not in out.stderr
