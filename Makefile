@@ -24,6 +24,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # mypy reads the package from a symlinked layout of it (see [tool.mypy] in pyproject.toml).
 typecheck: $(STAMP)

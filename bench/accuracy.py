@@ -46,10 +46,15 @@ class AccuracyResult:
         return max(0.0, self.pred_change_rate - self.gt_change_rate)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames, "miou": _rounded(self.miou), "flicker": round(self.flicker, 6),
-                "pred_change_rate": round(self.pred_change_rate, 6),
-                "gt_change_rate": round(self.gt_change_rate, 6), "iou": [_rounded(v) for v in self.iou],
-                "classes": list(self.class_names)}
+        return {
+            "frames": self.frames,
+            "miou": _rounded(self.miou),
+            "flicker": round(self.flicker, 6),
+            "pred_change_rate": round(self.pred_change_rate, 6),
+            "gt_change_rate": round(self.gt_change_rate, 6),
+            "iou": [_rounded(v) for v in self.iou],
+            "classes": list(self.class_names),
+        }
 
 
 def _rounded(value: float) -> float | None:
@@ -60,8 +65,9 @@ def _rounded(value: float) -> float | None:
 class VideoAccuracy:
     """Accumulates the confusion matrix and change rates frame by frame, in frame order."""
 
-    def __init__(self, num_classes: int, class_names: list[str] | None = None,
-                 classes: ClassMatch | None = None) -> None:
+    def __init__(
+        self, num_classes: int, class_names: list[str] | None = None, classes: ClassMatch | None = None
+    ) -> None:
         self.num_classes = num_classes
         self.class_names = class_names or [f"class_{i}" for i in range(num_classes)]
         self.classes = classes or ClassMatch(None)  # model labels -> the truth's labels
@@ -104,8 +110,10 @@ class GroundTruth:
     def __init__(self, folder: str | Path, classes: str | Path | None = None) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise BadInput(f"--gt-masks {self.folder}: not a folder; give the folder of per-frame masks "
-                           "(000000.png, 000001.png, ...)")
+            raise BadInput(
+                f"--gt-masks {self.folder}: not a folder; give the folder of per-frame masks "
+                "(000000.png, 000001.png, ...)"
+            )
         self.paths = {int(p.stem): p for p in self.folder.glob("*.png") if p.stem.isdigit()}
         if not self.paths:
             raise BadInput(f"--gt-masks {self.folder}: no masks named by frame index (000000.png ...)")
@@ -113,14 +121,17 @@ class GroundTruth:
         self.classes_file = source if (classes is not None or source.is_file()) else None
         self.names = list(ClassList.load(source).names) if self.classes_file is not None else None
 
-    def match(self, model_names: list[str], model: str,
-              class_map: dict[str, str] | None = None) -> tuple[list[str], ClassMatch]:
+    def match(
+        self, model_names: list[str], model: str, class_map: dict[str, str] | None = None
+    ) -> tuple[list[str], ClassMatch]:
         """The truth's class names and how the model's labels read as them (BadInput when they cannot)."""
         if self.names is None:
             if list(model_names) != list(SHELF10.names) and class_map is None:
-                raise BadInput(f"--gt-masks {self.folder}: no classes.yaml says what its labels mean, and "
-                               f"{model} is not a default shelf10 model; pass --gt-classes FILE "
-                               "(the masks' classes.yaml)")
+                raise BadInput(
+                    f"--gt-masks {self.folder}: no classes.yaml says what its labels mean, and "
+                    f"{model} is not a default shelf10 model; pass --gt-classes FILE "
+                    "(the masks' classes.yaml)"
+                )
             names = list(SHELF10.names)
         else:
             names = self.names

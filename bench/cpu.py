@@ -23,8 +23,9 @@ class CpuMeter:
         self._wall0 = time.perf_counter()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         t = self._proc.cpu_times()
         self.cpu_s = t.user + t.system - self._cpu0
         self.wall_s = time.perf_counter() - self._wall0

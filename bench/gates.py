@@ -76,23 +76,32 @@ def check_limits(results: list[Result], limits: dict[str, float | None]) -> list
     return misses
 
 
-def check_baseline(results: list[Result], baseline: dict[str, Any], machine: dict[str, Any],
-                   max_regression: float, source: str = "baseline") -> list[Miss]:
+def check_baseline(
+    results: list[Result],
+    baseline: dict[str, Any],
+    machine: dict[str, Any],
+    max_regression: float,
+    source: str = "baseline",
+) -> list[Miss]:
     """Regressions beyond `max_regression` (a fraction) against the baseline entry of the same key."""
     if not 0 <= max_regression < 1:
         raise BadInput(f"--max-regression {max_regression}: must be a fraction in [0, 1), e.g. 0.10")
     if not same_machine(baseline.get("machine", {}), machine):
         theirs = {k: baseline.get("machine", {}).get(k) for k in IDENTITY_KEYS}
         ours = {k: machine.get(k) for k in IDENTITY_KEYS}
-        raise BadInput(f"--baseline {source}: recorded on another machine ({theirs}, this is {ours}); "
-                       "record a baseline here with --save-baseline")
+        raise BadInput(
+            f"--baseline {source}: recorded on another machine ({theirs}, this is {ours}); "
+            "record a baseline here with --save-baseline"
+        )
     entries = {e["key"]: e for e in baseline.get("results", [])}
     misses = []
     for r in results:
         base = entries.get(r["key"])
         if base is None:
-            raise BadInput(f"--baseline {source}: has no result for {where(r)} (sha256 {r['sha256'][:12]}, "
-                           f"{r['mode']} x{r['requests']}); record one with --save-baseline")
+            raise BadInput(
+                f"--baseline {source}: has no result for {where(r)} (sha256 {r['sha256'][:12]}, "
+                f"{r['mode']} x{r['requests']}); record one with --save-baseline"
+            )
         for name in REGRESSION_METRICS:
             misses += _regression(name, r, base, max_regression)
     return misses

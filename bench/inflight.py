@@ -22,8 +22,9 @@ _STOP = object()
 class InflightStats:
     frames: int = 0
     wall_s: float = 0.0
-    stages: dict[str, list[float]] = field(default_factory=lambda: {
-        "decode": [], "preprocess": [], "infer": [], "postprocess": []})
+    stages: dict[str, list[float]] = field(
+        default_factory=lambda: {"decode": [], "preprocess": [], "infer": [], "postprocess": []}
+    )
     done_at_ms: list[float] = field(default_factory=list)  # completion times from the start
 
 
@@ -88,8 +89,12 @@ def _next_in_order(run: _Run, seq: int) -> tuple[Any, ...] | None:
         return run.done.pop(seq, None)
 
 
-def run_inflight(frames: Iterable[Any], predictor: Any, infers: list[Callable[[Any], Any]],
-                 on_result: Callable[[Any, Any], None] | None = None) -> InflightStats:
+def run_inflight(
+    frames: Iterable[Any],
+    predictor: Any,
+    infers: list[Callable[[Any], Any]],
+    on_result: Callable[[Any, Any], None] | None = None,
+) -> InflightStats:
     """Run the pipeline with len(infers) requests in flight; postprocess and report in frame order."""
     run = _Run(len(infers))
     threads = [threading.Thread(target=_produce, args=(run, frames, predictor, len(infers)), daemon=True)]
@@ -115,4 +120,3 @@ def run_inflight(frames: Iterable[Any], predictor: Any, infers: list[Callable[[A
             t.join()
     stats.wall_s = (now_ms() - start) / 1000
     return stats
-

@@ -12,8 +12,15 @@ from typing import Any
 import psutil
 
 # Distribution names whose versions change the numbers (read from metadata: nothing gets imported).
-VERSIONED = ("prodseg", "numpy", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "openvino",
-             "tensorrt")
+VERSIONED = (
+    "prodseg",
+    "numpy",
+    "opencv-python-headless",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "openvino",
+    "tensorrt",
+)
 IDENTITY_KEYS = ("cpu_model", "logical_cores")
 
 

@@ -53,8 +53,11 @@ class BenchOptions:
         """Runner options for a run on `backend`: a pipelined run's (PIPELINE_OPTS), --precision etc."""
         from prodseg.runtime.runners import PIPELINE_OPTS
 
-        return {**PIPELINE_OPTS.get(backend, {}), **self.runner_options,
-                **(self.torch_opts if backend == "torch" else {})}
+        return {
+            **PIPELINE_OPTS.get(backend, {}),
+            **self.runner_options,
+            **(self.torch_opts if backend == "torch" else {}),
+        }
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -118,14 +121,21 @@ def load_for_bench(artifact: str, video: str, opts: BenchOptions) -> Any:
     from prodseg.runtime import check_artifact, load
 
     _, backend = check_artifact(artifact, opts.backend, opts.device)
-    predictor = load(artifact, backend=opts.backend, device=opts.device, threads=opts.threads, spec=opts.spec,
-                     **opts.runner_opts(backend))
+    predictor = load(
+        artifact,
+        backend=opts.backend,
+        device=opts.device,
+        threads=opts.threads,
+        spec=opts.spec,
+        **opts.runner_opts(backend),
+    )
     predictor.adapt_to(frame_hw(video))
     return predictor
 
 
-def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress | None = None,
-              label: str = "") -> ModelResult:
+def bench_one(
+    artifact: str, video: str, opts: BenchOptions, progress: Progress | None = None, label: str = ""
+) -> ModelResult:
     """Measure one artifact on one video; warm-up excluded from every figure."""
     from prodseg.runtime import resolve_artifact
 
@@ -148,23 +158,39 @@ def bench_one(artifact: str, video: str, opts: BenchOptions, progress: Progress 
         save_card(opts.spec.save_card, predictor.meta, Path(artifact))
     meta = predictor.meta
     return ModelResult(
-        label=label or artifact_label(artifact), artifact=str(artifact), sha256=sha, size_mb=size_mb,
+        label=label or artifact_label(artifact),
+        artifact=str(artifact),
+        sha256=sha,
+        size_mb=size_mb,
         backend=str(predictor.backend),
-        device=opts.device, precision=meta.precision, arch=meta.arch, classes=list(meta.class_names),
-        video=str(video), mode=opts.mode,
-        requests=opts.requests if opts.mode == "throughput" else 1, frames=len(run.done_at),
+        device=opts.device,
+        precision=meta.precision,
+        arch=meta.arch,
+        classes=list(meta.class_names),
+        video=str(video),
+        mode=opts.mode,
+        requests=opts.requests if opts.mode == "throughput" else 1,
+        frames=len(run.done_at),
         warmup=opts.warmup,
-        wall_s=run.wall_s, stages={k: Stats(v) for k, v in run.stages.items() if v},
-        latency=Stats(per_frame_latency(run.stages)), model_only=Stats(model_ms), peak_rss_mb=mem.peak_mb,
-        rss_method=mem.method, cpu_percent=cpu.percent, cores_busy=cpu.cores_busy, dropped=run.dropped,
-        gpu_memory_mb=gpu_mb, accuracy=accuracy.result() if accuracy is not None else None,
+        wall_s=run.wall_s,
+        stages={k: Stats(v) for k, v in run.stages.items() if v},
+        latency=Stats(per_frame_latency(run.stages)),
+        model_only=Stats(model_ms),
+        peak_rss_mb=mem.peak_mb,
+        rss_method=mem.method,
+        cpu_percent=cpu.percent,
+        cores_busy=cpu.cores_busy,
+        dropped=run.dropped,
+        gpu_memory_mb=gpu_mb,
+        accuracy=accuracy.result() if accuracy is not None else None,
         fps_timeline=fps_timeline(run.done_at),
         settings={**predictor.settings(), **choice},
     )
 
 
-def video_accuracy(truth: GroundTruth | None, model_names: list[str], artifact: str,
-                   class_map: dict[str, str] | None) -> VideoAccuracy | None:
+def video_accuracy(
+    truth: GroundTruth | None, model_names: list[str], artifact: str, class_map: dict[str, str] | None
+) -> VideoAccuracy | None:
     """The accuracy accumulator in the truth's classes, matched to the model's by name."""
     if truth is None:
         return None
@@ -176,14 +202,25 @@ def video_accuracy(truth: GroundTruth | None, model_names: list[str], artifact: 
 
 def backend_choice(predictor: Any, opts: BenchOptions) -> dict[str, Any]:
     """What ran and why: --backend as given, the backend used, the reason, where preprocessing ran."""
-    return {"backend_choice": {"asked": opts.backend, "used": str(predictor.backend),
-                               "why": getattr(predictor, "backend_reason", ""),
-                               "preprocess_in_model": bool(getattr(predictor, "fused", False)),
-                               "runtime": predictor.runner.effective_settings()}}
+    return {
+        "backend_choice": {
+            "asked": opts.backend,
+            "used": str(predictor.backend),
+            "why": getattr(predictor, "backend_reason", ""),
+            "preprocess_in_model": bool(getattr(predictor, "fused", False)),
+            "runtime": predictor.runner.effective_settings(),
+        }
+    }
 
 
-def _model_only(predictor: Any, handles: list[Any], video: str, opts: BenchOptions, pipeline_frames: int,
-                progress: Progress | None) -> list[float]:
+def _model_only(
+    predictor: Any,
+    handles: list[Any],
+    video: str,
+    opts: BenchOptions,
+    pipeline_frames: int,
+    progress: Progress | None,
+) -> list[float]:
     """infer() timings on the video's preprocessed frames: --frames/--duration, else as many as the run.
 
     Latency mode: each call's time. Throughput mode: the same requests as the pipelined run, all in
@@ -213,8 +250,15 @@ def _handles(predictor: Any, artifact: str, video: str, opts: BenchOptions) -> A
     return warm_handles(predictor, artifact, opts, feeds[0])
 
 
-def _timed_run(predictor: Any, handles: list[Any], video: str, opts: BenchOptions, truth: GroundTruth | None,
-               accuracy: VideoAccuracy | None, progress: Progress | None) -> TimedRun:
+def _timed_run(
+    predictor: Any,
+    handles: list[Any],
+    video: str,
+    opts: BenchOptions,
+    truth: GroundTruth | None,
+    accuracy: VideoAccuracy | None,
+    progress: Progress | None,
+) -> TimedRun:
     """The pipelined run: the runtime's pipeline (latency) or several requests in flight (throughput)."""
     done_at: list[float] = []
     start = now_ms()
@@ -243,8 +287,10 @@ def check_decoded(source: BoundedSource, video: str) -> None:
     """BadInput when the source stopped before the video's end: figures from part of a file are not a
     benchmark of it (the same check for every mode)."""
     if source.decode_error is not None:
-        raise BadInput(f"{video}: decoding stopped at frame {source.decode_error} (corrupt or truncated); "
-                       "re-encode it, e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4")
+        raise BadInput(
+            f"{video}: decoding stopped at frame {source.decode_error} (corrupt or truncated); "
+            "re-encode it, e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4"
+        )
 
 
 def _pipeline_stages(ps: Any) -> dict[str, list[float]]:

@@ -23,8 +23,12 @@ def collect_feeds(source: Any, predictor: Any, count: int = FEED_FRAMES) -> tupl
     return feeds, frames
 
 
-def time_infer(infer: Callable[[Any], Any], feeds: list[Any], deadline: Deadline,
-               on_step: Callable[[], None] | None = None) -> list[float]:
+def time_infer(
+    infer: Callable[[Any], Any],
+    feeds: list[Any],
+    deadline: Deadline,
+    on_step: Callable[[], None] | None = None,
+) -> list[float]:
     """Milliseconds of each `infer(feed)` call, cycling the feeds until the deadline."""
     if not feeds:
         return []
@@ -40,8 +44,12 @@ def time_infer(infer: Callable[[Any], Any], feeds: list[Any], deadline: Deadline
     return times
 
 
-def time_inflight(infers: list[Callable[[Any], Any]], feeds: list[Any], deadline: Deadline,
-                  on_step: Callable[[], None] | None = None) -> list[float]:
+def time_inflight(
+    infers: list[Callable[[Any], Any]],
+    feeds: list[Any],
+    deadline: Deadline,
+    on_step: Callable[[], None] | None = None,
+) -> list[float]:
     """All `infers` (one per request, each in its own thread) cycling the feeds until the deadline:
     the milliseconds between consecutive completions, the first from the start (their sum = wall time)."""
     if not feeds or not infers:

@@ -22,8 +22,10 @@ def model_labels(models: list[str], given: list[str] | None = None) -> list[str]
     """One label per model: `given` (checked: one each, unique) or parent/name, lengthened until unique."""
     if given:
         if len(given) != len(models):
-            raise BadInput(f"--label: given {len(given)} time(s) for {len(models)} --model(s); give one "
-                           "label per --model, in the same order")
+            raise BadInput(
+                f"--label: given {len(given)} time(s) for {len(models)} --model(s); give one "
+                "label per --model, in the same order"
+            )
         if len(set(given)) != len(given):
             raise BadInput(f"--label: labels must differ, got {', '.join(given)}")
         return list(given)
@@ -31,12 +33,16 @@ def model_labels(models: list[str], given: list[str] | None = None) -> list[str]
     files = [str(Path(m).resolve()) for m in models]
     for depth in range(3, 9):
         # labels shared by different files get one more parent folder; the same file twice stays as is
-        clashing = {label for label in labels
-                    if len({f for f, x in zip(files, labels, strict=True) if x == label}) > 1}
+        clashing = {
+            label
+            for label in labels
+            if len({f for f, x in zip(files, labels, strict=True) if x == label}) > 1
+        }
         if not clashing:
             break
-        labels = [_tail(m, depth) if label in clashing else label
-                  for m, label in zip(models, labels, strict=True)]
+        labels = [
+            _tail(m, depth) if label in clashing else label for m, label in zip(models, labels, strict=True)
+        ]
     seen: dict[str, int] = {}
     unique = []
     for label in labels:  # the same file twice: number the repeats

@@ -86,8 +86,10 @@ PLOTS: dict[str, tuple[Callable[[Any, list[ModelResult]], Any], Callable[[list[M
     "latency_hist.png": (plot_latency_histograms, lambda rs: True),
     "fps_timeline.png": (plot_fps_timeline, lambda rs: True),
     "stages.png": (plot_stage_bars, lambda rs: True),
-    "accuracy_vs_fps.png": (plot_accuracy_vs_fps,
-                            lambda rs: len(rs) > 1 and all(r.accuracy is not None for r in rs)),
+    "accuracy_vs_fps.png": (
+        plot_accuracy_vs_fps,
+        lambda rs: len(rs) > 1 and all(r.accuracy is not None for r in rs),
+    ),
 }
 
 
@@ -137,22 +139,30 @@ def report_markdown(results: list[ModelResult], document: dict[str, Any], plots:
     """The text of report.md."""
     m = document["machine"]
     lines = [
-        "# prodseg-bench report", "",
+        "# prodseg-bench report",
+        "",
         f"Measured {document['created']} on {m['cpu_model']} ({m['logical_cores']} logical cores, "
-        f"{m['memory_gb']} GB), {m['os']}.", "",
-        markdown_table(document["results"]), "",
+        f"{m['memory_gb']} GB), {m['os']}.",
+        "",
+        markdown_table(document["results"]),
+        "",
         "FPS e2e: frames / wall time of the pipelined run (decode, preprocess, infer, postprocess). "
         "FPS model: inference alone on preprocessed frames of the same video. Latency: per frame through "
         "the pipeline. Warm-up frames excluded. Flicker: predicted label change rate between consecutive "
-        "frames minus the ground truth's, clamped at 0.", "",
-        "## Per-stage latency (ms)", "",
-        "| run | stage | min | p50 | p90 | p99 | max | mean |", "|---|---|---|---|---|---|---|---|",
+        "frames minus the ground truth's, clamped at 0.",
+        "",
+        "## Per-stage latency (ms)",
+        "",
+        "| run | stage | min | p50 | p90 | p99 | max | mean |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for stage in _stages(r):
             s = r.stages[stage]
-            lines.append(f"| {_label(r)} | {stage} | {s.min:.2f} | {s.p50:.2f} | {s.p90:.2f} | {s.p99:.2f} "
-                         f"| {s.max:.2f} | {s.mean:.2f} |")
+            lines.append(
+                f"| {_label(r)} | {stage} | {s.min:.2f} | {s.p50:.2f} | {s.p90:.2f} | {s.p99:.2f} "
+                f"| {s.max:.2f} | {s.mean:.2f} |"
+            )
     lines += ["", *per_class_iou(results)]
     lines += [f"![{name[:-4]}]({name})\n" for name in plots]
     return "\n".join(lines) + "\n"
@@ -164,8 +174,7 @@ def per_class_iou(results: list[ModelResult]) -> list[str]:
     if not scored:
         return []
     names = scored[0].accuracy.class_names  # type: ignore[union-attr]
-    lines = ["## Per-class IoU (%)", "", "| run | " + " | ".join(names) + " |",
-             "|---|" + "---|" * len(names)]
+    lines = ["## Per-class IoU (%)", "", "| run | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for r in scored:
         acc = r.accuracy
         assert acc is not None

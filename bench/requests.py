@@ -23,8 +23,17 @@ def _sessions(predictor: Any, artifact: str, opts: Any) -> Handles:
 
     per = max(1, (opts.threads or os.cpu_count() or 1) // opts.requests)
     backend = str(predictor.backend)
-    loaded = [load(artifact, backend=backend, device=opts.device, threads=per, spec=opts.spec,
-                   **opts.runner_opts(backend)) for _ in range(opts.requests)]
+    loaded = [
+        load(
+            artifact,
+            backend=backend,
+            device=opts.device,
+            threads=per,
+            spec=opts.spec,
+            **opts.runner_opts(backend),
+        )
+        for _ in range(opts.requests)
+    ]
     return [p.infer for p in loaded], [p.close for p in loaded]
 
 
@@ -37,15 +46,23 @@ def _openvino_requests(predictor: Any, artifact: str, opts: Any) -> Handles:
     from prodseg.runtime import load
 
     # opts.backend ('auto' or 'openvino'): the same choice, and so the same precision, as the main predictor
-    loaded = load(artifact, backend=opts.backend, device=opts.device, threads=opts.threads, spec=opts.spec,
-                  **{**opts.runner_opts("openvino"), "hint": "THROUGHPUT"})
+    loaded = load(
+        artifact,
+        backend=opts.backend,
+        device=opts.device,
+        threads=opts.threads,
+        spec=opts.spec,
+        **{**opts.runner_opts("openvino"), "hint": "THROUGHPUT"},
+    )
     from prodseg.runtime.runners.openvino_runner import OpenVinoRunner
 
     runner = loaded.runner
     if not isinstance(runner, OpenVinoRunner):
         loaded.close()
-        raise BadInput(f"{artifact}: --mode throughput needs the OpenVINO backend (got {loaded.backend}); "
-                       "run it with --backend openvino or in latency mode")
+        raise BadInput(
+            f"{artifact}: --mode throughput needs the OpenVINO backend (got {loaded.backend}); "
+            "run it with --backend openvino or in latency mode"
+        )
     return [runner.request_handle() for _ in range(opts.requests)], [loaded.close]
 
 

@@ -83,18 +83,33 @@ class ModelResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "label": self.label or artifact_label(self.artifact), "artifact": self.artifact,
+            "key": self.key,
+            "label": self.label or artifact_label(self.artifact),
+            "artifact": self.artifact,
             "sha256": self.sha256,
             "size_mb": round(self.size_mb, 3),
-            "backend": self.backend, "device": self.device, "precision": self.precision, "arch": self.arch,
+            "backend": self.backend,
+            "device": self.device,
+            "precision": self.precision,
+            "arch": self.arch,
             "classes": list(self.classes),
-            "video": self.video, "mode": self.mode, "requests": self.requests, "frames": self.frames,
-            "warmup": self.warmup, "dropped": self.dropped, "wall_s": round(self.wall_s, 4),
-            "fps_e2e": round(self.fps_e2e, 3), "fps_model": round(self.fps_model, 3),
-            "latency_ms": self.latency.as_dict(), "model_only_ms": self.model_only.as_dict(),
+            "video": self.video,
+            "mode": self.mode,
+            "requests": self.requests,
+            "frames": self.frames,
+            "warmup": self.warmup,
+            "dropped": self.dropped,
+            "wall_s": round(self.wall_s, 4),
+            "fps_e2e": round(self.fps_e2e, 3),
+            "fps_model": round(self.fps_model, 3),
+            "latency_ms": self.latency.as_dict(),
+            "model_only_ms": self.model_only.as_dict(),
             "stages_ms": {name: s.as_dict() for name, s in self.stages.items()},
-            "memory": {"peak_rss_mb": round(self.peak_rss_mb, 1), "rss_method": self.rss_method,
-                       "gpu_memory_mb": None if self.gpu_memory_mb is None else round(self.gpu_memory_mb, 1)},
+            "memory": {
+                "peak_rss_mb": round(self.peak_rss_mb, 1),
+                "rss_method": self.rss_method,
+                "gpu_memory_mb": None if self.gpu_memory_mb is None else round(self.gpu_memory_mb, 1),
+            },
             "cpu": {"percent": round(self.cpu_percent, 1), "cores_busy": round(self.cores_busy, 3)},
             "accuracy": None if self.accuracy is None else self.accuracy.as_dict(),
             "fps_timeline": [[round(t, 3), round(f, 2)] for t, f in self.fps_timeline],
@@ -156,14 +171,17 @@ def load_document(path: str | Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"--baseline {path}: not valid JSON ({exc}); record it again with --save-baseline") \
-            from exc
+        raise BadInput(
+            f"--baseline {path}: not valid JSON ({exc}); record it again with --save-baseline"
+        ) from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
-        raise BadInput(f"--baseline {path}: schema {found!r} is not {SCHEMA!r}; "
-                       "record it again with --save-baseline")
+        raise BadInput(
+            f"--baseline {path}: schema {found!r} is not {SCHEMA!r}; record it again with --save-baseline"
+        )
     problem = _problem(doc)
     if problem is not None:
-        raise BadInput(f"--baseline {path}: {problem} (edited by hand?); "
-                       "record it again with --save-baseline")
+        raise BadInput(
+            f"--baseline {path}: {problem} (edited by hand?); record it again with --save-baseline"
+        )
     return doc

@@ -65,7 +65,6 @@ class BenchJob:
             check_output_path(self.report_dir, "--report", folder=True)
             require("matplotlib", "report", "--report plots")  # before measuring, not after
 
-
     def check_model_flags(self, backends: list[str]) -> None:
         """--precision/--channels-last need a torch run; --save-card describes exactly one model."""
         from prodseg.runtime.model_options import check_torch_opts
@@ -89,8 +88,9 @@ def measure_all(job: BenchJob, console: Console) -> list[ModelResult]:
             task = progress.add_task(name, total=job.options.frames)
             phases: list[str] = []
 
-            def step(phase: str, n: int, task: Any = task, name: str = name,
-                     phases: list[str] = phases) -> None:
+            def step(
+                phase: str, n: int, task: Any = task, name: str = name, phases: list[str] = phases
+            ) -> None:
                 if phase not in phases:  # each phase (pipeline, model-only) counts its own frames
                     phases.append(phase)
                     progress.reset(task, total=job.options.frames, description=f"{name}: {phase}")
@@ -122,8 +122,10 @@ def run_job(job: BenchJob, console: Console | None = None, err: Console | None =
     for miss in misses:
         err.print(miss.line(), markup=False, highlight=False, soft_wrap=True)
     if misses:
-        raise GateFailed(f"{len(misses)} gate(s) failed" +
-                         ("; baseline not saved" if job.save_baseline is not None else ""))
+        raise GateFailed(
+            f"{len(misses)} gate(s) failed"
+            + ("; baseline not saved" if job.save_baseline is not None else "")
+        )
     if job.save_baseline is not None:
         write_json(job.save_baseline, doc)
     return doc
@@ -139,28 +141,42 @@ def warn_if_busy(err: Console) -> None:
     """Say so when other processes already load the CPU: every figure will be lower and noisier."""
     load, cores = load_average(), os.cpu_count() or 1
     if load > 0.5 * cores:
-        err.print(f"warning: load average {load:.1f} on {cores} cores before the run; other processes "
-                  "compete for the CPU, so FPS is lower and latency noisier than on an idle machine",
-                  highlight=False, soft_wrap=True)
+        err.print(
+            f"warning: load average {load:.1f} on {cores} cores before the run; other processes "
+            "compete for the CPU, so FPS is lower and latency noisier than on an idle machine",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def gate_misses(job: BenchJob, doc: dict[str, Any], baseline: dict[str, Any] | None) -> list[Miss]:
     """Absolute budgets first, then regressions against the baseline."""
     misses = check_limits(doc["results"], job.limits)
     if baseline is not None:
-        misses += check_baseline(doc["results"], baseline, machine_info(), job.max_regression,
-                                 str(job.baseline))
+        misses += check_baseline(
+            doc["results"], baseline, machine_info(), job.max_regression, str(job.baseline)
+        )
     return misses
 
 
 def settings(job: BenchJob) -> dict[str, Any]:
     """The job's knobs as recorded in the JSON document."""
     o = job.options
-    return {"videos": job.videos, "models": job.models, "backends": job.backends, "device": o.device,
-            "threads": o.threads, "warmup": o.warmup, "frames": o.frames, "duration_s": o.duration_s,
-            "mode": o.mode, "requests": o.requests,
-            "gt_masks": None if o.gt_masks is None else str(o.gt_masks),
-            "limits": job.limits, "max_regression": job.max_regression,
-            "model_flags": {k: v for k, v in dataclasses.asdict(o.spec).items() if v is not None},
-            "torch_options": o.torch_opts,
-            "baseline": None if job.baseline is None else str(job.baseline)}
+    return {
+        "videos": job.videos,
+        "models": job.models,
+        "backends": job.backends,
+        "device": o.device,
+        "threads": o.threads,
+        "warmup": o.warmup,
+        "frames": o.frames,
+        "duration_s": o.duration_s,
+        "mode": o.mode,
+        "requests": o.requests,
+        "gt_masks": None if o.gt_masks is None else str(o.gt_masks),
+        "limits": job.limits,
+        "max_regression": job.max_regression,
+        "model_flags": {k: v for k, v in dataclasses.asdict(o.spec).items() if v is not None},
+        "torch_options": o.torch_opts,
+        "baseline": None if job.baseline is None else str(job.baseline),
+    }

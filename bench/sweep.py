@@ -66,8 +66,11 @@ def precisions(backend: str) -> list[tuple[str, dict[str, Any]]]:
 
 def configurations(artifact: Path, device: str = "cpu") -> list[SweepConfig]:
     """Installed backends that run the artifact x their precisions x latency / throughput x REQUESTS."""
-    backends = [b for b in SUFFIX_SWEEP.get(artifact.suffix.lower(), ())
-                if importlib.util.find_spec(b) is not None] if device == "cpu" else []
+    backends = (
+        [b for b in SUFFIX_SWEEP.get(artifact.suffix.lower(), ()) if importlib.util.find_spec(b) is not None]
+        if device == "cpu"
+        else []
+    )
     if not backends:
         from prodseg.runtime import backend_for
 
@@ -103,22 +106,36 @@ class SweepRow:
 
     def as_dict(self) -> dict[str, Any]:
         r = self.result
-        return {**dataclasses.asdict(self.config), "fps_e2e": round(r.fps_e2e, 2),
-                "fps_model": round(r.fps_model, 2),
-                "e2e_vs_model": round(r.fps_e2e / r.fps_model, 3) if r.fps_model else None,
-                "p99_ms": round(r.latency.p99, 2), "agreement": round(self.agreement, 5),
-                "passed": self.passed}
+        return {
+            **dataclasses.asdict(self.config),
+            "fps_e2e": round(r.fps_e2e, 2),
+            "fps_model": round(r.fps_model, 2),
+            "e2e_vs_model": round(r.fps_e2e / r.fps_model, 3) if r.fps_model else None,
+            "p99_ms": round(r.latency.p99, 2),
+            "agreement": round(self.agreement, 5),
+            "passed": self.passed,
+        }
 
 
-def run_sweep(artifact: str, video: str, base: BenchOptions, min_agreement: float = MIN_AGREEMENT,
-              configs: list[SweepConfig] | None = None) -> list[SweepRow]:
+def run_sweep(
+    artifact: str,
+    video: str,
+    base: BenchOptions,
+    min_agreement: float = MIN_AGREEMENT,
+    configs: list[SweepConfig] | None = None,
+) -> list[SweepRow]:
     """Measure every configuration (prodseg-bench's full run each) and gate it against the reference."""
     configs = configs or configurations(Path(artifact), base.device)
     rows: list[SweepRow] = []
     reference: list[Any] | None = None
     for config in configs:
-        opts = dataclasses.replace(base, backend=config.backend, mode=config.mode, requests=config.requests,
-                                   runner_options={**base.runner_options, **config.runner_options})
+        opts = dataclasses.replace(
+            base,
+            backend=config.backend,
+            mode=config.mode,
+            requests=config.requests,
+            runner_options={**base.runner_options, **config.runner_options},
+        )
         maps = label_maps(artifact, video, opts)
         reference = maps if reference is None else reference
         agree = agreement(maps, reference)
@@ -136,24 +153,45 @@ def sweep_table(rows: list[SweepRow]) -> Table:
     """One line per configuration; the recommended one marked."""
     best = recommended(rows)
     table = Table(title="prodseg-bench --sweep")
-    for header in ("backend", "precision", "mode", "FPS e2e", "FPS model", "e2e/model", "p99 ms",
-                   "agreement", "gate", ""):
+    for header in (
+        "backend",
+        "precision",
+        "mode",
+        "FPS e2e",
+        "FPS model",
+        "e2e/model",
+        "p99 ms",
+        "agreement",
+        "gate",
+        "",
+    ):
         table.add_column(header, justify="left" if header in ("backend", "precision", "mode") else "right")
     for row in rows:
         d = row.as_dict()
         mode = "latency" if row.config.mode == "latency" else f"throughput x{row.config.requests}"
-        table.add_row(row.config.backend, row.config.precision, mode, f"{d['fps_e2e']:.1f}",
-                      f"{d['fps_model']:.1f}", f"{d['e2e_vs_model'] or 0:.2f}", f"{d['p99_ms']:.1f}",
-                      f"{row.agreement:.4f}", "pass" if row.passed else "FAIL",
-                      "recommended" if row is best else "")
+        table.add_row(
+            row.config.backend,
+            row.config.precision,
+            mode,
+            f"{d['fps_e2e']:.1f}",
+            f"{d['fps_model']:.1f}",
+            f"{d['e2e_vs_model'] or 0:.2f}",
+            f"{d['p99_ms']:.1f}",
+            f"{row.agreement:.4f}",
+            "pass" if row.passed else "FAIL",
+            "recommended" if row is best else "",
+        )
     return table
 
 
 def sweep_document(rows: list[SweepRow], min_agreement: float) -> dict[str, Any]:
     """The sweep's JSON: every row and the recommendation, next to the usual bench results."""
     best = recommended(rows)
-    return {"min_agreement": min_agreement, "rows": [r.as_dict() for r in rows],
-            "recommended": None if best is None else best.as_dict()}
+    return {
+        "min_agreement": min_agreement,
+        "rows": [r.as_dict() for r in rows],
+        "recommended": None if best is None else best.as_dict(),
+    }
 
 
 def sweep_job(job: Any, min_agreement: float = MIN_AGREEMENT) -> dict[str, Any]:
@@ -166,16 +204,21 @@ def sweep_job(job: Any, min_agreement: float = MIN_AGREEMENT) -> dict[str, Any]:
     from prodseg.errors import BadInput
 
     if len(job.models) != 1 or len(job.videos) != 1:
-        raise BadInput(f"--sweep: give one --model and one video (got {len(job.models)} and "
-                       f"{len(job.videos)}); the sweep tries the backends itself")
+        raise BadInput(
+            f"--sweep: give one --model and one video (got {len(job.models)} and "
+            f"{len(job.videos)}); the sweep tries the backends itself"
+        )
     job.check()
     console, err = wide_console(), Console(stderr=True)
     warn_if_busy(err)
     rows = run_sweep(job.models[0], job.videos[0], job.options, min_agreement)
     console.print(sweep_table(rows))
     best = recommended(rows)
-    console.print(f"recommended: {best.config.name} ({best.result.fps_e2e:.1f} FPS end to end)" if best
-                  else f"recommended: none passes the accuracy gate (agreement >= {min_agreement})")
+    console.print(
+        f"recommended: {best.config.name} ({best.result.fps_e2e:.1f} FPS end to end)"
+        if best
+        else f"recommended: none passes the accuracy gate (agreement >= {min_agreement})"
+    )
     doc = run_document([r.result for r in rows], settings(job))
     doc["sweep"] = sweep_document(rows, min_agreement)
     if job.json_path is not None:

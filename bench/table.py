@@ -40,8 +40,9 @@ def comparison_table(results: list[Result], title: str = "prodseg-bench") -> Tab
     """A rich Table of the results; latency is per frame through the whole pipeline."""
     table = Table(title=title)
     for header, _ in COLUMNS:
-        table.add_column(header, justify="left" if header in ("artifact", "backend", "precision", "video")
-                         else "right")
+        table.add_column(
+            header, justify="left" if header in ("artifact", "backend", "precision", "video") else "right"
+        )
     for r in results:
         table.add_row(*(cell(r) for _, cell in COLUMNS))
     return table

@@ -33,10 +33,18 @@ def _geometric(A: Any, aug: AugmentationConfig) -> list[Any]:
     shift = max(0.0, hi - 1) / 2
     out = []
     if (lo, hi) != (1.0, 1.0) or rotate > 0:
-        out.append(A.Affine(scale=(lo, hi), rotate=(-rotate, rotate), translate_percent=(-shift, shift),
-                            interpolation=cv2.INTER_LINEAR,
-                            mask_interpolation=cv2.INTER_NEAREST, border_mode=cv2.BORDER_CONSTANT,
-                            p=1.0, **_fill_kwargs(A.Affine)))
+        out.append(
+            A.Affine(
+                scale=(lo, hi),
+                rotate=(-rotate, rotate),
+                translate_percent=(-shift, shift),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                border_mode=cv2.BORDER_CONSTANT,
+                p=1.0,
+                **_fill_kwargs(A.Affine),
+            )
+        )
     if aug.horizontal_flip * s > 0:
         out.append(A.HorizontalFlip(p=min(1.0, aug.horizontal_flip * s)))
     if aug.vertical_flip * s > 0:
@@ -53,8 +61,9 @@ def _photometric(A: Any, aug: AugmentationConfig) -> list[Any]:
     return [A.ColorJitter(brightness=b, contrast=c, saturation=sat, hue=hue, p=min(1.0, 0.8 * s))]
 
 
-def build_augmentation(aug: AugmentationConfig | None, size: tuple[int, int], train: bool,
-                       extra_masks: tuple[str, ...] = ()) -> Any:
+def build_augmentation(
+    aug: AugmentationConfig | None, size: tuple[int, int], train: bool, extra_masks: tuple[str, ...] = ()
+) -> Any:
     """An albumentations Compose resizing to size (H, W), plus the augmentations when `train`.
 
     `extra_masks` names further mask-like targets (e.g. an instance-id map) transformed with the mask.

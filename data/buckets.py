@@ -78,8 +78,15 @@ class BucketBatchSampler:
     before it. Without (validation) batches keep dataset order and each image appears exactly once.
     """
 
-    def __init__(self, buckets: Sequence[int], batch_sizes: Sequence[int], seed: int = 0, rank: int = 0,
-                 world: int = 1, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        buckets: Sequence[int],
+        batch_sizes: Sequence[int],
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+    ) -> None:
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside a world of {world}")
         self.buckets, self.batch_sizes = list(buckets), list(batch_sizes)
@@ -97,7 +104,7 @@ class BucketBatchSampler:
             members = [i for i, x in enumerate(self.buckets) if x == b]
             if self.shuffle:
                 members = [members[j] for j in rng.permutation(len(members))]
-            chunks = [members[k:k + size] for k in range(0, len(members), size)]
+            chunks = [members[k : k + size] for k in range(0, len(members), size)]
             if self.shuffle and len(chunks) > 1 and len(chunks[-1]) == 1:
                 last = chunks.pop()
                 chunks[-1] = chunks[-1] + last
@@ -109,7 +116,7 @@ class BucketBatchSampler:
         return out
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches()[self.rank::self.world])
+        return iter(self.batches()[self.rank :: self.world])
 
     def __len__(self) -> int:
-        return len(self.batches()[self.rank::self.world])
+        return len(self.batches()[self.rank :: self.world])

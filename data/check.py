@@ -81,14 +81,20 @@ def check_pair(scan: Scan, image_path: Path, mask_path: Path) -> None:
     if mask is None:
         return
     if image is not None and image.shape[:2] != mask.shape:
-        scan.add(mask_path, f"size {mask.shape[1]}x{mask.shape[0]} differs from its image "
-                            f"{image.shape[1]}x{image.shape[0]} (WxH)")
+        scan.add(
+            mask_path,
+            f"size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+            f"{image.shape[1]}x{image.shape[0]} (WxH)",
+        )
     if scan.classes is not None:
         values = np.unique(mask)
         bad = values[(values >= scan.classes.num_classes) & (values != IGNORE_INDEX)]
         if bad.size:
-            scan.add(mask_path, f"label values {bad.tolist()} are outside the {scan.classes.num_classes} "
-                                f"classes of classes.yaml (0..{scan.classes.num_classes - 1}, 255 = ignore)")
+            scan.add(
+                mask_path,
+                f"label values {bad.tolist()} are outside the {scan.classes.num_classes} "
+                f"classes of classes.yaml (0..{scan.classes.num_classes - 1}, 255 = ignore)",
+            )
 
 
 def _splits(scan: Scan) -> None:
@@ -121,8 +127,10 @@ def _coco(scan: Scan) -> None:
                 scan.add(path, f"image '{rec.file_name}' is not in images/")
             elif scan.sizes.get(Path(rec.file_name).stem, (rec.height, rec.width)) != (rec.height, rec.width):
                 h, w = scan.sizes[Path(rec.file_name).stem]
-                scan.add(path, f"image '{rec.file_name}' is {rec.width}x{rec.height} here but {w}x{h} "
-                               "in images/ (WxH)")
+                scan.add(
+                    path,
+                    f"image '{rec.file_name}' is {rec.width}x{rec.height} here but {w}x{h} in images/ (WxH)",
+                )
     except BadInput as exc:
         scan.add(path, str(exc).split(": ", 1)[-1])
 
@@ -163,8 +171,11 @@ def check_dataset(root: str | Path) -> list[Problem]:
             if p.suffix.lower() not in IMAGE_EXTS:
                 continue
             if p.stem in scan.images:
-                scan.add(p, f"same name as {scan.images[p.stem].name}; keep one image per stem "
-                            "(masks pair with images by stem)")
+                scan.add(
+                    p,
+                    f"same name as {scan.images[p.stem].name}; keep one image per stem "
+                    "(masks pair with images by stem)",
+                )
             scan.images[p.stem] = p
     for check in CHECKS:
         check(scan)
@@ -174,8 +185,10 @@ def check_dataset(root: str | Path) -> list[Problem]:
 def summary(root: str | Path) -> dict[str, int]:
     """Counts for the CLI's closing line: images, masks and stems per split."""
     root = Path(root)
-    counts = {"images": len([p for p in (root / "images").glob("*") if p.suffix.lower() in IMAGE_EXTS]),
-              "masks": len(list((root / "masks").glob("*.png")))}
+    counts = {
+        "images": len([p for p in (root / "images").glob("*") if p.suffix.lower() in IMAGE_EXTS]),
+        "masks": len(list((root / "masks").glob("*.png"))),
+    }
     for name in SPLITS:
         path = root / "splits" / f"{name}.txt"
         if path.is_file():
@@ -188,7 +201,7 @@ def summary(root: str | Path) -> dict[str, int]:
 # Remedies for the problems `prodseg-data check` reports, by the start of the problem's message.
 REMEDIES = {
     "label values": "fix these masks, or list the missing classes in classes.yaml and set model.num_classes "
-                    "to match",
+    "to match",
 }
 
 
@@ -207,8 +220,10 @@ def check_samples(data: ShelfDataset, samples: list[Sample], threads: int = 4) -
     first = min(scan.problems, key=lambda p: str(p.path))
     remedy = next((f"; {r}" for start, r in REMEDIES.items() if first.message.startswith(start)), "")
     count = len(scan.problems)
-    raise BadInput(f"{first}{remedy} ({count} problem{'s' if count > 1 else ''}; "
-                   f"`prodseg-data check {data.root}` lists every problem)")
+    raise BadInput(
+        f"{first}{remedy} ({count} problem{'s' if count > 1 else ''}; "
+        f"`prodseg-data check {data.root}` lists every problem)"
+    )
 
 
 def split_samples(data: ShelfDataset, split: str) -> list[Sample]:

@@ -41,8 +41,10 @@ def max_image_pixels() -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise BadInput(f"{MAX_PIXELS_ENV}={text!r}: expected a positive number of pixels, "
-                       f"e.g. {DEFAULT_MAX_PIXELS}; fix or unset the variable")
+        raise BadInput(
+            f"{MAX_PIXELS_ENV}={text!r}: expected a positive number of pixels, "
+            f"e.g. {DEFAULT_MAX_PIXELS}; fix or unset the variable"
+        )
     return value
 
 
@@ -52,9 +54,11 @@ def check_image_size(width: int, height: int, where: str) -> None:
         raise BadInput(f"{where}: image size {width}x{height} (WxH) is not a positive size; fix the file")
     limit = max_image_pixels()
     if width * height > limit:
-        raise BadInput(f"{where}: image size {width}x{height} (WxH, {width * height:,} pixels) is above the "
-                       f"limit of {limit:,} pixels; downscale it, or raise the limit with "
-                       f"{MAX_PIXELS_ENV}=<pixels> if the machine has the memory")
+        raise BadInput(
+            f"{where}: image size {width}x{height} (WxH, {width * height:,} pixels) is above the "
+            f"limit of {limit:,} pixels; downscale it, or raise the limit with "
+            f"{MAX_PIXELS_ENV}=<pixels> if the machine has the memory"
+        )
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

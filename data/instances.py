@@ -59,8 +59,9 @@ def id_map_from_instances(instances: list[Instance], shape: tuple[int, int]) -> 
     return ids
 
 
-def semantic_from_instances(instances: list[Instance], shape: tuple[int, int],
-                            ignore_crowd: bool = True) -> np.ndarray:
+def semantic_from_instances(
+    instances: list[Instance], shape: tuple[int, int], ignore_crowd: bool = True
+) -> np.ndarray:
     """Paint instances into a uint8 label mask; crowd regions become 255 (ignore) when asked."""
     mask = np.zeros(shape, np.uint8)
     for inst in instances:

@@ -28,8 +28,10 @@ from prodseg.data.taxonomy import ClassList
 from prodseg.errors import BadInput
 
 SPLITS = ("train", "val", "test")
-_OUTSIDE_REMEDY = ("copy the file into the dataset folder and name it by a relative path "
-                   "(absolute paths, '..' and symlinks to elsewhere are refused)")
+_OUTSIDE_REMEDY = (
+    "copy the file into the dataset folder and name it by a relative path "
+    "(absolute paths, '..' and symlinks to elsewhere are refused)"
+)
 
 
 def inside(root: str | Path, path: str | Path, what: str) -> Path:
@@ -40,8 +42,9 @@ def inside(root: str | Path, path: str | Path, what: str) -> Path:
     except (OSError, ValueError) as exc:  # a NUL byte, a name too long
         raise BadInput(f"{what}: not a usable path ({exc}); fix the entry") from exc
     if not real.is_relative_to(top):
-        raise BadInput(f"{what}: resolves to {str(real)!r}, outside the dataset folder {top}; "
-                       f"{_OUTSIDE_REMEDY}")
+        raise BadInput(
+            f"{what}: resolves to {str(real)!r}, outside the dataset folder {top}; {_OUTSIDE_REMEDY}"
+        )
     return Path(path)
 
 
@@ -63,8 +66,10 @@ def check_tree(root: str | Path) -> None:
                 if path.is_dir() and Path(folder).resolve().is_relative_to(path.resolve()):
                     raise BadInput(f"{path}: a symlink to a folder above it (a loop); remove the link")
             if not (path.is_file() or path.is_dir()):
-                raise BadInput(f"{path}: not a regular file or folder (a broken symlink, a pipe or a "
-                               "device); remove it from the dataset folder")
+                raise BadInput(
+                    f"{path}: not a regular file or folder (a broken symlink, a pipe or a "
+                    "device); remove it from the dataset folder"
+                )
 
 
 def read_text(path: Path) -> str:
@@ -80,8 +85,10 @@ def read_split_dir(root: Path) -> dict[str, list[str]]:
     folder = root / "splits"
     if not folder.is_dir():
         return {}
-    return {p.stem: [s.strip() for s in read_text(inside(root, p, str(p))).splitlines() if s.strip()]
-            for p in sorted(folder.glob("*.txt"))}
+    return {
+        p.stem: [s.strip() for s in read_text(inside(root, p, str(p))).splitlines() if s.strip()]
+        for p in sorted(folder.glob("*.txt"))
+    }
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,9 @@ class ShelfDataset:
         path = self.root / "splits" / f"{name}.txt"
         if not path.is_file():
             have = sorted(p.stem for p in (self.root / "splits").glob("*.txt"))
-            raise BadInput(f"{path}: split '{name}' not found; "
-                           f"available: {', '.join(have) or 'none'} (or 'all')")
+            raise BadInput(
+                f"{path}: split '{name}' not found; available: {', '.join(have) or 'none'} (or 'all')"
+            )
         return [s.strip() for s in path.read_text().splitlines() if s.strip()]
 
     def split(self, name: str) -> list[Sample]:
@@ -145,14 +153,15 @@ def write_splits(root: str | Path, splits: dict[str, list[str]]) -> None:
         write_text(Path(root) / "splits" / f"{name}.txt", "".join(f"{s}\n" for s in stems))
 
 
-def make_splits(stems: list[str], val_fraction: float = 0.2,
-                test_fraction: float = 0.0) -> dict[str, list[str]]:
+def make_splits(
+    stems: list[str], val_fraction: float = 0.2, test_fraction: float = 0.0
+) -> dict[str, list[str]]:
     """Deterministic split by position (stems are already shuffled or synthetic)."""
     n = len(stems)
     n_val = max(1, round(n * val_fraction)) if n > 1 and val_fraction > 0 else 0
     n_test = round(n * test_fraction)
     n_train = n - n_val - n_test
-    out = {"train": stems[:n_train], "val": stems[n_train:n_train + n_val]}
+    out = {"train": stems[:n_train], "val": stems[n_train : n_train + n_val]}
     if n_test:
-        out["test"] = stems[n_train + n_val:]
+        out["test"] = stems[n_train + n_val :]
     return out

@@ -14,7 +14,16 @@ IGNORE_INDEX = 255
 
 # Index 0 is background; instance formats (COCO, YOLO-seg) use the other nine.
 SHELF10_NAMES: tuple[str, ...] = (
-    "background", "shelf", "price_tag", "bottle", "can", "box", "bag", "jar", "gap", "signage",
+    "background",
+    "shelf",
+    "price_tag",
+    "bottle",
+    "can",
+    "box",
+    "bag",
+    "jar",
+    "gap",
+    "signage",
 )
 SHELF10_COLORS: tuple[tuple[int, int, int], ...] = (
     (0, 0, 0),

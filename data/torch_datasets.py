@@ -72,10 +72,18 @@ def _encode_ids(ids: np.ndarray) -> bytes:
 class GroceryShelfDataset(Dataset):
     """Items {"image" (3,H,W) float32, "mask" (H,W) int64 with 255 = ignore, "stem"[, "instances"]}."""
 
-    def __init__(self, root: str | Path, split: str = "train", size: tuple[int, int] = (256, 256),
-                 augmentation: AugmentationConfig | None = None, train: bool = False,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
-                 cache: bool = False, with_instances: bool = False):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        size: tuple[int, int] = (256, 256),
+        augmentation: AugmentationConfig | None = None,
+        train: bool = False,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        cache: bool = False,
+        with_instances: bool = False,
+    ):
         self.data = ShelfDataset(root)
         self.samples = split_samples(self.data, split)  # check_samples is the caller's, once per run
         self.size = (int(size[0]), int(size[1]))
@@ -99,8 +107,10 @@ class GroceryShelfDataset(Dataset):
         if len(shapes) != len(self.samples):
             raise ValueError(f"{len(shapes)} shapes for {len(self.samples)} images")
         self._shapes = [(int(h), int(w)) for h, w in shapes]
-        self._transforms = {shape: build_augmentation(self._recipe[0], shape, *self._recipe[1:])
-                            for shape in dict.fromkeys(self._shapes)}
+        self._transforms = {
+            shape: build_augmentation(self._recipe[0], shape, *self._recipe[1:])
+            for shape in dict.fromkeys(self._shapes)
+        }
         self._seeded_for = None
 
     def __len__(self) -> int:
@@ -114,8 +124,9 @@ class GroceryShelfDataset(Dataset):
         if not path.is_file():
             raise BadInput(f"{path}: missing; instances need COCO annotations (prodseg-data convert)")
         records, _ = read_coco(path)
-        by_stem = {r.stem: _encode_ids(id_map_from_instances(r.instances, (r.height, r.width)))
-                   for r in records}
+        by_stem = {
+            r.stem: _encode_ids(id_map_from_instances(r.instances, (r.height, r.width))) for r in records
+        }
         missing = [s.stem for s in self.samples if s.stem not in by_stem]
         if missing:
             raise BadInput(f"{path}: no annotations for image '{missing[0]}' ({len(missing)} images missing)")
@@ -147,8 +158,10 @@ class GroceryShelfDataset(Dataset):
         except BadInput as exc:
             raise DataError(str(exc)) from None
         except OSError as exc:  # e.g. a file made unreadable after the start
-            raise DataError(f"{exc.filename or self.samples[i].image}: cannot read it ({exc.strerror}); "
-                            "check the dataset folder's files and permissions") from None
+            raise DataError(
+                f"{exc.filename or self.samples[i].image}: cannot read it ({exc.strerror}); "
+                "check the dataset folder's files and permissions"
+            ) from None
 
     def _item(self, i: int) -> dict[str, Any]:
         self._reseed()
@@ -164,8 +177,11 @@ class GroceryShelfDataset(Dataset):
             inputs = letterbox(inputs, self._shapes[i])
             transform = self._transforms[self._shapes[i]]
         out = transform(**inputs)
-        item = {"image": normalize(out["image"], self.mean, self.std),
-                "mask": torch.from_numpy(out["mask"].astype(np.int64)), "stem": stem}
+        item = {
+            "image": normalize(out["image"], self.mean, self.std),
+            "mask": torch.from_numpy(out["mask"].astype(np.int64)),
+            "stem": stem,
+        }
         if self._ids is not None:
             ids = out["instances"].astype(np.int64)
             ids[out["mask"] == IGNORE_INDEX] = 0  # the border fill (255) applies to every mask target
@@ -186,13 +202,15 @@ def letterbox(inputs: dict[str, np.ndarray], shape: tuple[int, int]) -> dict[str
     for key, value in inputs.items():
         smooth = key == "image"
         resized = cv2.resize(value, (nw, nh), interpolation=cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST)
-        out[key] = cv2.copyMakeBorder(resized, 0, shape[0] - nh, 0, shape[1] - nw, cv2.BORDER_CONSTANT,
-                                      value=LETTERBOX_FILL.get(key, 0))
+        out[key] = cv2.copyMakeBorder(
+            resized, 0, shape[0] - nh, 0, shape[1] - nw, cv2.BORDER_CONSTANT, value=LETTERBOX_FILL.get(key, 0)
+        )
     return out
 
 
-def bucket_sampler(dataset: GroceryShelfDataset, batch: int, seed: int, rank: int, world: int,
-                   train: bool) -> BucketBatchSampler:
+def bucket_sampler(
+    dataset: GroceryShelfDataset, batch: int, seed: int, rank: int, world: int, train: bool
+) -> BucketBatchSampler:
     """Put each image of `dataset` in its aspect bucket (letterboxed to the bucket's shape) and batch by
     bucket, `batch` images at the training size and proportionally fewer or more at other areas."""
     shapes = bucket_shapes(dataset.size)
@@ -205,13 +223,22 @@ def bucket_sampler(dataset: GroceryShelfDataset, batch: int, seed: int, rank: in
     return BucketBatchSampler(buckets, batches, seed, rank, world, shuffle=train)
 
 
-def bucketed_loaders(train: GroceryShelfDataset, val: GroceryShelfDataset, batch: int, seed: int,
-                     rank: int, world: int, **loader: Any) -> tuple[DataLoader, DataLoader]:
+def bucketed_loaders(
+    train: GroceryShelfDataset,
+    val: GroceryShelfDataset,
+    batch: int,
+    seed: int,
+    rank: int,
+    world: int,
+    **loader: Any,
+) -> tuple[DataLoader, DataLoader]:
     """Train and val loaders over aspect buckets: `batch` is the per-process batch at the training size."""
     train_batches = bucket_sampler(train, batch, seed, rank, world, train=True)
     val_batches = bucket_sampler(val, batch, seed, rank, world, train=False)
-    return (DataLoader(train, batch_sampler=train_batches, generator=torch.Generator(), **loader),
-            DataLoader(val, batch_sampler=val_batches, **loader))
+    return (
+        DataLoader(train, batch_sampler=train_batches, generator=torch.Generator(), **loader),
+        DataLoader(val, batch_sampler=val_batches, **loader),
+    )
 
 
 class VideoFrameDataset(Dataset):
@@ -220,9 +247,16 @@ class VideoFrameDataset(Dataset):
     Clip k covers frames [k*stride, k*stride + clip_length); size (H, W) None keeps the native size.
     """
 
-    def __init__(self, video_path: str | Path, clip_length: int = 8, stride: int | None = None,
-                 size: tuple[int, int] | None = None, masks_dir: str | Path | None = None,
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD):
+    def __init__(
+        self,
+        video_path: str | Path,
+        clip_length: int = 8,
+        stride: int | None = None,
+        size: tuple[int, int] | None = None,
+        masks_dir: str | Path | None = None,
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+    ):
         self.path = Path(video_path)
         if clip_length < 1 or (stride is not None and stride < 1):
             raise BadInput(f"clip_length={clip_length}, stride={stride}: both must be >= 1")
@@ -299,5 +333,7 @@ def _check_masks(masks_dir: Path, frames: int) -> None:
     missing = [i for i in range(frames) if not (masks_dir / f"{i:06d}.png").is_file()]
     if missing:
         first = masks_dir / f"{missing[0]:06d}.png"
-        raise BadInput(f"{first}: mask missing ({len(missing)} of {frames} frames have none); "
-                       "masks are named by frame index: 000000.png, 000001.png, ...")
+        raise BadInput(
+            f"{first}: mask missing ({len(missing)} of {frames} frames have none); "
+            "masks are named by frame index: 000000.png, 000001.png, ..."
+        )

@@ -74,19 +74,26 @@ class ExportConfig:
         if self.calib_method not in CALIB_METHODS:
             raise BadInput(f"--calib-method {self.calib_method!r}: choose one of {', '.join(CALIB_METHODS)}")
         if not MIN_OPSET <= self.opset <= max_opset():
-            raise BadInput(f"--opset {self.opset}: choose an opset from {MIN_OPSET} to {max_opset()} "
-                           "(what this torch can export)")
-        if self.input_size is not None and (min(self.input_size) < SIZE_MULTIPLE
-                                            or any(v % SIZE_MULTIPLE for v in self.input_size)):
+            raise BadInput(
+                f"--opset {self.opset}: choose an opset from {MIN_OPSET} to {max_opset()} "
+                "(what this torch can export)"
+            )
+        if self.input_size is not None and (
+            min(self.input_size) < SIZE_MULTIPLE or any(v % SIZE_MULTIPLE for v in self.input_size)
+        ):
             h, w = self.input_size
-            raise BadInput(f"--input-size {h}x{w}: height and width must be multiples of {SIZE_MULTIPLE} "
-                           f"(the networks' stride), e.g. {_near(h)}x{_near(w)}")
+            raise BadInput(
+                f"--input-size {h}x{w}: height and width must be multiples of {SIZE_MULTIPLE} "
+                f"(the networks' stride), e.g. {_near(h)}x{_near(w)}"
+            )
         for flag, n in (("--calib-images", self.calib_images), ("--verify-images", self.verify_images)):
             if n < 1:
                 raise BadInput(f"{flag} {n}: must be at least 1")
         if not math.isfinite(self.thresholds.int8_delta_miou):
-            raise BadInput(f"--int8-delta-miou {100 * self.thresholds.int8_delta_miou}: must be a finite "
-                           "number of mIoU points (e.g. 1.0)")
+            raise BadInput(
+                f"--int8-delta-miou {100 * self.thresholds.int8_delta_miou}: must be a finite "
+                "number of mIoU points (e.g. 1.0)"
+            )
         self.check_combinations()
 
     def check_combinations(self) -> None:
@@ -96,8 +103,10 @@ class ExportConfig:
         if self.trt_calibrator and not (self.wants("trt") and self.wants("int8")):
             raise BadInput("--trt-calibrator: builds the INT8 TensorRT engine; add --trt --int8 or drop it")
         if self.dynamic and self.wants("trt"):
-            raise BadInput("--dynamic: TensorRT engines are built for one input size here; export the "
-                           "engines without --dynamic (at --input-size) or drop --trt")
+            raise BadInput(
+                "--dynamic: TensorRT engines are built for one input size here; export the "
+                "engines without --dynamic (at --input-size) or drop --trt"
+            )
 
     def artifact_meta(self, meta: ArtifactMetadata) -> ArtifactMetadata:
         """The metadata every artifact of this export carries: the exported (or nominal) input size."""

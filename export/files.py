@@ -42,20 +42,26 @@ def check_output_folder(out: Path, inputs: tuple[Path | None, ...] = ()) -> None
     if out.exists() and not out.is_dir():
         raise BadInput(f"{out}: is a file, not a folder; pass a new or earlier export folder to --out")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise BadInput(f"{out}: holds files but no {MANIFEST}, so it is not an earlier export; an export "
-                       "replaces the whole folder: pass a new or empty folder to --out")
+        raise BadInput(
+            f"{out}: holds files but no {MANIFEST}, so it is not an earlier export; an export "
+            "replaces the whole folder: pass a new or empty folder to --out"
+        )
     for given in inputs:
         if given is not None and Path(given).resolve().is_relative_to(out.resolve()):
-            raise BadInput(f"{out}: contains the input {given}, and an export replaces the whole folder; "
-                           "pass an --out outside it")
+            raise BadInput(
+                f"{out}: contains the input {given}, and an export replaces the whole folder; "
+                "pass an --out outside it"
+            )
     base = nearest_existing(out.parent)
     if not base.is_dir():
         raise BadInput(f"{out}: cannot create the output folder ({base} is a file); choose another --out")
     # The swap renames `out` itself, which needs write access to its parent and, to move it aside, to it.
     for folder in (base, out) if out.is_dir() else (base,):
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise BadInput(f"{out}: the output folder is not writable ({folder}); choose another --out "
-                           "or fix its permissions")
+            raise BadInput(
+                f"{out}: the output folder is not writable ({folder}); choose another --out "
+                "or fix its permissions"
+            )
 
 
 def leftovers(out: Path) -> list[Path]:

@@ -23,8 +23,10 @@ def verification_samples(dataset: Path, k: int) -> list[Sample]:
     name = "val" if (ds.root / "splits" / "val.txt").is_file() else "all"
     samples = [s for s in (ds.sample(stem) for stem in ds.split_stems(name)) if s.mask is not None]
     if not samples:
-        raise BadInput(f"{dataset}: no images with masks in the '{name}' split to verify against; "
-                       "pass a labelled dataset with --calib-data or use --no-verify")
+        raise BadInput(
+            f"{dataset}: no images with masks in the '{name}' split to verify against; "
+            "pass a labelled dataset with --calib-data or use --no-verify"
+        )
     return samples[:k]
 
 
@@ -46,8 +48,9 @@ def folder_images(folder: Path) -> list[Path]:
     else:
         paths = list_images(folder)
     if not paths:
-        raise BadInput(f"{folder}: no images (.jpg/.png/...) to calibrate on; pass {IMAGE_SOURCE} "
-                       "to --calib-data")
+        raise BadInput(
+            f"{folder}: no images (.jpg/.png/...) to calibrate on; pass {IMAGE_SOURCE} to --calib-data"
+        )
     return paths
 
 

@@ -29,8 +29,9 @@ def convert_fp16(fp32_onnx: Path, target: Path, meta: ArtifactMetadata) -> Path:
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    model = convert_float_to_float16(onnx.load(str(fp32_onnx)), keep_io_types=True,
-                                     op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP32_OPS])
+    model = convert_float_to_float16(
+        onnx.load(str(fp32_onnx)), keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP32_OPS]
+    )
     OnnxModel(model).topological_sort()
     save_checked(model, target, meta.with_precision("fp16"))
     log.info("wrote %s", target)

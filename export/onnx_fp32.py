@@ -57,8 +57,9 @@ def save_checked(model: Any, target: Path, meta: ArtifactMetadata) -> Path:
     return target
 
 
-def export_onnx(source: ExportSource, target: Path, opset: int = 17, dynamic_batch: bool = False,
-                dynamic: bool = False) -> Path:
+def export_onnx(
+    source: ExportSource, target: Path, opset: int = 17, dynamic_batch: bool = False, dynamic: bool = False
+) -> Path:
     """Export the checkpoint's export module to a simplified, checked FP32 ONNX at `target`, traced at
     the metadata's input size; `dynamic` leaves batch, height and width free."""
     torch = require("torch", "train")
@@ -71,8 +72,17 @@ def export_onnx(source: ExportSource, target: Path, opset: int = 17, dynamic_bat
     axes = dynamic_axes(names, dynamic_batch, dynamic)
     with atomic_path(target) as tmp:
         with torch.no_grad():
-            torch.onnx.export(module, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=names,
-                              opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+            torch.onnx.export(
+                module,
+                (dummy,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=names,
+                opset_version=opset,
+                dynamic_axes=axes,
+                do_constant_folding=True,
+                dynamo=False,
+            )
         model = stamp_and_check(onnxslim.slim(onnx.load(str(tmp))), source.meta)
         onnx.save(model, str(tmp))
     log.info("wrote %s", target)

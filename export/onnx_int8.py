@@ -70,9 +70,15 @@ def quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize_int8(fp32_onnx: Path, target: Path, calib: CalibrationSet, meta: ArtifactMetadata,
-                  method: str = "minmax", activations: str = "uint8", cache_dir: Path | None = None
-                  ) -> Int8Result:
+def quantize_int8(
+    fp32_onnx: Path,
+    target: Path,
+    calib: CalibrationSet,
+    meta: ArtifactMetadata,
+    method: str = "minmax",
+    activations: str = "uint8",
+    cache_dir: Path | None = None,
+) -> Int8Result:
     """Calibrate (or reuse cached ranges) and write a QDQ INT8 ONNX with per-channel int8 weights."""
     onnx = require("onnx", "export")
     q = require("onnxruntime.quantization", "export", "INT8 quantization")
@@ -92,18 +98,28 @@ def quantize_int8(fp32_onnx: Path, target: Path, calib: CalibrationSet, meta: Ar
         excluded = head_nodes(model)
         with atomic_path(target) as out, quiet_root_logger():
             q.quantize_static(
-                str(prepped), str(out), calibration_data_reader=None if reused else ort_reader(calib),
-                quant_format=q.QuantFormat.QDQ, per_channel=True,
-                activation_type=getattr(q.QuantType, ACTIVATIONS[activations]), weight_type=q.QuantType.QInt8,
-                nodes_to_exclude=excluded, calibrate_method=getattr(q.CalibrationMethod, METHODS[method]),
+                str(prepped),
+                str(out),
+                calibration_data_reader=None if reused else ort_reader(calib),
+                quant_format=q.QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=getattr(q.QuantType, ACTIVATIONS[activations]),
+                weight_type=q.QuantType.QInt8,
+                nodes_to_exclude=excluded,
+                calibrate_method=getattr(q.CalibrationMethod, METHODS[method]),
                 calibration_cache_path=str(cache),
                 # Chunks bound memory: histogram calibrators keep every activation of a chunk.
                 # (CalibMaxIntermediateOutputs would silently drop data in ORT 1.32.)
                 extra_options={"CalibStridedMinMax": calib.chunk()},
             )
             int8_meta = meta.with_precision("int8")
-            int8_meta.extra = {**meta.extra, "calib_method": method, "calib_images": len(calib),
-                               "activations": activations, "excluded_nodes": len(excluded)}
+            int8_meta.extra = {
+                **meta.extra,
+                "calib_method": method,
+                "calib_images": len(calib),
+                "activations": activations,
+                "excluded_nodes": len(excluded),
+            }
             onnx.save(stamp_and_check(onnx.load(str(out)), int8_meta), str(out))
     how = "cached ranges" if reused else f"{len(calib)} images"
     log.info("wrote %s (%s calibration, %s)", target, method, how)

@@ -43,12 +43,20 @@ def quantize_ir(onnx_path: Path, folder: Path, calib: CalibrationSet, meta: Arti
     head = head_nodes(onnx.load(str(onnx_path), load_external_data=False))
     model = ov.convert_model(str(onnx_path))
     feeds = [feed[INPUT_NAME] for feed in calib]
-    quantized = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds),
-                              preset=nncf.QuantizationPreset.MIXED,
-                              ignored_scope=nncf.IgnoredScope(names=head, validate=False))
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(feeds),
+        subset_size=len(feeds),
+        preset=nncf.QuantizationPreset.MIXED,
+        ignored_scope=nncf.IgnoredScope(names=head, validate=False),
+    )
     int8_meta = meta.with_precision("int8")
-    int8_meta.extra = {**meta.extra, "calib_method": "nncf", "calib_images": len(feeds),
-                       "float_head_nodes": len(head)}
+    int8_meta.extra = {
+        **meta.extra,
+        "calib_method": "nncf",
+        "calib_images": len(feeds),
+        "float_head_nodes": len(head),
+    }
     return save_ir(quantized, folder, int8_meta)
 
 

@@ -61,16 +61,23 @@ def dataset_for(cfg: ExportConfig, config_root: str) -> Path:
     if given is not None and is_dataset(given):
         return given
     if given is not None and not cfg.wants("int8"):
-        raise BadInput(f"{given}: --calib-data has no masks to verify against (not a prodseg dataset: "
-                       "images/ + masks/ + classes.yaml); pass a labelled dataset, or add --int8 to "
-                       "calibrate on these images")
+        raise BadInput(
+            f"{given}: --calib-data has no masks to verify against (not a prodseg dataset: "
+            "images/ + masks/ + classes.yaml); pass a labelled dataset, or add --int8 to "
+            "calibrate on these images"
+        )
     root = Path(config_root)
     if not is_dataset(root):
-        raise BadInput(f"{root}: the checkpoint's dataset folder is not here; pass a labelled dataset with "
-                       "--calib-data DIR (or --no-verify)")
+        raise BadInput(
+            f"{root}: the checkpoint's dataset folder is not here; pass a labelled dataset with "
+            "--calib-data DIR (or --no-verify)"
+        )
     if given is not None:
-        log.info("calibrating on %s, verifying on the checkpoint's dataset %s (the former has no masks)",
-                 given, root)
+        log.info(
+            "calibrating on %s, verifying on the checkpoint's dataset %s (the former has no masks)",
+            given,
+            root,
+        )
     return root
 
 
@@ -82,8 +89,10 @@ def plan(cfg: ExportConfig, out: Path, samples: list, calib_images: list[Path]) 
         calib = f", {len(calib_images)} calibration images" if name == "int8" else ""
         steps.append(f"{name}{source} -> {WRITES[name]}{calib}")
     verify = f"verify each on {len(samples)} images" if cfg.verify else "no verification"
-    return (f"plan: {'; '.join(steps)}; {verify}; write {MANIFEST}; "
-            f"built beside {out} and swapped in when complete")
+    return (
+        f"plan: {'; '.join(steps)}; {verify}; write {MANIFEST}; "
+        f"built beside {out} and swapped in when complete"
+    )
 
 
 def export_order(cfg: ExportConfig) -> list[str]:
@@ -135,8 +144,9 @@ def run_export(cfg: ExportConfig) -> ExportResult:
 def data_classes(source: ExportSource, data_root: Path) -> ClassMatch:
     """The checkpoint's classes against the verification data's, by name (BadInput when they differ)."""
     data = ShelfDataset(data_root).classes.names
-    match = match_classes(source.meta.class_names, data, str(source.checkpoint),
-                          str(data_root / "classes.yaml"))
+    match = match_classes(
+        source.meta.class_names, data, str(source.checkpoint), str(data_root / "classes.yaml")
+    )
     if match.note:
         log.info("%s", match.note)
     return match
@@ -154,8 +164,10 @@ def export_and_verify(ctx: ExportContext, samples: list, out: Path, classes: Cla
         rows = verify_all(artifacts, ctx.source, samples, ctx.config.thresholds, classes)
         render_table(rows)
     return ExportResult(
-        out, [dataclasses.replace(a, path=relocate(a.path, ctx.out, out)) for a in artifacts],
-        [dataclasses.replace(r, path=str(relocate(r.path, ctx.out, out))) for r in rows])
+        out,
+        [dataclasses.replace(a, path=relocate(a.path, ctx.out, out)) for a in artifacts],
+        [dataclasses.replace(r, path=str(relocate(r.path, ctx.out, out))) for r in rows],
+    )
 
 
 def manifest(cfg: ExportConfig, ctx: ExportContext, result: ExportResult, samples: list) -> dict[str, Any]:
@@ -166,8 +178,16 @@ def manifest(cfg: ExportConfig, ctx: ExportContext, result: ExportResult, sample
         "source_checkpoint_sha256": ctx.source.meta.source_checkpoint_sha256,
         "metadata": ctx.source.meta.to_dict(),
         "options": options,
-        "artifacts": [{"name": a.name, "path": str(a.path.relative_to(result.out)), "precision": a.precision,
-                       "backend": a.backend, **a.info} for a in result.artifacts],
+        "artifacts": [
+            {
+                "name": a.name,
+                "path": str(a.path.relative_to(result.out)),
+                "precision": a.precision,
+                "backend": a.backend,
+                **a.info,
+            }
+            for a in result.artifacts
+        ],
         "verification": {"images": [s.stem for s in samples], "rows": [r.to_dict() for r in result.rows]},
         "calibration_images": [str(p) for p in ctx.calib_images],
     }

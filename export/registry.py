@@ -16,8 +16,13 @@ def export_onnx_fp32(ctx: ExportContext) -> list[Artifact]:
     from prodseg.export.onnx_fp32 import export_onnx
 
     cfg = ctx.config
-    path = export_onnx(ctx.source, ctx.out / "model.onnx", opset=cfg.opset, dynamic_batch=cfg.dynamic_batch,
-                       dynamic=cfg.dynamic)
+    path = export_onnx(
+        ctx.source,
+        ctx.out / "model.onnx",
+        opset=cfg.opset,
+        dynamic_batch=cfg.dynamic_batch,
+        dynamic=cfg.dynamic,
+    )
     return [ctx.add(Artifact("onnx", path, "fp32"))]
 
 
@@ -32,11 +37,21 @@ def export_onnx_int8(ctx: ExportContext) -> list[Artifact]:
     from prodseg.export.onnx_int8 import quantize_int8
 
     cfg = ctx.config
-    res = quantize_int8(ctx.path("onnx"), ctx.out / "model_int8.onnx", ctx.calibration, ctx.source.meta,
-                        method=cfg.calib_method, activations=cfg.int8_activations)
-    info = {"calib_method": cfg.calib_method, "calib_images": len(ctx.calibration),
-            "calib_cache": str(res.cache.relative_to(ctx.out)), "calib_cache_reused": res.reused_cache,
-            "excluded_nodes": res.excluded_nodes}
+    res = quantize_int8(
+        ctx.path("onnx"),
+        ctx.out / "model_int8.onnx",
+        ctx.calibration,
+        ctx.source.meta,
+        method=cfg.calib_method,
+        activations=cfg.int8_activations,
+    )
+    info = {
+        "calib_method": cfg.calib_method,
+        "calib_images": len(ctx.calibration),
+        "calib_cache": str(res.cache.relative_to(ctx.out)),
+        "calib_cache_reused": res.reused_cache,
+        "excluded_nodes": res.excluded_nodes,
+    }
     return [ctx.add(Artifact("onnx_int8", res.path, "int8", info))]
 
 
@@ -64,13 +79,22 @@ def export_trt(ctx: ExportContext) -> list[Artifact]:
 
     cfg = ctx.config
     wanted = [p for p in ("fp16", "int8") if cfg.wants(p)] or ["fp32"]
-    sources = {"fp32": ("onnx", "model.engine"), "fp16": ("onnx_fp16", "model_fp16.engine"),
-               "int8": ("onnx_int8", "model_int8.engine")}
+    sources = {
+        "fp32": ("onnx", "model.engine"),
+        "fp16": ("onnx_fp16", "model_fp16.engine"),
+        "int8": ("onnx_int8", "model_int8.engine"),
+    }
     out = []
     for precision in wanted:
         onnx_name, engine = sources[precision]
-        spec = EngineSpec(ctx.path(onnx_name), ctx.out / engine, precision, max_batch=cfg.trt_max_batch,
-                          workspace_mib=cfg.trt_workspace_mib, timing_cache=ctx.out / TRT_TIMING_CACHE)
+        spec = EngineSpec(
+            ctx.path(onnx_name),
+            ctx.out / engine,
+            precision,
+            max_batch=cfg.trt_max_batch,
+            workspace_mib=cfg.trt_workspace_mib,
+            timing_cache=ctx.out / TRT_TIMING_CACHE,
+        )
         if precision == "int8" and cfg.trt_calibrator:
             spec.onnx = ctx.path("onnx")
             spec.calibrator_feeds = input_batches(ctx)

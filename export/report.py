@@ -25,15 +25,34 @@ def _pct(fraction: float, fmt: str) -> str:
 def render_table(rows: list[VerifyRow], console: Console | None = None) -> Table:
     """Print one row per artifact: precision, size, max|Δ|, agreement, mIoU, ΔmIoU, latency, status."""
     table = Table(title="export verification vs PyTorch")
-    for col in ("artifact", "precision", "backend", "size MB", "max|Δ|", "agree %", "mIoU %", "ΔmIoU",
-                "infer ms", "status"):
+    for col in (
+        "artifact",
+        "precision",
+        "backend",
+        "size MB",
+        "max|Δ|",
+        "agree %",
+        "mIoU %",
+        "ΔmIoU",
+        "infer ms",
+        "status",
+    ):
         left = col in ("artifact", "precision", "backend", "status")
         table.add_column(col, justify="left" if left else "right")
     for r in rows:
         status = "[green]ok[/]" if r.status == "ok" else f"[yellow]{r.status}[/] {r.note}"
-        table.add_row(r.artifact, r.precision, r.backend, _num(r.size_mb, ".2f"), _num(r.max_abs_diff, ".2e"),
-                      _pct(r.agreement, ".3f"), _pct(r.miou, ".2f"), _pct(r.delta_miou, "+.2f"),
-                      _num(r.infer_ms, ".1f"), status)
+        table.add_row(
+            r.artifact,
+            r.precision,
+            r.backend,
+            _num(r.size_mb, ".2f"),
+            _num(r.max_abs_diff, ".2e"),
+            _pct(r.agreement, ".3f"),
+            _pct(r.miou, ".2f"),
+            _pct(r.delta_miou, "+.2f"),
+            _num(r.infer_ms, ".1f"),
+            status,
+        )
     console = console or Console()
     if not console.is_terminal:
         console.width = max(console.width, 150)  # logs and CI: never truncate the numbers

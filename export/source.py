@@ -44,7 +44,9 @@ def load_source(checkpoint: str | Path) -> ExportSource:
         raise BadInput(f"{path}: checkpoint not found; pass the best.pt/last.pt written by prodseg-train")
     model, cfg, ckpt = model_from_checkpoint(path, device="cpu")
     if model.output_kind not in OUTPUT_NAMES:
-        raise BadInput(f"{path}: output kind {model.output_kind!r} cannot be exported; "
-                       f"supported: {', '.join(OUTPUT_NAMES)}")
+        raise BadInput(
+            f"{path}: output kind {model.output_kind!r} cannot be exported; "
+            f"supported: {', '.join(OUTPUT_NAMES)}"
+        )
     model.eval()
     return ExportSource(path, model, cfg, checkpoint_metadata(model, cfg, ckpt, path))

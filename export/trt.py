@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INSTALL = ("install TensorRT on a machine with an NVIDIA GPU: `pip install 'prodseg[tensorrt]'` "
-           "(TensorRT 10+ with CUDA 12)")
+INSTALL = (
+    "install TensorRT on a machine with an NVIDIA GPU: `pip install 'prodseg[tensorrt]'` "
+    "(TensorRT 10+ with CUDA 12)"
+)
 
 
 @dataclass
@@ -72,8 +74,9 @@ def has_implicit_int8(trt_mod: ModuleType) -> bool:
     return hasattr(trt_mod, "IInt8EntropyCalibrator2") and hasattr(trt_mod.BuilderFlag, "INT8")
 
 
-def parse_onnx(builder: trt.Builder, onnx_path: Path, strongly_typed: bool,
-               logger: trt.ILogger) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
+def parse_onnx(
+    builder: trt.Builder, onnx_path: Path, strongly_typed: bool, logger: trt.ILogger
+) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
     """Parse an ONNX file into a network (the parser must outlive it); BadInput lists parser errors."""
     import tensorrt as trt
 
@@ -86,8 +89,9 @@ def parse_onnx(builder: trt.Builder, onnx_path: Path, strongly_typed: bool,
     return network, parser
 
 
-def add_profile(builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig,
-                max_batch: int) -> None:
+def add_profile(
+    builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig, max_batch: int
+) -> None:
     """One optimization profile: batch 1 (min, opt) to `max_batch` for every dynamic-batch input."""
     import tensorrt as trt
 
@@ -154,8 +158,10 @@ def build_engine(spec: EngineSpec, meta: ArtifactMetadata) -> Path:
     load_timing_cache(config, spec.timing_cache)
     if implicit:
         if not has_implicit_int8(trt_mod):
-            raise BadInput("this TensorRT has no implicit INT8 calibrator (removed in TensorRT 11); "
-                           "build INT8 from the QDQ ONNX instead (--int8 without the calibrator)")
+            raise BadInput(
+                "this TensorRT has no implicit INT8 calibrator (removed in TensorRT 11); "
+                "build INT8 from the QDQ ONNX instead (--int8 without the calibrator)"
+            )
         config.set_flag(trt.BuilderFlag.INT8)
         cache = spec.calibration_cache or spec.engine.with_suffix(".calib")
         config.int8_calibrator = make_calibrator(spec.calibrator_feeds or [], cache)

@@ -84,8 +84,13 @@ def max_abs_diff(got: dict[str, np.ndarray], ref: dict[str, np.ndarray]) -> floa
     return max(float(np.abs(g.astype(np.float32) - r).max()) for g, r in pairs)
 
 
-def verify_artifact(artifact: Artifact, samples: list[Sample], ref: TorchReference,
-                    thresholds: Thresholds, classes: ClassMatch) -> VerifyRow:
+def verify_artifact(
+    artifact: Artifact,
+    samples: list[Sample],
+    ref: TorchReference,
+    thresholds: Thresholds,
+    classes: ClassMatch,
+) -> VerifyRow:
     """Run one artifact through prodseg.runtime on the samples and compare it with PyTorch."""
     from prodseg.runtime import load
 
@@ -94,8 +99,9 @@ def verify_artifact(artifact: Artifact, samples: list[Sample], ref: TorchReferen
         return judge(compare(artifact, predictor, samples, ref, classes), thresholds)
 
 
-def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: TorchReference,
-            classes: ClassMatch) -> VerifyRow:
+def compare(
+    artifact: Artifact, predictor: Any, samples: list[Sample], ref: TorchReference, classes: ClassMatch
+) -> VerifyRow:
     """Outputs, label maps and mIoU of one loaded artifact vs PyTorch on the samples.
 
     Agreement compares the two label maps as the model numbers its classes; mIoU reads them in the
@@ -123,17 +129,29 @@ def compare(artifact: Artifact, predictor: Any, samples: list[Sample], ref: Torc
             mats["art"].update(gt, classes.apply(art_map), where=str(s.mask))
             mats["ref"].update(gt, classes.apply(ref_map), where=str(s.mask))
     m_art, m_ref = mats["art"].scores().miou, mats["ref"].scores().miou
-    return VerifyRow(artifact.name, str(artifact.path), artifact.precision, artifact.backend,
-                     round(size_mb(artifact.path), 3), diff, same / max(total, 1), m_art, m_ref,
-                     m_ref - m_art, float(np.median(infer_ms)))
+    return VerifyRow(
+        artifact.name,
+        str(artifact.path),
+        artifact.precision,
+        artifact.backend,
+        round(size_mb(artifact.path), 3),
+        diff,
+        same / max(total, 1),
+        m_art,
+        m_ref,
+        m_ref - m_art,
+        float(np.median(infer_ms)),
+    )
 
 
 def judge(row: VerifyRow, t: Thresholds) -> VerifyRow:
     """Mark a row 'WARN' when it misses its precision's threshold (agreement, or ΔmIoU for int8)."""
     if row.precision == "int8":
         if not row.delta_miou <= t.int8_delta_miou:
-            row.status, row.note = "WARN", (f"ΔmIoU {100 * row.delta_miou:.2f} > "
-                                            f"{100 * t.int8_delta_miou:g} points")
+            row.status, row.note = (
+                "WARN",
+                (f"ΔmIoU {100 * row.delta_miou:.2f} > {100 * t.int8_delta_miou:g} points"),
+            )
         return row
     need = {"fp32": t.fp32_agreement, "fp16": t.fp16_agreement, "bf16": t.bf16_agreement}[row.precision]
     if not row.agreement >= need:
@@ -141,8 +159,13 @@ def judge(row: VerifyRow, t: Thresholds) -> VerifyRow:
     return row
 
 
-def verify_all(artifacts: list[Artifact], source: ExportSource, samples: list[Sample],
-               thresholds: Thresholds, classes: ClassMatch | None = None) -> list[VerifyRow]:
+def verify_all(
+    artifacts: list[Artifact],
+    source: ExportSource,
+    samples: list[Sample],
+    thresholds: Thresholds,
+    classes: ClassMatch | None = None,
+) -> list[VerifyRow]:
     """Verify every artifact on the same samples against one cached PyTorch reference."""
     ref = TorchReference(source)
     rows = []

@@ -53,8 +53,9 @@ def check_output_path(path: str | os.PathLike, option: str, folder: bool = False
     if not anchor.is_dir():
         raise BadInput(f"{option} {p}: {anchor} is a file, not a folder; choose another {option}")
     if not os.access(anchor, os.W_OK):
-        raise BadInput(f"{option} {p}: {anchor} is not writable; choose another {option} "
-                       "or fix its permissions")
+        raise BadInput(
+            f"{option} {p}: {anchor} is not writable; choose another {option} or fix its permissions"
+        )
     return p
 
 

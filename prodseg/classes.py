@@ -38,8 +38,13 @@ def _shown(names: Sequence[str]) -> str:
     return "[" + ", ".join(names[:12]) + (", …" if len(names) > 12 else "") + f"] ({len(names)})"
 
 
-def match_classes(model: Sequence[str], data: Sequence[str], model_source: str = "the model",
-                  data_source: str = "the data", class_map: dict[str, str] | None = None) -> ClassMatch:
+def match_classes(
+    model: Sequence[str],
+    data: Sequence[str],
+    model_source: str = "the model",
+    data_source: str = "the data",
+    class_map: dict[str, str] | None = None,
+) -> ClassMatch:
     """The lookup from model labels to data labels, or BadInput when the names do not correspond."""
     model, data = [str(n) for n in model], [str(n) for n in data]
     if class_map is None and model == data:
@@ -48,11 +53,15 @@ def match_classes(model: Sequence[str], data: Sequence[str], model_source: str =
     index = {name: i for i, name in enumerate(data)}
     unknown = sorted({target for target in mapping.values() if target not in index})
     if unknown or (class_map is None and sorted(model) != sorted(data)):
-        remedy = ("a --class-map FILE (YAML: model class -> data class) maps them" if class_map is None
-                  else "fix the --class-map so every model class maps to a data class")
+        remedy = (
+            "a --class-map FILE (YAML: model class -> data class) maps them"
+            if class_map is None
+            else "fix the --class-map so every model class maps to a data class"
+        )
         raise BadInput(
             f"{model_source} and {data_source} have different classes: model {_shown(model)}, "
-            f"data {_shown(data)}" + (f"; not in the data: {', '.join(unknown[:8])}" if unknown else "")
+            f"data {_shown(data)}"
+            + (f"; not in the data: {', '.join(unknown[:8])}" if unknown else "")
             + f"; {remedy}"
         )
     lut = np.full(256, IGNORE_INDEX, np.uint8)  # labels outside the model's classes stay out of range
@@ -67,8 +76,13 @@ def read_class_map(path: str | Path) -> dict[str, str]:
     from prodseg.yamlio import read_yaml
 
     data = read_yaml(path, "class map")
-    if not isinstance(data, dict) or not data or not all(
-            isinstance(k, str | int) and isinstance(v, str | int) for k, v in data.items()):
-        raise BadInput(f"{path}: a class map is a YAML mapping of model class name to data class name, "
-                       "e.g. `bottle: product`")
+    if (
+        not isinstance(data, dict)
+        or not data
+        or not all(isinstance(k, str | int) and isinstance(v, str | int) for k, v in data.items())
+    ):
+        raise BadInput(
+            f"{path}: a class map is a YAML mapping of model class name to data class name, "
+            "e.g. `bottle: product`"
+        )
     return {str(k): str(v) for k, v in data.items()}

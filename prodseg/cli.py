@@ -80,8 +80,9 @@ def _report_internal_error(exc: BaseException) -> None:
     else:
         where = "rerun with -v for the traceback"
         with contextlib.suppress(OSError):
-            fd, path = tempfile.mkstemp(prefix=f"prodseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-",
-                                        suffix=".txt")
+            fd, path = tempfile.mkstemp(
+                prefix=f"prodseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt"
+            )
             with os.fdopen(fd, "w") as f:
                 f.write(" ".join(sys.argv) + "\n" + text)
             where = f"traceback in {path}"
@@ -121,8 +122,11 @@ def handle_errors(fn: F) -> F:
             click.echo(f"error: {rank_prefix()}{message}", err=True)
             sys.exit(BadInput.exit_code)
         except MemoryError as exc:
-            click.echo(f"error: {rank_prefix()}out of memory ({exc or 'the allocation failed'}); "
-                       "use smaller inputs or batch, or a machine with more memory", err=True)
+            click.echo(
+                f"error: {rank_prefix()}out of memory ({exc or 'the allocation failed'}); "
+                "use smaller inputs or batch, or a machine with more memory",
+                err=True,
+            )
             sys.exit(BadInput.exit_code)
         except Exception as exc:  # noqa: BLE001 - anything else is a bug, reported as one
             _report_internal_error(exc)
@@ -139,8 +143,9 @@ def _usage_error(exc: click.UsageError, command_path: str) -> None:
 class OneLineUsage(click.Command):
     """Click's usage errors as the one `error: ...` line (exit 2) that every other bad input gets."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:

@@ -73,11 +73,19 @@ def choice(default: Any, choices: tuple) -> Any:
     return _field(default, choices=choices)
 
 
-def bounded(default: Any, lo: float | None = None, hi: float | None = None, *, above: float | None = None,
-            below: float | None = None, **meta: Any) -> Any:
+def bounded(
+    default: Any,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    above: float | None = None,
+    below: float | None = None,
+    **meta: Any,
+) -> Any:
     """A numeric field (or list/mapping of numbers) within [lo, hi]; `above`/`below` are exclusive bounds."""
-    bounds = Bounds(lo if above is None else above, hi if below is None else below,
-                    above is not None, below is not None)
+    bounds = Bounds(
+        lo if above is None else above, hi if below is None else below, above is not None, below is not None
+    )
     return _field(default, bounds=bounds, **meta)
 
 
@@ -87,6 +95,7 @@ def rule(default: Any, check: Callable[[Any], str | None], **meta: Any) -> Any:
 
 
 # --- checks shared by several fields; each returns None (fine) or a sentence saying what is allowed ---
+
 
 def _not_empty(value: str | None) -> str | None:
     return "give a non-empty string" if value is not None and not value.strip() else None
@@ -273,8 +282,9 @@ class TrainingConfig:
 class DataConfig:
     root: str = rule("data/shelves", _not_empty)
     # [height, width]; one size (128 or '128') means a square, 'HxW' text is read too.
-    image_size: list[int] = bounded([256, 256], SIZE_MULTIPLE, MAX_IMAGE_SIDE, length=(2, 2),
-                                    normalize=_image_size, check=_multiple_of_32)
+    image_size: list[int] = bounded(
+        [256, 256], SIZE_MULTIPLE, MAX_IMAGE_SIDE, length=(2, 2), normalize=_image_size, check=_multiple_of_32
+    )
     train_split: str = rule("train", split_problem)
     val_split: str = rule("val", split_problem)
     num_workers: int = bounded(2, 0, 256)
@@ -313,8 +323,10 @@ def _scale_with_strength(cfg: Config) -> str | None:
     low = 1 + (aug.scale[0] - 1) * aug.strength  # what data.augment hands to the affine transform
     if low > 0:
         return None
-    return (f"training.augmentation.scale: {aug.scale} with strength {aug.strength} gives a zoom of {low:g}; "
-            "keep 1 + (low - 1) * strength > 0 (raise the low scale or lower the strength)")
+    return (
+        f"training.augmentation.scale: {aug.scale} with strength {aug.strength} gives a zoom of {low:g}; "
+        "keep 1 + (low - 1) * strength > 0 (raise the low scale or lower the strength)"
+    )
 
 
 # Rules that span several keys: each returns None or the whole message (naming the keys).
@@ -377,8 +389,10 @@ def apply_overrides(
         *parents, leaf = str(dotted).split(".")
         for i, key in enumerate(parents):
             if not isinstance(node.get(key), dict):
-                raise ConfigError(f"{source}: unknown key '{'.'.join(parents[:i + 1])}' in override "
-                                  f"'{dotted}'; allowed keys there: {', '.join(sorted(node))}")
+                raise ConfigError(
+                    f"{source}: unknown key '{'.'.join(parents[: i + 1])}' in override "
+                    f"'{dotted}'; allowed keys there: {', '.join(sorted(node))}"
+                )
             node = node[key]
         if leaf not in node and not is_mapping_field(parents):
             allowed = ", ".join(sorted(node))
@@ -446,8 +460,9 @@ def _check_length(value: Any, key: str, source: str, meta: Any) -> None:
     lo, hi = meta["length"]
     if not lo <= len(value) <= hi:
         count = str(lo) if lo == hi else f"{lo} to {hi}"
-        raise ConfigError(f"{source}: {key}: {show(value)} has {len(value)} value(s); give {count}, "
-                          f"e.g. {meta['example']}")
+        raise ConfigError(
+            f"{source}: {key}: {show(value)} has {len(value)} value(s); give {count}, e.g. {meta['example']}"
+        )
 
 
 def _numbers(value: Any, key: str) -> Iterator[tuple[str, Any]]:
@@ -528,7 +543,7 @@ def show(value: Any, limit: int = 60) -> str:
         text = " ".join(repr(value).split())
     except ValueError:  # an integer with more digits than Python converts to text
         text = "<a number too large to print>"
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _to_bool(value: Any) -> bool | None:

@@ -40,26 +40,75 @@ def latest_checkpoint(train_dir: Path) -> Path | None:
 def main() -> None:
     data, video, masks = DEMO / "data", DEMO / "shelf_720p.mp4", DEMO / "shelf_720p_masks"
     train_dir, export_dir = DEMO / "train", DEMO / "export"
-    step("synthetic shelf dataset", data / "splits" / "val.txt",
-         ["prodseg-data", "synth", str(data), "--images", "160", "--size", "192", "--seed", "0"])
-    step("synthetic 720p shelf video with ground-truth masks", video,
-         ["prodseg-data", "video", str(video), "--frames", "150", "--size", "1280x720", "--fps", "30",
-          "--seed", "1", "--masks", str(masks)])
-    step("prodseg-data check", DEMO / ".checked",
-         ["prodseg-data", "check", str(data)])
+    step(
+        "synthetic shelf dataset",
+        data / "splits" / "val.txt",
+        ["prodseg-data", "synth", str(data), "--images", "160", "--size", "192", "--seed", "0"],
+    )
+    step(
+        "synthetic 720p shelf video with ground-truth masks",
+        video,
+        [
+            "prodseg-data",
+            "video",
+            str(video),
+            "--frames",
+            "150",
+            "--size",
+            "1280x720",
+            "--fps",
+            "30",
+            "--seed",
+            "1",
+            "--masks",
+            str(masks),
+        ],
+    )
+    step("prodseg-data check", DEMO / ".checked", ["prodseg-data", "check", str(data)])
     (DEMO / ".checked").touch()
-    step("train DeepLabV3+ (fast CPU config)", latest_checkpoint(train_dir),
-         ["prodseg-train", "--config", "fast_cpu", "--data", str(data), "--out", str(train_dir)])
+    step(
+        "train DeepLabV3+ (fast CPU config)",
+        latest_checkpoint(train_dir),
+        ["prodseg-train", "--config", "fast_cpu", "--data", str(data), "--out", str(train_dir)],
+    )
     checkpoint = latest_checkpoint(train_dir)
     assert checkpoint is not None, f"prodseg-train wrote no best.pt under {train_dir}"
-    step("export ONNX, OpenVINO, INT8 with verification", export_dir / "export_manifest.json",
-         ["prodseg-export", str(checkpoint), "--out", str(export_dir), "--onnx", "--openvino",
-          "--int8", "--calib-data", str(data)])
+    step(
+        "export ONNX, OpenVINO, INT8 with verification",
+        export_dir / "export_manifest.json",
+        [
+            "prodseg-export",
+            str(checkpoint),
+            "--out",
+            str(export_dir),
+            "--onnx",
+            "--openvino",
+            "--int8",
+            "--calib-data",
+            str(data),
+        ],
+    )
     artifacts = sorted(export_dir.glob("*.onnx")) + sorted(export_dir.glob("*/model.xml"))
     models = [a for p in artifacts for a in ("--model", str(p))]
-    step("benchmark every artifact on the video", DEMO / "report.md",
-         ["prodseg-bench", str(video), *models, "--gt-masks", str(masks), "--warmup", "5",
-          "--min-fps", "5", "--json", str(DEMO / "bench.json"), "--report", str(DEMO)])
+    step(
+        "benchmark every artifact on the video",
+        DEMO / "report.md",
+        [
+            "prodseg-bench",
+            str(video),
+            *models,
+            "--gt-masks",
+            str(masks),
+            "--warmup",
+            "5",
+            "--min-fps",
+            "5",
+            "--json",
+            str(DEMO / "bench.json"),
+            "--report",
+            str(DEMO),
+        ],
+    )
     print(f"\ndemo complete: {DEMO / 'report.md'}")
 
 

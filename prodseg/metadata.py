@@ -62,7 +62,7 @@ class ArtifactMetadata:
 
     @classmethod
     def from_props(cls, props: dict[str, str], source: str = "artifact") -> ArtifactMetadata:
-        values = {k[len(METADATA_PREFIX):]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+        values = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
         if not values:
             raise BadInput(f"{source}: has no prodseg metadata; export it with prodseg-export")
         try:

@@ -48,8 +48,10 @@ def _check_range(labels: np.ndarray, n: int, what: str, where: str) -> None:
         bad = np.unique(labels[(labels < 0) | (labels >= n)])
         shown = ", ".join(str(int(v)) for v in bad[:8]) + (" …" if bad.size > 8 else "")
         allowed = f"0..{n - 1}" + (f" or {IGNORE_INDEX} (ignore)" if what == "ground truth" else "")
-        raise LabelOutOfRange(f"{where + ': ' if where else ''}{what} holds label(s) {shown} outside the "
-                              f"{n} classes ({allowed}); do model and data have the same classes?")
+        raise LabelOutOfRange(
+            f"{where + ': ' if where else ''}{what} holds label(s) {shown} outside the "
+            f"{n} classes ({allowed}); do model and data have the same classes?"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,13 @@ class Scores:
     pixel_accuracy: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"miou": self.miou, "iou": self.iou, "mean_dice": self.mean_dice, "dice": self.dice,
-                "pixel_accuracy": self.pixel_accuracy}
+        return {
+            "miou": self.miou,
+            "iou": self.iou,
+            "mean_dice": self.mean_dice,
+            "dice": self.dice,
+            "pixel_accuracy": self.pixel_accuracy,
+        }
 
 
 def scores(mat: np.ndarray) -> Scores:
@@ -78,7 +85,8 @@ def scores(mat: np.ndarray) -> Scores:
         dice = np.where(present, 2 * tp / np.maximum(gt + pr, 1e-12), np.nan)
     total = mat.sum()
     return Scores(
-        iou=[float(v) for v in iou], dice=[float(v) for v in dice],
+        iou=[float(v) for v in iou],
+        dice=[float(v) for v in dice],
         miou=float(iou[present].mean()) if present.any() else math.nan,
         mean_dice=float(dice[present].mean()) if present.any() else math.nan,
         pixel_accuracy=float(tp.sum() / total) if total > 0 else math.nan,

@@ -38,8 +38,10 @@ def choose_backend(path: Path, backend: str = "auto", device: str = "cpu") -> tu
         return backend, "named with --backend", {}
     suffix = path.suffix.lower()
     if suffix not in SUFFIX_BACKENDS:
-        raise BadInput(f"{path}: unknown artifact type '{suffix}'; expected one of "
-                       f"{', '.join(SUFFIX_BACKENDS)} (or name --backend: {', '.join(RUNNERS)})")
+        raise BadInput(
+            f"{path}: unknown artifact type '{suffix}'; expected one of "
+            f"{', '.join(SUFFIX_BACKENDS)} (or name --backend: {', '.join(RUNNERS)})"
+        )
     return auto_backend(suffix, device)
 
 
@@ -102,8 +104,15 @@ def model_metadata(path: Path, runner: Runner, spec: ModelSpec) -> ArtifactMetad
     return resolve_metadata(found, spec, layout, static_hw, path)
 
 
-def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threads: int | None = None,
-         spec: ModelSpec | None = None, fuse_preprocess: bool = True, **runner_opts: Any) -> Predictor:
+def load(
+    artifact: str | Path,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+    spec: ModelSpec | None = None,
+    fuse_preprocess: bool = True,
+    **runner_opts: Any,
+) -> Predictor:
     """Open an artifact with its backend ('auto': the fastest installed for the file on the device),
     configured by its metadata and what `spec` (the model flags) states or overrides.
 
@@ -120,8 +129,14 @@ def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threa
     runner.activate()
     try:
         meta = model_metadata(path, runner, spec)
-        predictor = Predictor(runner, meta, name, keep=class_ids(meta, spec.classes),
-                              fixed_size=spec.input_size is not None, fuse_preprocess=fuse_preprocess)
+        predictor = Predictor(
+            runner,
+            meta,
+            name,
+            keep=class_ids(meta, spec.classes),
+            fixed_size=spec.input_size is not None,
+            fuse_preprocess=fuse_preprocess,
+        )
         predictor.backend_reason = why
         return predictor
     except BaseException:
@@ -129,5 +144,15 @@ def load(artifact: str | Path, backend: str = "auto", device: str = "cpu", threa
         raise
 
 
-__all__ = ["RUNNERS", "Detection", "FrameContext", "ModelSpec", "Prediction", "Predictor", "Runner",
-           "check_artifact", "choose_backend", "load"]
+__all__ = [
+    "RUNNERS",
+    "Detection",
+    "FrameContext",
+    "ModelSpec",
+    "Prediction",
+    "Predictor",
+    "Runner",
+    "check_artifact",
+    "choose_backend",
+    "load",
+]

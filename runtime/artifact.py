@@ -34,10 +34,16 @@ def from_ultralytics(meta: dict[str, Any], source: str) -> ArtifactMetadata:
     imgsz = [int(imgsz), int(imgsz)] if isinstance(imgsz, int) else [int(v) for v in imgsz]
     class_names = ["background", *[str(n) for n in names]]
     return ArtifactMetadata(
-        arch="yolov8_seg", class_names=class_names,
-        class_colors=[list(c) for c in default_colors(len(class_names))], input_size=imgsz,
-        mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0], output_kind="yolo_seg", resize="letterbox",
-        prodseg_version="", extra={"source": "ultralytics", "stride": _literal(meta.get("stride", 32))},
+        arch="yolov8_seg",
+        class_names=class_names,
+        class_colors=[list(c) for c in default_colors(len(class_names))],
+        input_size=imgsz,
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+        output_kind="yolo_seg",
+        resize="letterbox",
+        prodseg_version="",
+        extra={"source": "ultralytics", "stride": _literal(meta.get("stride", 32))},
     )
 
 
@@ -82,7 +88,8 @@ def missing_metadata(path: str | Path) -> BadInput:
     return BadInput(
         f"{path}: has no prodseg metadata; describe the model with --task semantic|yolo-seg and --names "
         "a,b,... (or a classes.yaml), plus --input-size HxW for dynamic shapes, --mean/--std and --resize "
-        f"when they differ from the task's defaults; add --save-card {sidecar_path(path)} to keep them")
+        f"when they differ from the task's defaults; add --save-card {sidecar_path(path)} to keep them"
+    )
 
 
 def read_metadata(path: str | Path, runner: Runner) -> ArtifactMetadata:

@@ -15,8 +15,13 @@ from prodseg.errors import BadInput
 
 MB = 1_000_000  # bytes; never 2**20
 
-SUFFIX_BACKENDS = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
-                   ".pt": "torch"}
+SUFFIX_BACKENDS = {
+    ".onnx": "onnxruntime",
+    ".xml": "openvino",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+    ".pt": "torch",
+}
 # Files that belong to an artifact (an OpenVINO IR is the .xml plus its .bin weights).
 COMPANIONS = {".xml": (".bin",)}
 YOLO_MASK_COEFFS = 32  # YOLOv8-seg prototype channels
@@ -91,6 +96,8 @@ def classify_outputs(shapes: Sequence[Shape], source: str = "model") -> OutputLa
             return found
     shown = ", ".join(str(tuple(s)) for s in shapes) or "none"
     k = YOLO_MASK_COEFFS
-    raise BadInput(f"{source}: outputs of shapes {shown} are neither semantic logits (one (1, C, H, W) "
-                   f"tensor) nor YOLOv8-seg ((1, 4+nc+{k}, N) and (1, {k}, h, w)); prodseg runs only these "
-                   "two kinds of segmentation model")
+    raise BadInput(
+        f"{source}: outputs of shapes {shown} are neither semantic logits (one (1, C, H, W) "
+        f"tensor) nor YOLOv8-seg ((1, 4+nc+{k}, N) and (1, {k}, h, w)); prodseg runs only these "
+        "two kinds of segmentation model"
+    )

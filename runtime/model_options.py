@@ -64,6 +64,7 @@ class ModelSpec:
 
 # --- parsing: text -> values, each failure a BadInput naming the flag and value ---
 
+
 def _floats(flag: str, text: str, count: int) -> list[float]:
     try:
         values = [float(v) for v in text.split(",")]
@@ -122,8 +123,9 @@ def parse_names(text: str) -> tuple[list[str], list[list[int]] | None]:
         return _names_file(Path(text))
     names = [n.strip() for n in text.split(",")]
     if not all(names):
-        raise BadInput(f"--names {text}: give comma-separated class names without empty ones, or a "
-                       "classes.yaml path")
+        raise BadInput(
+            f"--names {text}: give comma-separated class names without empty ones, or a classes.yaml path"
+        )
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate is not None:
         raise BadInput(f"--names {text}: '{duplicate}' appears twice; class names must be unique")
@@ -147,7 +149,8 @@ class ModelFlags:
         names, colors = parse_names(r["names"]) if "names" in r else (None, None)
         return ModelSpec(
             task=_choice("--task", r["task"], TASKS) if "task" in r else None,
-            names=names, colors=colors,
+            names=names,
+            colors=colors,
             input_size=parse_input_size(r["input_size"]) if "input_size" in r else None,
             mean=_floats("--mean", r["mean"], 3) if "mean" in r else None,
             std=_std(r["std"]) if "std" in r else None,
@@ -181,8 +184,10 @@ MODEL_OPTIONS: tuple[tuple[str, str], ...] = (
     ("--input-size", "Model input HxW (needed for dynamic shapes; default the model's static shape)."),
     ("--mean", "Input mean, 3 comma floats on 0..1 RGB [default: ImageNet (semantic), 0 (YOLO)]."),
     ("--std", "Input std, 3 comma floats [default: ImageNet (semantic), 1 (YOLO)]."),
-    ("--resize", "How frames fit the input: stretch or letterbox [default: stretch (semantic), "
-                 "letterbox (YOLO)]."),
+    (
+        "--resize",
+        "How frames fit the input: stretch or letterbox [default: stretch (semantic), letterbox (YOLO)].",
+    ),
     ("--conf", "YOLO-seg: confidence threshold 0..1 [default: the model's metadata]."),
     ("--iou", "YOLO-seg: NMS IoU threshold 0..1 [default: the model's metadata]."),
     ("--max-det", "YOLO-seg: most instances per frame [default: the model's metadata]."),
@@ -206,8 +211,9 @@ def model_options(fn: Callable[..., Any] | None = None, *, skip: tuple[str, ...]
             return fn(*args, model_flags=ModelFlags(raw), **kwargs)
 
         for flag, text in reversed(options):
-            wrapper = click.option(flag, default=None, metavar="FILE" if flag == "--save-card" else None,
-                                   help=text)(wrapper)
+            wrapper = click.option(
+                flag, default=None, metavar="FILE" if flag == "--save-card" else None, help=text
+            )(wrapper)
         return wrapper
 
     return decorate(fn) if fn is not None else decorate
@@ -224,25 +230,36 @@ def torch_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         precision, channels_last = kwargs.pop("precision"), kwargs.pop("channels_last")
-        opts = {k: v for k, v in (("precision", precision), ("channels_last", channels_last or None))
-                if v is not None}
+        opts = {
+            k: v
+            for k, v in (("precision", precision), ("channels_last", channels_last or None))
+            if v is not None
+        }
         return fn(*args, torch_opts=opts, **kwargs)
 
-    wrapper = click.option("--precision", type=click.Choice(TORCH_PRECISIONS), default=None,
-                           help="Checkpoints (.pt): autocast precision [default: fp32].")(wrapper)
-    return click.option("--channels-last", is_flag=True,
-                        help="Checkpoints (.pt): channels-last (NHWC) memory format.")(wrapper)
+    wrapper = click.option(
+        "--precision",
+        type=click.Choice(TORCH_PRECISIONS),
+        default=None,
+        help="Checkpoints (.pt): autocast precision [default: fp32].",
+    )(wrapper)
+    return click.option(
+        "--channels-last", is_flag=True, help="Checkpoints (.pt): channels-last (NHWC) memory format."
+    )(wrapper)
 
 
 def check_torch_opts(torch_opts: dict[str, Any], backends: list[str]) -> None:
     """BadInput when --precision/--channels-last are given but no run uses the torch backend."""
     if torch_opts and "torch" not in backends:
         flags = ", ".join("--" + k.replace("_", "-") for k in torch_opts)
-        raise BadInput(f"{flags}: apply to .pt checkpoints (the torch backend) only; drop them for "
-                       f"{', '.join(sorted(set(backends)))} models")
+        raise BadInput(
+            f"{flags}: apply to .pt checkpoints (the torch backend) only; drop them for "
+            f"{', '.join(sorted(set(backends)))} models"
+        )
 
 
 # --- flags -> metadata, in one function ---
+
 
 def _class_names(spec: ModelSpec, kind: str) -> list[str]:
     """Names as prodseg numbers classes: YOLO-seg gets background at 0 (ultralytics cls c -> c + 1)."""
@@ -258,13 +275,22 @@ def _foreign(spec: ModelSpec, static_hw: tuple[int, int] | None, source: str, pa
         raise missing_metadata(path)
     size = spec.input_size or static_hw
     if size is None:
-        raise BadInput(f"{source}: has dynamic input height/width and no metadata; give --input-size HxW "
-                       "(the size it was trained at, e.g. 640x640)")
+        raise BadInput(
+            f"{source}: has dynamic input height/width and no metadata; give --input-size HxW "
+            "(the size it was trained at, e.g. 640x640)"
+        )
     names = _class_names(spec, spec.task)
     colors = [list(c) for c in default_colors(len(names))]
-    return ArtifactMetadata(arch="external", class_names=names, class_colors=colors, input_size=list(size),
-                            output_kind=spec.task, prodseg_version="",
-                            extra={"source": "command line", "stride": STRIDE}, **KIND_DEFAULTS[spec.task])
+    return ArtifactMetadata(
+        arch="external",
+        class_names=names,
+        class_colors=colors,
+        input_size=list(size),
+        output_kind=spec.task,
+        prodseg_version="",
+        extra={"source": "command line", "stride": STRIDE},
+        **KIND_DEFAULTS[spec.task],
+    )
 
 
 def _overridden(meta: ArtifactMetadata, spec: ModelSpec) -> ArtifactMetadata:
@@ -279,42 +305,70 @@ def _overridden(meta: ArtifactMetadata, spec: ModelSpec) -> ArtifactMetadata:
         names = _class_names(spec, kind)
         colors = spec.colors if spec.colors and len(spec.colors) == len(names) else default_colors(len(names))
         changes.update(class_names=names, class_colors=[list(c) for c in colors])
-    for name, value in (("input_size", spec.input_size), ("mean", spec.mean), ("std", spec.std),
-                        ("resize", spec.resize), ("confidence_threshold", spec.conf),
-                        ("iou_threshold", spec.iou), ("max_det", spec.max_det)):
+    for name, value in (
+        ("input_size", spec.input_size),
+        ("mean", spec.mean),
+        ("std", spec.std),
+        ("resize", spec.resize),
+        ("confidence_threshold", spec.conf),
+        ("iou_threshold", spec.iou),
+        ("max_det", spec.max_det),
+    ):
         if value is not None:
             changes[name] = list(value) if isinstance(value, tuple) else value
     return dataclasses.replace(meta, **changes)
 
 
-def _check(meta: ArtifactMetadata, spec: ModelSpec, layout: OutputLayout | None,
-           static_hw: tuple[int, int] | None, source: str) -> None:
+def _check(
+    meta: ArtifactMetadata,
+    spec: ModelSpec,
+    layout: OutputLayout | None,
+    static_hw: tuple[int, int] | None,
+    source: str,
+) -> None:
     """The resolved metadata against the model: kind, class count, input size; flags that cannot act."""
     if layout is not None and layout.kind != meta.output_kind:
-        raise BadInput(f"{source}: its outputs are those of a {KIND_TASKS[layout.kind]} model, not "
-                       f"{KIND_TASKS[meta.output_kind]}; pass --task {KIND_TASKS[layout.kind]}")
+        raise BadInput(
+            f"{source}: its outputs are those of a {KIND_TASKS[layout.kind]} model, not "
+            f"{KIND_TASKS[meta.output_kind]}; pass --task {KIND_TASKS[layout.kind]}"
+        )
     if layout is not None and layout.num_classes is not None:
         expected = layout.num_classes + (1 if meta.output_kind == "yolo_seg" else 0)
         if meta.num_classes != expected:
-            where = f"--names gives {len(spec.names)} names" if spec.names else \
-                f"its metadata lists {meta.num_classes} classes"
-            raise BadInput(f"{source}: {where} but the model outputs {layout.num_classes} classes; give "
-                           f"{layout.num_classes} names")
+            where = (
+                f"--names gives {len(spec.names)} names"
+                if spec.names
+                else f"its metadata lists {meta.num_classes} classes"
+            )
+            raise BadInput(
+                f"{source}: {where} but the model outputs {layout.num_classes} classes; give "
+                f"{layout.num_classes} names"
+            )
     if spec.input_size is not None and static_hw is not None and tuple(spec.input_size) != static_hw:
         h, w = static_hw
-        raise BadInput(f"--input-size {spec.input_size[0]}x{spec.input_size[1]}: {source} takes a fixed "
-                       f"{h}x{w} input; drop --input-size or give {h}x{w}")
+        raise BadInput(
+            f"--input-size {spec.input_size[0]}x{spec.input_size[1]}: {source} takes a fixed "
+            f"{h}x{w} input; drop --input-size or give {h}x{w}"
+        )
     if spec.input_size is not None and static_hw is None and any(v % STRIDE for v in spec.input_size):
-        raise BadInput(f"--input-size {spec.input_size[0]}x{spec.input_size[1]}: a dynamic model needs "
-                       f"multiples of {STRIDE}")
+        raise BadInput(
+            f"--input-size {spec.input_size[0]}x{spec.input_size[1]}: a dynamic model needs "
+            f"multiples of {STRIDE}"
+        )
     unused = spec.given(YOLO_ONLY)
     if unused and meta.output_kind != "yolo_seg":
-        raise BadInput(f"{', '.join(unused)}: apply to YOLO-seg models; {source} is a semantic model, "
-                       "drop them")
+        raise BadInput(
+            f"{', '.join(unused)}: apply to YOLO-seg models; {source} is a semantic model, drop them"
+        )
 
 
-def resolve_metadata(found: ArtifactMetadata | None, spec: ModelSpec, layout: OutputLayout | None,
-                     static_hw: tuple[int, int] | None, path: Path) -> ArtifactMetadata:
+def resolve_metadata(
+    found: ArtifactMetadata | None,
+    spec: ModelSpec,
+    layout: OutputLayout | None,
+    static_hw: tuple[int, int] | None,
+    path: Path,
+) -> ArtifactMetadata:
     """The metadata a run uses: the model's own (or, without any, the flags') with the flags applied.
 
     Flags given for a model that has metadata override it, and one info line says which.
@@ -342,8 +396,10 @@ def class_ids(meta: ArtifactMetadata, tokens: list[str] | None) -> frozenset[int
             ids.add(names.index(token))
         else:
             shown = ", ".join(names[:12]) + (f" ... ({len(names)} classes)" if len(names) > 12 else "")
-            raise BadInput(f"--classes {token}: not a class of this model; choose names from {shown} "
-                           f"or ids 0..{len(names) - 1}")
+            raise BadInput(
+                f"--classes {token}: not a class of this model; choose names from {shown} "
+                f"or ids 0..{len(names) - 1}"
+            )
     return frozenset(ids)
 
 

@@ -41,8 +41,11 @@ def _foreign_entries(out: Path) -> list[str]:
         if folder.is_symlink() or folder.exists() and not folder.is_dir():
             foreign.append(name)
         elif folder.is_dir():
-            foreign += [f"{name}/{p.name}" for p in folder.iterdir() if not (p.is_file() and (
-                image_name.fullmatch(p.name) or _TEMP_NAME.fullmatch(p.name)))]
+            foreign += [
+                f"{name}/{p.name}"
+                for p in folder.iterdir()
+                if not (p.is_file() and (image_name.fullmatch(p.name) or _TEMP_NAME.fullmatch(p.name)))
+            ]
     return sorted(foreign)
 
 
@@ -52,13 +55,17 @@ def check_out(out: Path, overwrite: bool) -> None:
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
-        raise BadInput(f"--out {out}: the folder is not empty (an earlier run?); choose an empty or new "
-                       "folder, or pass --overwrite to replace an earlier prodseg-predict output")
+        raise BadInput(
+            f"--out {out}: the folder is not empty (an earlier run?); choose an empty or new "
+            "folder, or pass --overwrite to replace an earlier prodseg-predict output"
+        )
     foreign = _foreign_entries(out)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise BadInput(f"--out {out}: holds files prodseg-predict did not write ({shown}); --overwrite only "
-                       "replaces a prodseg-predict output folder: choose another --out")
+        raise BadInput(
+            f"--out {out}: holds files prodseg-predict did not write ({shown}); --overwrite only "
+            "replaces a prodseg-predict output folder: choose another --out"
+        )
 
 
 def clear_outputs(out: Path) -> None:

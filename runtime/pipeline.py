@@ -59,8 +59,14 @@ class PipelineStats:
     def summary(self) -> dict[str, Any]:
         """Mean ms per stage plus totals, for logs and JSON."""
         means = {s: round(float(np.mean(v)), 3) if v else 0.0 for s, v in self.stage_ms.items()}
-        return {"frames": self.frames, "wall_s": round(self.wall_s, 3), "fps": round(self.fps, 2),
-                "dropped": self.dropped, "decode_error": self.decode_error, "mean_ms": means}
+        return {
+            "frames": self.frames,
+            "wall_s": round(self.wall_s, 3),
+            "fps": round(self.fps, 2),
+            "dropped": self.dropped,
+            "decode_error": self.decode_error,
+            "mean_ms": means,
+        }
 
 
 @dataclass
@@ -108,8 +114,14 @@ def _put_drop_oldest(q: queue.Queue, item: Any) -> int:
                 pass
 
 
-def _decode(frames: Iterator[Frame], out: queue.Queue, stats: PipelineStats, shared: _Shared,
-            drop: bool, max_frames: int | None) -> None:
+def _decode(
+    frames: Iterator[Frame],
+    out: queue.Queue,
+    stats: PipelineStats,
+    shared: _Shared,
+    drop: bool,
+    max_frames: int | None,
+) -> None:
     try:
         n = 0
         while not shared.stop.is_set() and (max_frames is None or n < max_frames):
@@ -141,8 +153,14 @@ def _jobs(inq: queue.Queue, shared: _Shared) -> Iterator[_Job]:
         yield job
 
 
-def _stage(name: str, fn: Callable[[_Job], None], inq: queue.Queue, out: queue.Queue,
-           stats: PipelineStats, shared: _Shared) -> None:
+def _stage(
+    name: str,
+    fn: Callable[[_Job], None],
+    inq: queue.Queue,
+    out: queue.Queue,
+    stats: PipelineStats,
+    shared: _Shared,
+) -> None:
     try:
         for job in _jobs(inq, shared):
             t0 = time.perf_counter()
@@ -169,19 +187,37 @@ def _stage_functions(predictor: Predictor) -> list[tuple[str, Callable[[_Job], N
     return [("preprocess", pre), ("infer", infer), ("postprocess", post)]
 
 
-def run_pipeline(source: Frames, predictor: Predictor, sinks: Iterable[Sink] = (), queue_size: int = 4,
-                 drop_oldest: bool | None = None, max_frames: int | None = None,
-                 on_result: Callable[[Frame, Prediction], None] | None = None) -> PipelineStats:
+def run_pipeline(
+    source: Frames,
+    predictor: Predictor,
+    sinks: Iterable[Sink] = (),
+    queue_size: int = 4,
+    drop_oldest: bool | None = None,
+    max_frames: int | None = None,
+    on_result: Callable[[Frame, Prediction], None] | None = None,
+) -> PipelineStats:
     """Run every frame of `source` through `predictor` into `sinks` (in this thread, in frame order)."""
     sinks = list(sinks)
     drop = source.is_live if drop_oldest is None else drop_oldest
     stats, shared = PipelineStats(), _Shared()
     queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=max(1, queue_size)) for _ in range(4)]
-    threads = [threading.Thread(target=_decode, name="prodseg-decode", daemon=True,
-                                args=(iter(source), queues[0], stats, shared, drop, max_frames))]
+    threads = [
+        threading.Thread(
+            target=_decode,
+            name="prodseg-decode",
+            daemon=True,
+            args=(iter(source), queues[0], stats, shared, drop, max_frames),
+        )
+    ]
     for i, (name, fn) in enumerate(_stage_functions(predictor)):
-        threads.append(threading.Thread(target=_stage, name=f"prodseg-{name}", daemon=True,
-                                        args=(name, fn, queues[i], queues[i + 1], stats, shared)))
+        threads.append(
+            threading.Thread(
+                target=_stage,
+                name=f"prodseg-{name}",
+                daemon=True,
+                args=(name, fn, queues[i], queues[i + 1], stats, shared),
+            )
+        )
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -200,8 +236,13 @@ def run_pipeline(source: Frames, predictor: Predictor, sinks: Iterable[Sink] = (
     return stats
 
 
-def _drain(inq: queue.Queue, sinks: list[Sink], stats: PipelineStats, shared: _Shared,
-           on_result: Callable[[Frame, Prediction], None] | None) -> None:
+def _drain(
+    inq: queue.Queue,
+    sinks: list[Sink],
+    stats: PipelineStats,
+    shared: _Shared,
+    on_result: Callable[[Frame, Prediction], None] | None,
+) -> None:
     for job in _jobs(inq, shared):
         pred: Prediction = job.data
         pred.timings = job.timings

@@ -44,7 +44,7 @@ def to_frame(label: np.ndarray, ctx: FrameContext) -> np.ndarray:
     fy, fx = oh / ih, ow / iw
     top, left = round(ctx.pad[0] * fy), round(ctx.pad[1] * fx)
     ch, cw = max(round(ctx.content[0] * fy), 1), max(round(ctx.content[1] * fx), 1)
-    content = label[top:top + ch, left:left + cw]
+    content = label[top : top + ch, left : left + cw]
     h, w = ctx.frame_size
     if content.shape == (h, w):
         return np.ascontiguousarray(content)
@@ -60,8 +60,12 @@ def by_role(outputs: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
     return {role: arrays[i] for role, i in layout.roles.items()}
 
 
-def semantic(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMetadata,
-             keep: frozenset[int] | None = None) -> Prediction:
+def semantic(
+    outputs: dict[str, np.ndarray],
+    ctx: FrameContext,
+    meta: ArtifactMetadata,
+    keep: frozenset[int] | None = None,
+) -> Prediction:
     """Logits (1, C, h, w) -> label map at frame size; classes not in `keep` become background (0)."""
     label = argmax_channels(by_role(outputs, "semantic_logits")["logits"][0])
     if keep is not None:
@@ -87,8 +91,9 @@ def _iou_matrix(off: np.ndarray) -> np.ndarray:
     return inter / np.maximum(areas[:, None] + areas[None] - inter, 1e-9)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float,
-        max_det: int = MAX_DET) -> np.ndarray:
+def nms(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float, max_det: int = MAX_DET
+) -> np.ndarray:
     """Greedy class-aware NMS (ultralytics' class offset); stops at max_det.
 
     Indices by descending score. A box is suppressed when its IoU with a kept one exceeds `iou`, as in
@@ -127,14 +132,14 @@ def _nms_loop(off: np.ndarray, order: np.ndarray, iou: float, max_det: int) -> n
 
 def candidates(pred: np.ndarray, nc: int, conf: float) -> tuple[np.ndarray, ...]:
     """Confidence filter: (boxes xyxy input px, scores, classes, mask coefficients), by descending score."""
-    cls_scores = pred[4:4 + nc]
+    cls_scores = pred[4 : 4 + nc]
     classes = cls_scores.argmax(0)
     scores = np.take_along_axis(cls_scores, classes[None], 0)[0]
     idx = np.flatnonzero(scores > conf)
     idx = idx[np.argsort(-scores[idx], kind="stable")][:MAX_NMS]
     xywh = pred[:4, idx].T
     boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
-    return boxes, scores[idx], classes[idx], pred[4 + nc:, idx].T
+    return boxes, scores[idx], classes[idx], pred[4 + nc :, idx].T
 
 
 def boxes_to_frame(boxes: np.ndarray, ctx: FrameContext) -> np.ndarray:
@@ -171,18 +176,19 @@ def _sample(coeffs: np.ndarray, protos: np.ndarray, m: np.ndarray, size: tuple[i
     m = m.copy()
     m[0, 2] -= px0
     m[1, 2] -= py0
-    return cv2.warpAffine(plane, m, (sw, sh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        plane, m, (sw, sh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _crop(mask: np.ndarray, lo: tuple[float, float], hi: tuple[float, float]) -> np.ndarray:
     """Clear the mask outside [lo, hi) (x, y), given in the mask's own pixel indices (may be fractional)."""
     c0, c1 = math.ceil(lo[0]), math.ceil(hi[0])
     r0, r1 = math.ceil(lo[1]), math.ceil(hi[1])
-    mask[:, :max(c0, 0)] = False
-    mask[:, max(c1, 0):] = False
-    mask[:max(r0, 0)] = False
-    mask[max(r1, 0):] = False
+    mask[:, : max(c0, 0)] = False
+    mask[:, max(c1, 0) :] = False
+    mask[: max(r0, 0)] = False
+    mask[max(r1, 0) :] = False
     return mask
 
 
@@ -192,8 +198,9 @@ def density(ctx: FrameContext) -> tuple[float, float]:
     return min(ctx.content[1] / w, 1.0), min(ctx.content[0] / h, 1.0)
 
 
-def instance_mask(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, ctx: FrameContext
-                  ) -> tuple[tuple[int, int, int, int], np.ndarray]:
+def instance_mask(
+    coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, ctx: FrameContext
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """The box's window (x0, y0, x1, y1) in frame pixels and its bool mask, from the prototypes under it.
 
     Logits are sampled bilinearly at frame pixels; for frames larger than the model input, at the
@@ -208,8 +215,9 @@ def instance_mask(coeffs: np.ndarray, protos: np.ndarray, box: np.ndarray, ctx: 
     fx, fy = density(ctx)
     sw, sh = max(round((x1 - x0) * fx), 1), max(round((y1 - y0) * fy), 1)
     sx, sy = (x1 - x0) / sw, (y1 - y0) / sh  # frame pixels per sample
-    m = np.array([[ax * sx, 0, (x0 + 0.5 * sx - 0.5) * ax + bx],
-                  [0, ay * sy, (y0 + 0.5 * sy - 0.5) * ay + by]])
+    m = np.array(
+        [[ax * sx, 0, (x0 + 0.5 * sx - 0.5) * ax + bx], [0, ay * sy, (y0 + 0.5 * sy - 0.5) * ay + by]]
+    )
     sampled = _sample(coeffs, protos, m, (sw, sh))
     if (sw, sh) != (x1 - x0, y1 - y0):  # resize is several times cheaper per pixel than warpAffine
         sampled = cv2.resize(sampled, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
@@ -247,8 +255,12 @@ class MaskGrid:
         if gx1 <= gx0 or gy1 <= gy0:
             return (gx0, gy0), np.zeros((0, 0), bool)
         ax, bx, ay, by = self.map
-        m = np.array([[ax * sx, 0, ((gx0 + 0.5) * sx - 0.5) * ax + bx],
-                      [0, ay * sy, ((gy0 + 0.5) * sy - 0.5) * ay + by]])
+        m = np.array(
+            [
+                [ax * sx, 0, ((gx0 + 0.5) * sx - 0.5) * ax + bx],
+                [0, ay * sy, ((gy0 + 0.5) * sy - 0.5) * ay + by],
+            ]
+        )
         sampled = _sample(coeffs, self.protos, m, (gx1 - gx0, gy1 - gy0))
         # grid pixel g is kept when box[0] <= (g+0.5)s-0.5 < box[2], i.e. g >= (box[0]+0.5)/s-0.5
         lo = ((box[0] + 0.5) / sx - 0.5 - gx0, (box[1] + 0.5) / sy - 0.5 - gy0)
@@ -257,7 +269,7 @@ class MaskGrid:
 
     def paint(self, corner: tuple[int, int], mask: np.ndarray, class_id: int) -> None:
         gx0, gy0 = corner
-        np.copyto(self.label[gy0:gy0 + mask.shape[0], gx0:gx0 + mask.shape[1]], class_id, where=mask)
+        np.copyto(self.label[gy0 : gy0 + mask.shape[0], gx0 : gx0 + mask.shape[1]], class_id, where=mask)
 
     def label_map(self) -> np.ndarray:
         h, w = self.ctx.frame_size
@@ -266,8 +278,12 @@ class MaskGrid:
         return cv2.resize(self.label, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)  # pixel centres aligned
 
 
-def yolo_seg(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMetadata,
-             keep_classes: frozenset[int] | None = None) -> Prediction:
+def yolo_seg(
+    outputs: dict[str, np.ndarray],
+    ctx: FrameContext,
+    meta: ArtifactMetadata,
+    keep_classes: frozenset[int] | None = None,
+) -> Prediction:
     """YOLOv8-seg outputs -> instances (class id = ultralytics cls + 1), map painted most-confident last.
 
     keep_classes (prodseg ids) filters candidates before NMS, as ultralytics' `classes=` does. Each
@@ -288,8 +304,9 @@ def yolo_seg(outputs: dict[str, np.ndarray], ctx: FrameContext, meta: ArtifactMe
         corner, low = grid.mask(coeffs[k], box)
         if low.any():
             full = functools.partial(instance_mask, coeffs[k], protos, box, ctx)
-            det = Detection(box, float(scores[k]), int(classes[k]) + 1, frame_size=ctx.frame_size,
-                            window_fn=full)
+            det = Detection(
+                box, float(scores[k]), int(classes[k]) + 1, frame_size=ctx.frame_size, window_fn=full
+            )
             found.append((det, corner, low))
     for det, corner, low in reversed(found):  # ascending confidence: the most confident ends on top
         grid.paint(corner, low, det.class_id)

@@ -35,8 +35,15 @@ class Predictor:
     whether it could); Python then only letterboxes, and feeds are (1, H, W, 3) uint8.
     """
 
-    def __init__(self, runner: Runner, meta: ArtifactMetadata, backend: str,
-                 keep: frozenset[int] | None = None, fixed_size: bool = False, fuse_preprocess: bool = True):
+    def __init__(
+        self,
+        runner: Runner,
+        meta: ArtifactMetadata,
+        backend: str,
+        keep: frozenset[int] | None = None,
+        fixed_size: bool = False,
+        fuse_preprocess: bool = True,
+    ):
         self.runner, self.meta, self.backend, self.keep = runner, meta, backend, keep
         inputs = runner.input_metadata
         if len(inputs) != 1:
@@ -69,19 +76,24 @@ class Predictor:
         """What shapes the results beyond the model: input shape, YOLO-seg thresholds, kept classes."""
         out: dict[str, object] = {"input_shape": self.input_shape}
         if self.meta.output_kind == "yolo_seg":
-            out.update(conf=self.meta.confidence_threshold, iou=self.meta.iou_threshold,
-                       max_det=self.meta.max_det)
+            out.update(
+                conf=self.meta.confidence_threshold, iou=self.meta.iou_threshold, max_det=self.meta.max_det
+            )
         out["classes"] = None if self.keep is None else [self.meta.class_names[i] for i in sorted(self.keep)]
         return out
 
     def _check_input(self, shape: tuple[int | str, ...]) -> None:
         if len(shape) != 4 or shape[1] not in (3, "?") and not isinstance(shape[1], str):
-            raise BadInput(f"{self.runner.path}: input '{self.input_name}' has shape {shape}; "
-                           "prodseg models take (N, 3, H, W) images")
+            raise BadInput(
+                f"{self.runner.path}: input '{self.input_name}' has shape {shape}; "
+                "prodseg models take (N, 3, H, W) images"
+            )
         hw = [d for d in shape[2:]]
         if all(isinstance(d, int) and d > 0 for d in hw) and tuple(hw) != self.input_size:
-            raise BadInput(f"{self.runner.path}: the model takes {hw[0]}x{hw[1]} inputs but its metadata "
-                           f"says {self.input_size[0]}x{self.input_size[1]}; re-export the artifact")
+            raise BadInput(
+                f"{self.runner.path}: the model takes {hw[0]}x{hw[1]} inputs but its metadata "
+                f"says {self.input_size[0]}x{self.input_size[1]}; re-export the artifact"
+            )
 
     def preprocess(self, image: np.ndarray, bgr: bool = False) -> tuple[dict[str, np.ndarray], FrameContext]:
         """(H, W, 3) uint8 RGB (or BGR) -> ({input name: model input}, context to map results back)."""
@@ -123,8 +135,11 @@ class Predictor:
         t2 = time.perf_counter()
         pred = self.postprocess(outputs, ctx)
         t3 = time.perf_counter()
-        pred.timings = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3,
-                        "postprocess": (t3 - t2) * 1e3}
+        pred.timings = {
+            "preprocess": (t1 - t0) * 1e3,
+            "infer": (t2 - t1) * 1e3,
+            "postprocess": (t3 - t2) * 1e3,
+        }
         return pred
 
     def close(self) -> None:

@@ -48,7 +48,7 @@ def fit(image: np.ndarray, ctx: FrameContext) -> np.ndarray:
         return cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
     top, left = ctx.pad
     canvas = np.full((*ctx.input_size, 3), PAD_VALUE, np.uint8)
-    inner = canvas[top:top + nh, left:left + nw]
+    inner = canvas[top : top + nh, left : left + nw]
     if image.shape[:2] == (nh, nw):
         inner[...] = image
     else:
@@ -62,8 +62,9 @@ def normalize_lut(mean: list[float], std: list[float]) -> np.ndarray:
     return np.stack([(v - m) / s for m, s in zip(mean, std, strict=False)]).astype(np.float32)
 
 
-def to_nchw(canvas: np.ndarray, lut: np.ndarray, bgr: bool, dtype: type = np.float32,
-            out: np.ndarray | None = None) -> np.ndarray:
+def to_nchw(
+    canvas: np.ndarray, lut: np.ndarray, bgr: bool, dtype: type = np.float32, out: np.ndarray | None = None
+) -> np.ndarray:
     """HWC uint8 -> (1, 3, H, W) normalised, channel swap included: one table lookup per channel."""
     h, w = canvas.shape[:2]
     if out is None:

@@ -54,12 +54,21 @@ def draw_legend(image: np.ndarray, names: list[str], colors: np.ndarray) -> None
         if y + step > image.shape[0]:
             break
         cv2.rectangle(image, (4, y), (4 + step - 4, y + step - 4), tuple(int(c) for c in colors[i]), -1)
-        cv2.putText(image, name, (step + 4, y + step - 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            name,
+            (step + 4, y + step - 6),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
 
 
-def render_overlay(frame: np.ndarray, pred: Prediction, meta: ArtifactMetadata, colors: np.ndarray,
-                   alpha: float = 0.45) -> np.ndarray:
+def render_overlay(
+    frame: np.ndarray, pred: Prediction, meta: ArtifactMetadata, colors: np.ndarray, alpha: float = 0.45
+) -> np.ndarray:
     """Frame (BGR) with the label map blended in class colours, instance boxes and a legend."""
     color = colors[pred.label_map]
     out = cv2.addWeighted(frame, 1.0 - alpha, color, alpha, 0.0)
@@ -141,8 +150,10 @@ def instance_record(det: Detection, names: list[str]) -> dict[str, Any]:
         from pycocotools import mask as coco_mask
 
         rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-        record["segmentation"] = {"size": [int(v) for v in rle["size"]],
-                                  "counts": rle["counts"].decode("ascii")}
+        record["segmentation"] = {
+            "size": [int(v) for v in rle["size"]],
+            "counts": rle["counts"].decode("ascii"),
+        }
     return record
 
 
@@ -156,10 +167,13 @@ def frame_record(frame: Frame, pred: Prediction, names: list[str]) -> dict[str, 
     record: dict[str, Any] = {"frame": frame.index}
     if frame.name:
         record["image"] = frame.name
-    return {**record, "timestamp_s": round(frame.timestamp_s, 4),
-            "timings_ms": {k: round(v, 3) for k, v in pred.timings.items()},
-            "instances": [instance_record(d, names) for d in pred.instances],
-            "class_pixels": {_name(names, i): int(c) for i, c in enumerate(counts) if c}}
+    return {
+        **record,
+        "timestamp_s": round(frame.timestamp_s, 4),
+        "timings_ms": {k: round(v, 3) for k, v in pred.timings.items()},
+        "instances": [instance_record(d, names) for d in pred.instances],
+        "class_pixels": {_name(names, i): int(c) for i, c in enumerate(counts) if c},
+    }
 
 
 class JsonlSink:

@@ -161,8 +161,9 @@ class AvSource(FrameSource):
             self.container = av.open(path)
             self.stream = self.container.streams.video[0]
         except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
-            raise BadInput(f"{name}: cannot open this video (missing, unreadable or an unsupported codec)") \
-                from exc
+            raise BadInput(
+                f"{name}: cannot open this video (missing, unreadable or an unsupported codec)"
+            ) from exc
         self.stream.thread_type = "AUTO"
         self.stream.codec_context.thread_count = threads
         self._decoded = self.container.decode(self.stream)
@@ -208,8 +209,9 @@ def open_video(path: str, name: str) -> FrameSource:
         return CaptureSource(path, name, live=False)
 
 
-def stopped_early(decoded: int, frame_count: int | None, fps: float, last_pos_s: float,
-                  max_gap_s: float) -> bool:
+def stopped_early(
+    decoded: int, frame_count: int | None, fps: float, last_pos_s: float, max_gap_s: float
+) -> bool:
     """Whether a file's decoding ended before its end: fewer frames than counted AND time left over.
 
     OpenCV's frame count is the container's exact count (MP4) or duration x nominal FPS (Matroska,

@@ -20,10 +20,17 @@ class Detection:
 
     __slots__ = ("box", "score", "class_id", "_window", "_window_mask", "_window_fn", "frame_size", "_mask")
 
-    def __init__(self, box: np.ndarray, score: float, class_id: int, mask: np.ndarray | None = None,
-                 window: tuple[int, int, int, int] | None = None, window_mask: np.ndarray | None = None,
-                 frame_size: tuple[int, int] | None = None,
-                 window_fn: Callable[[], tuple[tuple[int, int, int, int], np.ndarray]] | None = None):
+    def __init__(
+        self,
+        box: np.ndarray,
+        score: float,
+        class_id: int,
+        mask: np.ndarray | None = None,
+        window: tuple[int, int, int, int] | None = None,
+        window_mask: np.ndarray | None = None,
+        frame_size: tuple[int, int] | None = None,
+        window_fn: Callable[[], tuple[tuple[int, int, int, int], np.ndarray]] | None = None,
+    ):
         self.box, self.score, self.class_id, self._mask = box, score, class_id, mask
         self._window, self._window_mask, self.frame_size = window, window_mask, frame_size
         self._window_fn = window_fn
@@ -52,8 +59,11 @@ class Detection:
         return self._mask
 
     def to_json(self) -> dict[str, Any]:
-        return {"box": [round(float(v), 2) for v in self.box], "score": round(self.score, 4),
-                "class_id": self.class_id}
+        return {
+            "box": [round(float(v), 2) for v in self.box],
+            "score": round(self.score, 4),
+            "class_id": self.class_id,
+        }
 
     def __repr__(self) -> str:
         return f"Detection(box={self.to_json()['box']}, score={self.score:.4f}, class_id={self.class_id})"

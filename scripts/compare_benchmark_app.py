@@ -51,8 +51,12 @@ def prodseg_timer(ir: Path, video: str | None) -> Callable[[float], Stats]:
         feeds, _ = collect_feeds(BoundedSource(video, Deadline(frames=8)), predictor)
     else:
         rng = np.random.default_rng(0)
-        feeds = [{name: rng.random([int(d) for d in shape], np.float32).astype(dtype)
-                  for name, (shape, dtype) in predictor.runner.input_metadata.items()}]
+        feeds = [
+            {
+                name: rng.random([int(d) for d in shape], np.float32).astype(dtype)
+                for name, (shape, dtype) in predictor.runner.input_metadata.items()
+            }
+        ]
     time_infer(predictor.infer, feeds, Deadline(frames=20))  # warm-up, as benchmark_app's first inference
     return lambda seconds: Stats(time_infer(predictor.infer, feeds, Deadline(duration_s=seconds)))
 
@@ -60,10 +64,16 @@ def prodseg_timer(ir: Path, video: str | None) -> Callable[[float], Stats]:
 @click.command()
 @click.argument("ir", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--video", default=None, help="Use this video's frames as input (default: random input).")
-@click.option("--seconds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Per round and tool.")
-@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Alternate the tools this many times (a shared machine's load drifts).")
+@click.option(
+    "--seconds", type=click.IntRange(min=1), default=5, show_default=True, help="Per round and tool."
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Alternate the tools this many times (a shared machine's load drifts).",
+)
 @click.option("--tolerance", type=float, default=0.10, show_default=True)
 def main(ir: Path, video: str | None, seconds: int, rounds: int, tolerance: float) -> None:
     """Print both medians (median over rounds) and their ratio; exit 1 beyond the tolerance."""

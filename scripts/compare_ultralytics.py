@@ -50,9 +50,11 @@ def ultralytics_round(model: str, video: str, frames: int, warmup: int) -> Calla
     return run
 
 
-def prodseg_round(model: str, video: str, opts: BenchOptions, model_fps: list[float]
-                  ) -> Callable[[], list[float]]:
+def prodseg_round(
+    model: str, video: str, opts: BenchOptions, model_fps: list[float]
+) -> Callable[[], list[float]]:
     """A timing function: prodseg-bench's end-to-end ms per frame; its model-only FPS go to model_fps."""
+
     def run() -> list[float]:
         result = bench_one(model, video, opts)
         model_fps.append(result.fps_model)
@@ -64,8 +66,11 @@ def prodseg_round(model: str, video: str, opts: BenchOptions, model_fps: list[fl
 @click.command()
 @click.argument("model")
 @click.argument("video", type=click.Path(exists=True, dir_okay=False))
-@click.option("--theirs", default=None, help="The model ultralytics runs (default: MODEL), e.g. its "
-              "OpenVINO export folder.")
+@click.option(
+    "--theirs",
+    default=None,
+    help="The model ultralytics runs (default: MODEL), e.g. its OpenVINO export folder.",
+)
 @click.option("--frames", type=click.IntRange(min=1), default=300, show_default=True, help="Timed per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True)
 @click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
@@ -74,29 +79,51 @@ def prodseg_round(model: str, video: str, opts: BenchOptions, model_fps: list[fl
 @click.option("--requests", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--min-ratio", type=float, default=None, help="Gate: prodseg FPS / ultralytics FPS.")
-def main(model: str, video: str, theirs: str | None, frames: int, warmup: int, rounds: int, backend: str,
-         mode: str, requests: int, threads: int | None, min_ratio: float | None) -> None:
+def main(
+    model: str,
+    video: str,
+    theirs: str | None,
+    frames: int,
+    warmup: int,
+    rounds: int,
+    backend: str,
+    mode: str,
+    requests: int,
+    threads: int | None,
+    min_ratio: float | None,
+) -> None:
     """Print both FPS per round, their medians and ratio; exit 1 below --min-ratio."""
     load0 = load_average()
-    opts = BenchOptions(backend=backend, mode=mode, requests=requests, threads=threads, warmup=warmup,
-                        frames=frames)
+    opts = BenchOptions(
+        backend=backend, mode=mode, requests=requests, threads=threads, warmup=warmup, frames=frames
+    )
     model_fps: list[float] = []
-    candidates = {"ultralytics": ultralytics_round(theirs or model, video, frames, warmup),
-                  "prodseg": prodseg_round(model, video, opts, model_fps)}
+    candidates = {
+        "ultralytics": ultralytics_round(theirs or model, video, frames, warmup),
+        "prodseg": prodseg_round(model, video, opts, model_fps),
+    }
     res = interleaved(candidates, rounds=rounds)
     for i in range(rounds):
-        click.echo(f"round {i + 1}: ultralytics {1000 / res['ultralytics'].values[i]:.1f} FPS, prodseg "
-                   f"{1000 / res['prodseg'].values[i]:.1f} FPS e2e ({model_fps[i]:.1f} model-only)")
+        click.echo(
+            f"round {i + 1}: ultralytics {1000 / res['ultralytics'].values[i]:.1f} FPS, prodseg "
+            f"{1000 / res['prodseg'].values[i]:.1f} FPS e2e ({model_fps[i]:.1f} model-only)"
+        )
     ultra_fps, ours_fps = 1000 / res["ultralytics"].p50, 1000 / res["prodseg"].p50
     ratio = speed_ratio(res["prodseg"], res["ultralytics"])
     click.echo(f"ultralytics predict ({theirs or model}): {ultra_fps:.1f} FPS")
-    click.echo(f"prodseg-bench ({model}, {backend}, {mode}"
-               f"{f' x{requests}' if mode == 'throughput' else ''}): {ours_fps:.1f} FPS e2e, "
-               f"{statistics.median(model_fps):.1f} model-only")
-    click.echo(f"ratio prodseg/ultralytics: {ratio:.3f}; prodseg e2e/model-only: "
-               f"{ours_fps / statistics.median(model_fps):.3f}")
-    click.echo(f"load average (1 min) {load0:.2f} before, {load_average():.2f} after; {cpu_model()} "
-               f"{os.cpu_count()} cores; {' '.join(cpu_flags()) or 'no AVX2/AVX-512/AMX flags'}")
+    click.echo(
+        f"prodseg-bench ({model}, {backend}, {mode}"
+        f"{f' x{requests}' if mode == 'throughput' else ''}): {ours_fps:.1f} FPS e2e, "
+        f"{statistics.median(model_fps):.1f} model-only"
+    )
+    click.echo(
+        f"ratio prodseg/ultralytics: {ratio:.3f}; prodseg e2e/model-only: "
+        f"{ours_fps / statistics.median(model_fps):.3f}"
+    )
+    click.echo(
+        f"load average (1 min) {load0:.2f} before, {load_average():.2f} after; {cpu_model()} "
+        f"{os.cpu_count()} cores; {' '.join(cpu_flags()) or 'no AVX2/AVX-512/AMX flags'}"
+    )
     if min_ratio is not None and ratio < min_ratio:
         raise GateFailed(f"prodseg/ultralytics {ratio:.3f} < {min_ratio}")
 

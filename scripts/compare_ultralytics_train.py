@@ -45,18 +45,26 @@ def parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def prodseg_config(data: Path, config: Path, epochs: int, imgsz: int, batch: int, seed: int, out: Path,
-                   sets: dict[str, Any]) -> Any:
+def prodseg_config(
+    data: Path, config: Path, epochs: int, imgsz: int, batch: int, seed: int, out: Path, sets: dict[str, Any]
+) -> Any:
     from prodseg.config import load_config
 
     nc = int(yaml.safe_load((data / "dataset.yaml").read_text())["nc"])
     base = {
-        "data.root": str(data), "data.image_size": [imgsz, imgsz], "data.num_workers": 0,
-        "model.num_classes": nc, "training.hyperparameters.num_epochs": epochs,
-        "training.hyperparameters.batch_size": batch, "training.hyperparameters.seed": seed,
+        "data.root": str(data),
+        "data.image_size": [imgsz, imgsz],
+        "data.num_workers": 0,
+        "model.num_classes": nc,
+        "training.hyperparameters.num_epochs": epochs,
+        "training.hyperparameters.batch_size": batch,
+        "training.hyperparameters.seed": seed,
         "training.hyperparameters.val_every": epochs,
-        "training.hyperparameters.accumulate_grad_batches": 1, "training.device": "cpu",
-        "logging.out_dir": str(out), "logging.tensorboard": False, "logging.mlflow": False,
+        "training.hyperparameters.accumulate_grad_batches": 1,
+        "training.device": "cpu",
+        "logging.out_dir": str(out),
+        "logging.tensorboard": False,
+        "logging.mlflow": False,
         "logging.sample_images": 0,
     }
     return load_config(config, {**base, **sets})
@@ -77,16 +85,46 @@ def ultralytics_args(cfg: Any, data: Path, out: Path) -> dict[str, Any]:
     hp, sc, aug = cfg.training.hyperparameters, cfg.training.scheduler, cfg.training.augmentation
     s = aug.strength
     return dict(
-        data=str(data / "dataset.yaml"), epochs=hp.num_epochs, imgsz=int(cfg.data.image_size[0]),
-        batch=hp.batch_size, seed=hp.seed, deterministic=True, device="cpu", workers=0, amp=False,
-        pretrained=False, optimizer="AdamW", lr0=hp.learning_rate, lrf=sc.min_lr / hp.learning_rate,
-        cos_lr=sc.type == "cosine", warmup_epochs=sc.warmup_epochs, momentum=cfg.training.optimizer.betas[0],
-        weight_decay=hp.weight_decay, nbs=hp.batch_size,  # nbs = batch: no accumulation, decay unscaled
-        mosaic=0.0, close_mosaic=0, mixup=0.0, copy_paste=0.0, translate=0.0, shear=0.0, perspective=0.0,
-        degrees=aug.rotation * s, scale=(aug.scale[1] - 1.0) * s, fliplr=aug.horizontal_flip * s,
-        flipud=aug.vertical_flip * s, hsv_h=aug.hue * s, hsv_s=aug.saturation * s, hsv_v=aug.brightness * s,
-        erasing=0.0, project=str(out), name="ultralytics", exist_ok=True, val=False, plots=False,
-        verbose=False, save=True,
+        data=str(data / "dataset.yaml"),
+        epochs=hp.num_epochs,
+        imgsz=int(cfg.data.image_size[0]),
+        batch=hp.batch_size,
+        seed=hp.seed,
+        deterministic=True,
+        device="cpu",
+        workers=0,
+        amp=False,
+        pretrained=False,
+        optimizer="AdamW",
+        lr0=hp.learning_rate,
+        lrf=sc.min_lr / hp.learning_rate,
+        cos_lr=sc.type == "cosine",
+        warmup_epochs=sc.warmup_epochs,
+        momentum=cfg.training.optimizer.betas[0],
+        weight_decay=hp.weight_decay,
+        nbs=hp.batch_size,  # nbs = batch: no accumulation, decay unscaled
+        mosaic=0.0,
+        close_mosaic=0,
+        mixup=0.0,
+        copy_paste=0.0,
+        translate=0.0,
+        shear=0.0,
+        perspective=0.0,
+        degrees=aug.rotation * s,
+        scale=(aug.scale[1] - 1.0) * s,
+        fliplr=aug.horizontal_flip * s,
+        flipud=aug.vertical_flip * s,
+        hsv_h=aug.hue * s,
+        hsv_s=aug.saturation * s,
+        hsv_v=aug.brightness * s,
+        erasing=0.0,
+        project=str(out),
+        name="ultralytics",
+        exist_ok=True,
+        val=False,
+        plots=False,
+        verbose=False,
+        save=True,
     )
 
 
@@ -122,8 +160,9 @@ def val_images(data: Path) -> list[Path]:
 
 
 @torch.inference_mode()
-def predict_coco(checkpoint: Path, images: list[Path], image_ids: dict[str, int], imgsz: int
-                 ) -> list[dict[str, Any]]:
+def predict_coco(
+    checkpoint: Path, images: list[Path], image_ids: dict[str, int], imgsz: int
+) -> list[dict[str, Any]]:
     """COCO results (RLE masks at each image's size) of one checkpoint, prodseg's or ultralytics'."""
     import cv2
 
@@ -140,8 +179,15 @@ def predict_coco(checkpoint: Path, images: list[Path], image_ids: dict[str, int]
         x = torch.from_numpy(cv2.resize(rgb, (imgsz, imgsz), interpolation=cv2.INTER_LINEAR))
         x = ((x.permute(2, 0, 1).float() / 255.0 - mean) / std)[None]
         found = model.predict_instances(model(x), size, conf=SCORE_CONF, iou=SCORE_IOU)[0]
-        results += [{"image_id": image_ids[path.name], "category_id": int(d["class_id"]),
-                     "score": float(d["score"]), "segmentation": _rle(d["mask"])} for d in found]
+        results += [
+            {
+                "image_id": image_ids[path.name],
+                "category_id": int(d["class_id"]),
+                "score": float(d["score"]),
+                "segmentation": _rle(d["mask"]),
+            }
+            for d in found
+        ]
     return results
 
 
@@ -169,14 +215,30 @@ def evaluator(data: Path) -> tuple[Any, list[Path], dict[str, int]]:
 @click.option("--imgsz", default=160, show_default=True)
 @click.option("--batch", default=8, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--config", "config", type=click.Path(exists=True, path_type=Path), default=DEFAULT_CONFIG,
-              show_default=True, help="prodseg config the recipe is read from.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(exists=True, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="prodseg config the recipe is read from.",
+)
 @click.option("--set", "sets", multiple=True, help="prodseg config override key=value (repeatable).")
 @click.option("--only", type=click.Choice(["both", "prodseg", "ultralytics"]), default="both")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Work folder (default: temp).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the numbers here.")
-def main(data: Path, epochs: int, imgsz: int, batch: int, seed: int, config: Path, sets: tuple[str, ...],
-         only: str, out: Path | None, json_out: Path | None) -> None:
+def main(
+    data: Path,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    seed: int,
+    config: Path,
+    sets: tuple[str, ...],
+    only: str,
+    out: Path | None,
+    json_out: Path | None,
+) -> None:
     """Train prodseg and ultralytics on DATA with one recipe; print mask mAP of both and their ratio."""
     import tempfile
 
@@ -187,26 +249,46 @@ def main(data: Path, epochs: int, imgsz: int, batch: int, seed: int, config: Pat
     gt, images, image_ids = evaluator(data)
     ids = [image_ids[p.name] for p in images]
     rows: dict[str, dict[str, float]] = {}
-    trainers = {"prodseg": lambda: train_prodseg(cfg),
-                "ultralytics": lambda: train_ultralytics(cfg, data.resolve(), work)}
+    trainers = {
+        "prodseg": lambda: train_prodseg(cfg),
+        "ultralytics": lambda: train_ultralytics(cfg, data.resolve(), work),
+    }
     for name, train in trainers.items():
         if only not in ("both", name):
             continue
         checkpoint, seconds, ips = train()
-        rows[name] = {**score(predict_coco(checkpoint, images, image_ids, imgsz), gt, ids),
-                      "train_seconds": seconds, "images_per_s": ips}
+        rows[name] = {
+            **score(predict_coco(checkpoint, images, image_ids, imgsz), gt, ids),
+            "train_seconds": seconds,
+            "images_per_s": ips,
+        }
     report(rows, {"epochs": epochs, "imgsz": imgsz, "batch": batch, "seed": seed, "set": overrides})
     if json_out:
-        json_out.write_text(json.dumps({"settings": {"epochs": epochs, "imgsz": imgsz, "batch": batch,
-                                                     "seed": seed, "set": overrides}, **rows}, indent=1))
+        json_out.write_text(
+            json.dumps(
+                {
+                    "settings": {
+                        "epochs": epochs,
+                        "imgsz": imgsz,
+                        "batch": batch,
+                        "seed": seed,
+                        "set": overrides,
+                    },
+                    **rows,
+                },
+                indent=1,
+            )
+        )
 
 
 def report(rows: dict[str, dict[str, float]], settings: dict[str, Any]) -> None:
     print(f"settings: {json.dumps(settings)}")
     print(f"{'trainer':<12} {'mAP50':>7} {'mAP50-95':>9} {'train img/s':>12} {'train s':>8}")
     for name, r in rows.items():
-        print(f"{name:<12} {r['map50']:>7.4f} {r['map50_95']:>9.4f} {r['images_per_s']:>12.1f} "
-              f"{r['train_seconds']:>8.1f}")
+        print(
+            f"{name:<12} {r['map50']:>7.4f} {r['map50_95']:>9.4f} {r['images_per_s']:>12.1f} "
+            f"{r['train_seconds']:>8.1f}"
+        )
     if len(rows) == 2:
         p, u = rows["prodseg"], rows["ultralytics"]
         ratio = [p[k] / u[k] if u[k] > 0 else float("nan") for k in ("map50", "map50_95")]

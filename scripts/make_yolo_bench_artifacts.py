@@ -33,8 +33,11 @@ def export_onnx(out: Path) -> Path:
     cfg = Path(ultralytics.__file__).parent / "cfg/models/v8/yolov8-seg.yaml"
     yaml_path = out / "yolov8n-seg.yaml"  # the 'n' in the name selects the nano scale
     yaml_path.write_text(cfg.read_text().replace("nc: 80", f"nc: {len(CLASSES)}"))
-    onnx_path = Path(YOLO(str(yaml_path), task="segment").export(format="onnx", imgsz=640, simplify=True,
-                                                                  opset=17, dynamic=False))
+    onnx_path = Path(
+        YOLO(str(yaml_path), task="segment").export(
+            format="onnx", imgsz=640, simplify=True, opset=17, dynamic=False
+        )
+    )
     if onnx_path.resolve() != (out / "yolov8n-seg.onnx").resolve():
         shutil.move(onnx_path, out / "yolov8n-seg.onnx")
     return out / "yolov8n-seg.onnx"
@@ -71,8 +74,15 @@ def to_int8(onnx_path: Path, video: Path, frames: int = 16) -> Path:
             return next(feeds, None)
 
     out = onnx_path.with_name("yolov8n-seg_int8.onnx")
-    quantize_static(str(onnx_path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(onnx_path),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     props = onnx.load(str(onnx_path), load_external_data=False).metadata_props
     q = onnx.load(str(out))
     if not q.metadata_props:

@@ -74,8 +74,11 @@ def measure(path: Path, backend: str, opts: dict, samples: list, threads: int, r
         for s in samples:
             cm.update(read_mask(s.mask), pred.predict(read_image(s.image)).label_map)
     times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[int(0.9 * (len(times) - 1))],
-            "miou": cm.scores().miou}
+    return {
+        "median_ms": statistics.median(times),
+        "p90_ms": times[int(0.9 * (len(times) - 1))],
+        "miou": cm.scores().miou,
+    }
 
 
 def main() -> None:
@@ -104,15 +107,24 @@ def main() -> None:
         stats = measure(path, backend, opts, samples, args.threads, args.runs)
         r = {"artifact": label, "path": str(path), **stats}
         rows.append(r)
-        print(f"{label:36s} median {r['median_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f} ms  "
-              f"mIoU {100 * r['miou']:6.2f}", flush=True)
+        print(
+            f"{label:36s} median {r['median_ms']:7.1f} ms  p90 {r['p90_ms']:7.1f} ms  "
+            f"mIoU {100 * r['miou']:6.2f}",
+            flush=True,
+        )
     import openvino as ov
 
-    report = {"cpu_default_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
-              "size": args.size, "threads": args.threads, "runs": args.runs, "method": args.method,
-              "calib_images": len(calib), "val_images": len(samples),
-              "checkpoint": str(args.checkpoint) if args.checkpoint else "random weights (ΔmIoU meaningless)",
-              "rows": rows}
+    report = {
+        "cpu_default_precision": str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")),
+        "size": args.size,
+        "threads": args.threads,
+        "runs": args.runs,
+        "method": args.method,
+        "calib_images": len(calib),
+        "val_images": len(samples),
+        "checkpoint": str(args.checkpoint) if args.checkpoint else "random weights (ΔmIoU meaningless)",
+        "rows": rows,
+    }
     (args.out / "perf_int8.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out / 'perf_int8.json'}")
 

@@ -73,5 +73,7 @@ def _signal_stack_stays_mapped():
     yield
     if sys.platform.startswith("linux") and not _signal_stack_mapped():
         _sigaltstack((None, 2, 0))  # SS_DISABLE: signals run on the normal stack again
-        pytest.fail("this test left the alternate signal stack unmapped (OpenVINO Cores released out of "
-                    "creation order?): use prodseg's shared_core(), not a new ov.Core()")
+        pytest.fail(
+            "this test left the alternate signal stack unmapped (OpenVINO Cores released out of "
+            "creation order?): use prodseg's shared_core(), not a new ov.Core()"
+        )

@@ -215,9 +215,11 @@ class BatchChoice:
 
     def line(self, size: tuple[int, int], device: torch.device, budget: int, fraction: float) -> str:
         where = f" per process x {self.world}" if self.world > 1 else ""
-        text = (f"batch_size auto: {self.fits} images of {size[0]}x{size[1]}{where} fit {fraction:g} of "
-                f"{budget / fraction / GIB:.1f} GiB free {device.type.upper()} memory; training with batch "
-                f"{self.batch} x {self.accumulate} accumulation step(s) = effective batch {self.effective}")
+        text = (
+            f"batch_size auto: {self.fits} images of {size[0]}x{size[1]}{where} fit {fraction:g} of "
+            f"{budget / fraction / GIB:.1f} GiB free {device.type.upper()} memory; training with batch "
+            f"{self.batch} x {self.accumulate} accumulation step(s) = effective batch {self.effective}"
+        )
         if self.target is None:
             return text
         kept = "kept" if self.effective == self.target else f"the nearest to {self.target}"
@@ -257,9 +259,14 @@ def resolve(cfg: Config, model: nn.Module, criterion: nn.Module | None, precisio
         )
     choice = plan_batch(fits, hp.effective_batch_size, hp.accumulate_grad_batches, world.size, cap)
     log.info(choice.line(size, precision.device, budget, cfg.training.batch_memory_fraction))  # type: ignore[arg-type]
-    return apply_overrides(cfg, {"training.hyperparameters.batch_size": choice.batch,
-                                 "training.hyperparameters.accumulate_grad_batches": choice.accumulate},
-                           "batch_size auto")
+    return apply_overrides(
+        cfg,
+        {
+            "training.hyperparameters.batch_size": choice.batch,
+            "training.hyperparameters.accumulate_grad_batches": choice.accumulate,
+        },
+        "batch_size auto",
+    )
 
 
 def probe_item(cfg: Config, model: nn.Module) -> tuple[dict[str, Any], int]:
@@ -269,13 +276,21 @@ def probe_item(cfg: Config, model: nn.Module) -> tuple[dict[str, Any], int]:
 
     seg = unwrap(model)
     height, width = cfg.data.image_size
-    dataset = GroceryShelfDataset(cfg.data.root, cfg.data.train_split, size=(height, width),
-                                  train=False, mean=seg.mean, std=seg.std, with_instances=seg.needs_instances)
+    dataset = GroceryShelfDataset(
+        cfg.data.root,
+        cfg.data.train_split,
+        size=(height, width),
+        train=False,
+        mean=seg.mean,
+        std=seg.std,
+        with_instances=seg.needs_instances,
+    )
     return dataset[0], len(dataset)
 
 
-def measure(cfg: Config, model: nn.Module, criterion: nn.Module | None, precision: Any,
-            item: dict[str, Any], cap: int) -> tuple[int, int]:
+def measure(
+    cfg: Config, model: nn.Module, criterion: nn.Module | None, precision: Any, item: dict[str, Any], cap: int
+) -> tuple[int, int]:
     """Probe `model` in train mode with a throwaway optimizer; the model comes back as it was."""
     from prodseg.train.optim import build_optimizer
 
@@ -307,8 +322,9 @@ def out_of_memory_message(cfg: Config) -> str:
     where = f" over {world} processes" if world > 1 else ""
     accum = f" x {hp.accumulate_grad_batches} accumulation steps" if hp.accumulate_grad_batches > 1 else ""
     device = cfg.training.device
-    return (f"training.hyperparameters.batch_size: out of memory training batch {hp.batch_size}{accum}"
-            f"{where} at image size {h}x{w} (device {device}); use --batch-size auto, or a smaller "
-            "--batch-size with --accumulate-grad-batches, a smaller --image-size, or "
-            "model.gradient_checkpointing: true (last.pt keeps the last finished epoch)")
-
+    return (
+        f"training.hyperparameters.batch_size: out of memory training batch {hp.batch_size}{accum}"
+        f"{where} at image size {h}x{w} (device {device}); use --batch-size auto, or a smaller "
+        "--batch-size with --accumulate-grad-batches, a smaller --image-size, or "
+        "model.gradient_checkpointing: true (last.pt keeps the last finished epoch)"
+    )

@@ -117,8 +117,10 @@ def load_checkpoint(path: str | Path, accept_ultralytics: bool = False) -> dict[
     ckpt = load_allowlisted(path)
     if is_ultralytics_checkpoint(ckpt):
         if not accept_ultralytics:
-            raise BadInput(f"{path}: an ultralytics checkpoint cannot be resumed; fine-tune from it with "
-                           "--weights PATH instead")
+            raise BadInput(
+                f"{path}: an ultralytics checkpoint cannot be resumed; fine-tune from it with "
+                "--weights PATH instead"
+            )
         return _from_ultralytics(ultralytics_checkpoint(ckpt, path))
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise BadInput(
@@ -127,8 +129,10 @@ def load_checkpoint(path: str | Path, accept_ultralytics: bool = False) -> dict[
         )
     missing = [key for key, kind in REQUIRED.items() if not isinstance(ckpt.get(key), kind)]
     if missing:
-        raise BadInput(f"{path}: a prodseg checkpoint without valid {', '.join(missing)}; "
-                       "was it edited or cut short? Use a last.pt/best.pt written by prodseg-train")
+        raise BadInput(
+            f"{path}: a prodseg checkpoint without valid {', '.join(missing)}; "
+            "was it edited or cut short? Use a last.pt/best.pt written by prodseg-train"
+        )
     return ckpt
 
 
@@ -154,10 +158,14 @@ def _from_ultralytics(source: UltralyticsCheckpoint) -> dict[str, Any]:
     names = source.names or [f"class_{i}" for i in range(int(source.yaml.get("nc", 0)))]
     imgsz = source.train_args.get("imgsz", 640) if isinstance(source.train_args, dict) else 640
     side = int(imgsz[0] if isinstance(imgsz, list | tuple) else imgsz)
-    config = {"model": {"architecture": "yolov8_seg", "num_classes": len(names), "model_size": size},
-              "data": {"image_size": [side, side]}}
+    config = {
+        "model": {"architecture": "yolov8_seg", "num_classes": len(names), "model_size": size},
+        "data": {"image_size": [side, side]},
+    }
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "arch": "yolov8_seg",
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": "yolov8_seg",
         "model": {f"net.{k}": v for k, v in source.state_dict.items()},
         "config": config,
         # prodseg's YOLO label maps put background at 0, before the detector's classes
@@ -196,22 +204,31 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: s
         ) from exc
 
 
-def checkpoint_metadata(model: Any, cfg: Config, ckpt: dict[str, Any], path: str | Path,
-                        precision: str = "fp32") -> ArtifactMetadata:
+def checkpoint_metadata(
+    model: Any, cfg: Config, ckpt: dict[str, Any], path: str | Path, precision: str = "fp32"
+) -> ArtifactMetadata:
     """Artifact metadata of a checkpoint's model: what prodseg-export writes and the torch runner reports."""
     names = [str(n) for n in ckpt.get("class_names") or []]
     if len(names) != model.num_classes:
-        raise BadInput(f"{path}: lists {len(names)} class names for a {model.num_classes}-class model; "
-                       "re-save it with prodseg-train")
+        raise BadInput(
+            f"{path}: lists {len(names)} class names for a {model.num_classes}-class model; "
+            "re-save it with prodseg-train"
+        )
     colors = [[int(c) for c in rgb] for rgb in ckpt.get("class_colors") or []]
     if len(colors) != len(names):
         colors = [list(c) for c in default_colors(len(names))]
     return ArtifactMetadata(
-        arch=model.arch, class_names=names, class_colors=colors,
+        arch=model.arch,
+        class_names=names,
+        class_colors=colors,
         input_size=[int(v) for v in cfg.data.image_size],
-        mean=[float(v) for v in model.mean], std=[float(v) for v in model.std],
-        output_kind=model.output_kind, precision=precision, source_checkpoint_sha256=file_sha256(path),
-        prodseg_version=prodseg.__version__, resize=getattr(model, "resize", "resize"),
+        mean=[float(v) for v in model.mean],
+        std=[float(v) for v in model.std],
+        output_kind=model.output_kind,
+        precision=precision,
+        source_checkpoint_sha256=file_sha256(path),
+        prodseg_version=prodseg.__version__,
+        resize=getattr(model, "resize", "resize"),
         confidence_threshold=float(cfg.model.confidence_threshold),
         iou_threshold=float(cfg.model.iou_threshold),
     )

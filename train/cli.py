@@ -17,8 +17,13 @@ from prodseg.errors import ConfigError
 log = logging.getLogger("prodseg.train")
 
 # Settings a resumed run is expected to change (or that do not shape the training), not worth a warning.
-RESUME_MAY_CHANGE = ("training.hyperparameters.num_epochs", "logging.", "data.num_workers", "training.device",
-                     "search")
+RESUME_MAY_CHANGE = (
+    "training.hyperparameters.num_epochs",
+    "logging.",
+    "data.num_workers",
+    "training.device",
+    "search",
+)
 
 # CLI option -> dotted config key.
 OPTION_KEYS: dict[str, str] = {
@@ -98,8 +103,14 @@ def warn_resume_drift(resume: str, cfg: Config) -> list[str]:
     if changed:
         shown = ", ".join(f"{k} {stored.get(k)!r} -> {now[k]!r}" for k in changed[:6])
         more = " ..." if len(changed) > 6 else ""
-        log.warning("--resume %s with --config: %d setting(s) differ from the checkpoint's and the new "
-                    "values apply: %s%s", resume, len(changed), shown, more)
+        log.warning(
+            "--resume %s with --config: %d setting(s) differ from the checkpoint's and the new "
+            "values apply: %s%s",
+            resume,
+            len(changed),
+            shown,
+            more,
+        )
     return changed
 
 
@@ -121,8 +132,11 @@ def keep_effective_batch(cfg: Config, batch_size: str | None) -> dict[str, Any]:
 
 def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
     """--arch across the YOLO boundary: yolov8_seg counts classes without background, the others with it."""
-    if arch is None or cfg.model.num_classes is None or \
-            (arch == "yolov8_seg") == (cfg.model.architecture == "yolov8_seg"):
+    if (
+        arch is None
+        or cfg.model.num_classes is None
+        or (arch == "yolov8_seg") == (cfg.model.architecture == "yolov8_seg")
+    ):
         return {}
     return {"model.num_classes": cfg.model.num_classes + (-1 if arch == "yolov8_seg" else 1)}
 
@@ -135,10 +149,16 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
 @click.option("--backbone", help="Encoder, e.g. resnet50, mobilenet_v2, efficientnet-b0.")
 @click.option("--resume", type=click.Path(dir_okay=False), help="Continue from a last.pt (same run folder).")
 @click.option("--epochs", type=int, help="Number of epochs (total, also when resuming).")
-@click.option("--batch-size", help="Images per step (the global batch under torchrun), or auto: the largest "
-              "batch that fits the memory, keeping the config's effective batch through accumulation.")
-@click.option("--batch-memory-fraction", type=float,
-              help="With --batch-size auto: the share of the free memory a step may use (default 0.8).")
+@click.option(
+    "--batch-size",
+    help="Images per step (the global batch under torchrun), or auto: the largest "
+    "batch that fits the memory, keeping the config's effective batch through accumulation.",
+)
+@click.option(
+    "--batch-memory-fraction",
+    type=float,
+    help="With --batch-size auto: the share of the free memory a step may use (default 0.8).",
+)
 @click.option("--learning-rate", type=float)
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]))
 @click.option("--weight-decay", type=float)
@@ -153,13 +173,22 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
 @click.option("--workers", type=int, help="DataLoader worker processes.")
 @click.option("--weights", help="Initial weights file (state dict or checkpoint); nothing is downloaded.")
 @click.option("--register", help="Register best.pt in the MLflow model registry under this name.")
-@click.option("--distributed", is_flag=True,
-              help="Require a torchrun launch (DDP); without it, torchrun launches are still detected.")
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Require a torchrun launch (DDP); without it, torchrun launches are still detected.",
+)
 @click.option("--sync-bn/--no-sync-bn", default=None, help="SyncBatchNorm under torchrun (CUDA only).")
-@click.option("--strategy", type=click.Choice(["ddp", "fsdp"]),
-              help="Under torchrun: ddp (a model copy per process) or fsdp (parameters sharded over them).")
-@click.option("--bucket-by-aspect/--no-bucket-by-aspect", default=None,
-              help="Batch images of similar aspect ratio at their own shape (mixed image sizes).")
+@click.option(
+    "--strategy",
+    type=click.Choice(["ddp", "fsdp"]),
+    help="Under torchrun: ddp (a model copy per process) or fsdp (parameters sharded over them).",
+)
+@click.option(
+    "--bucket-by-aspect/--no-bucket-by-aspect",
+    default=None,
+    help="Batch images of similar aspect ratio at their own shape (mixed image sizes).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors

@@ -255,15 +255,17 @@ def indexed_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def named_optimizer_state(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer
-                          ) -> dict[str, Any]:
+def named_optimizer_state(
+    state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
     """The inverse of `indexed_optimizer_state` for this model and optimizer."""
     names_of = {id(p): name for name, p in model.named_parameters()}
     names = [names_of[id(p)] for group in optimizer.param_groups for p in group["params"]]
     return {
         "state": {names[int(i)]: value for i, value in state["state"].items()},
-        "param_groups": [{**g, "params": [names[int(i)] for i in g["params"]]}
-                         for g in state["param_groups"]],
+        "param_groups": [
+            {**g, "params": [names[int(i)] for i in g["params"]]} for g in state["param_groups"]
+        ],
     }
 
 
@@ -275,8 +277,10 @@ def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sta
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
     if len(state.get("param_groups", [])) != len(optimizer.param_groups):
-        raise ValueError(f"{len(state.get('param_groups', []))} parameter groups saved, "
-                         f"{len(optimizer.param_groups)} in this optimizer")
+        raise ValueError(
+            f"{len(state.get('param_groups', []))} parameter groups saved, "
+            f"{len(optimizer.param_groups)} in this optimizer"
+        )
     try:
         named = named_optimizer_state(state, model, optimizer)
     except IndexError as exc:

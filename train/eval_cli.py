@@ -39,12 +39,24 @@ def class_table(result: EvalResult) -> Table:
     "--predictions", type=click.Path(), help="Score saved <stem>.png label maps instead of a model."
 )
 @click.option("--data", help="Dataset folder with images/, masks/ and splits/.")
-@click.option("--gt", "gt", type=click.Path(),
-              help="With --predictions: a plain folder of ground-truth <stem>.png masks (instead of --data).")
-@click.option("--classes", "classes_file", type=click.Path(),
-              help="classes.yaml for --gt masks [default: the --gt folder's classes.yaml].")
-@click.option("--class-map", "class_map_file", type=click.Path(),
-              help="YAML mapping model class names to the data's, when they differ.")
+@click.option(
+    "--gt",
+    "gt",
+    type=click.Path(),
+    help="With --predictions: a plain folder of ground-truth <stem>.png masks (instead of --data).",
+)
+@click.option(
+    "--classes",
+    "classes_file",
+    type=click.Path(),
+    help="classes.yaml for --gt masks [default: the --gt folder's classes.yaml].",
+)
+@click.option(
+    "--class-map",
+    "class_map_file",
+    type=click.Path(),
+    help="YAML mapping model class names to the data's, when they differ.",
+)
 @click.option("--split", default="val", show_default=True, help="Split to score (train, val, test or all).")
 @click.option(
     "--report", "report_dir", type=click.Path(), help="Write report.md, metrics.json and figures here."
@@ -78,8 +90,10 @@ def main(
     from prodseg.train.evaluate import evaluate_folders, evaluate_split
 
     spec = model_flags.spec()
-    for option, value, problem in (("--split", split, split_problem(split)),
-                                   ("--device", device, device_problem(device))):
+    for option, value, problem in (
+        ("--split", split, split_problem(split)),
+        ("--device", device, device_problem(device)),
+    ):
         if problem:
             raise BadInput(f"{option} {value}: {problem}")
     if report_dir:
@@ -100,8 +114,10 @@ def main(
 
             save_card(spec.save_card, predictor.runner.meta, Path(str(model)))
     else:
-        raise BadInput("give --data DATASET with --model or --predictions, or --predictions DIR with "
-                       "--gt DIR (plain folders of masks)")
+        raise BadInput(
+            "give --data DATASET with --model or --predictions, or --predictions DIR with "
+            "--gt DIR (plain folders of masks)"
+        )
     console = Console()
     console.print(class_table(result))
     m = result.metrics
@@ -109,11 +125,15 @@ def main(
         f"mIoU {m['miou']:.4f}  mean Dice {m['mean_dice']:.4f}  pixel accuracy {m['pixel_accuracy']:.4f}"
     )
     if "map50" in m:
-        click.echo(f"mask mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}  (all detections down to "
-                   "confidence 0.001, max 300 per image)")
+        click.echo(
+            f"mask mAP50 {m['map50']:.4f}  mAP50-95 {m['map50_95']:.4f}  (all detections down to "
+            "confidence 0.001, max 300 per image)"
+        )
     if "map50_at_conf" in m:
-        click.echo(f"mask mAP50 {m['map50_at_conf']:.4f}  mAP50-95 {m['map50_95_at_conf']:.4f}  "
-                   "(at the model's confidence_threshold)")
+        click.echo(
+            f"mask mAP50 {m['map50_at_conf']:.4f}  mAP50-95 {m['map50_95_at_conf']:.4f}  "
+            "(at the model's confidence_threshold)"
+        )
     if report_dir:
         write(result, Path(report_dir), str(model or predictions), split)
         click.echo(f"report: {Path(report_dir) / 'report.md'}")

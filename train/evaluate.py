@@ -111,7 +111,9 @@ class SavedLabelMaps:
 
 
 def load_label_maps(
-    model: str | Path | None = None, predictions: str | Path | None = None, device: str = "cpu",
+    model: str | Path | None = None,
+    predictions: str | Path | None = None,
+    device: str = "cpu",
     **runtime_opts: Any,
 ) -> Any:
     """The predictor for `--model PATH` (any model the runtime loads) or `--predictions DIR`."""
@@ -134,21 +136,38 @@ class Item:
     mask: Path
 
 
-def evaluate_split(predictor: LabelMapFn, data: str | Path, split: str = "val", samples: int = 4,
-                   class_map: dict[str, str] | None = None) -> EvalResult:
+def evaluate_split(
+    predictor: LabelMapFn,
+    data: str | Path,
+    split: str = "val",
+    samples: int = 4,
+    class_map: dict[str, str] | None = None,
+) -> EvalResult:
     """Run `predictor` over every image of the split and score it against the masks."""
     from prodseg.data.check import checked_split
 
     dataset = ShelfDataset(data)
     # checked up front: every sample of the split has its mask
     items = [Item(s.stem, s.image, s.mask) for s in checked_split(dataset, split) if s.mask is not None]
-    return score(predictor, items, list(dataset.classes.names), [list(c) for c in dataset.classes.colors],
-                 dataset.root / "classes.yaml", samples, class_map,
-                 dataset_mask_map(predictor, dataset, dataset.classes.num_classes))
+    return score(
+        predictor,
+        items,
+        list(dataset.classes.names),
+        [list(c) for c in dataset.classes.colors],
+        dataset.root / "classes.yaml",
+        samples,
+        class_map,
+        dataset_mask_map(predictor, dataset, dataset.classes.num_classes),
+    )
 
 
-def evaluate_folders(predictions: str | Path, truth: str | Path, classes: str | Path | None = None,
-                     samples: int = 4, class_map: dict[str, str] | None = None) -> EvalResult:
+def evaluate_folders(
+    predictions: str | Path,
+    truth: str | Path,
+    classes: str | Path | None = None,
+    samples: int = 4,
+    class_map: dict[str, str] | None = None,
+) -> EvalResult:
     """Score a folder of predicted label PNGs against a folder of ground-truth PNGs, paired by stem.
 
     The classes come from `classes` (a classes.yaml), else the truth folder's classes.yaml; without
@@ -183,8 +202,16 @@ def _numbered_classes(predictions: str | Path, items: list[Item]) -> list[str]:
     return [f"class_{i}" for i in range(top + 1)]
 
 
-def score(predictor: Any, items: list[Item], names: list[str], colors: list[list[int]], data_source: Path,
-          samples: int, class_map: dict[str, str] | None, mask_map: DatasetMaskMAP | None) -> EvalResult:
+def score(
+    predictor: Any,
+    items: list[Item],
+    names: list[str],
+    colors: list[list[int]],
+    data_source: Path,
+    samples: int,
+    class_map: dict[str, str] | None,
+    mask_map: DatasetMaskMAP | None,
+) -> EvalResult:
     """The confusion matrix (and mask mAP) of `predictor` over `items`, in the data's class numbering."""
     match = _class_match(predictor, names, data_source, class_map)
     cm = ConfusionMatrix(len(names))
@@ -211,14 +238,16 @@ def score(predictor: Any, items: list[Item], names: list[str], colors: list[list
     return EvalResult(metrics, cm.mat, names, colors, kept)
 
 
-def _class_match(predictor: Any, names: list[str], data_source: Path,
-                 class_map: dict[str, str] | None) -> ClassMatch:
+def _class_match(
+    predictor: Any, names: list[str], data_source: Path, class_map: dict[str, str] | None
+) -> ClassMatch:
     """Model classes against the data's by name; saved PNGs (no names) are read in the data's numbering."""
     model_names = getattr(predictor, "class_names", None)
     if model_names is None:
         return ClassMatch(None)
-    match = match_classes(model_names, names, str(getattr(predictor, "source", "the model")),
-                          str(data_source), class_map)
+    match = match_classes(
+        model_names, names, str(getattr(predictor, "source", "the model")), str(data_source), class_map
+    )
     if match.note:
         log.info("%s", match.note)
     return match
@@ -227,16 +256,19 @@ def _class_match(predictor: Any, names: list[str], data_source: Path,
 class DatasetMaskMAP:
     """Mask mAP of predicted instances against the dataset's instances.json (COCOeval via MaskMAP)."""
 
-    def __init__(self, ids: dict[str, np.ndarray], num_classes: int, path: Path, threshold: float | None
-                 ) -> None:
+    def __init__(
+        self, ids: dict[str, np.ndarray], num_classes: int, path: Path, threshold: float | None
+    ) -> None:
         from prodseg.train.instance_metrics import StandardAndDeployedMAP
 
         self.ids, self.path, self.map = ids, path, StandardAndDeployedMAP(num_classes, threshold)
 
     def add(self, stem: str, semantic: np.ndarray, found: Instances) -> None:
         if stem not in self.ids:
-            raise BadInput(f"{self.path}: no annotations for image '{stem}'; regenerate it with prodseg-data "
-                           "convert, or move the file away to score semantic metrics only")
+            raise BadInput(
+                f"{self.path}: no annotations for image '{stem}'; regenerate it with prodseg-data "
+                "convert, or move the file away to score semantic metrics only"
+            )
         import torch  # mask mAP only: scoring label maps needs no torch (an edge box runs prodseg-eval)
 
         self.map.add(torch.from_numpy(semantic.astype(np.int64)), torch.from_numpy(self.ids[stem]), found)

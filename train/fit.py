@@ -116,9 +116,17 @@ def build_loaders(
 
     def split(name: str, train: bool) -> GroceryShelfDataset:
         augmentation = cfg.training.augmentation if train else None
-        return GroceryShelfDataset(cfg.data.root, name, augmentation=augmentation, train=train,
-                                   size=(height, width), mean=seg.mean, std=seg.std, cache=cfg.data.cache,
-                                   with_instances=seg.needs_instances)
+        return GroceryShelfDataset(
+            cfg.data.root,
+            name,
+            augmentation=augmentation,
+            train=train,
+            size=(height, width),
+            mean=seg.mean,
+            std=seg.std,
+            cache=cfg.data.cache,
+            with_instances=seg.needs_instances,
+        )
 
     train_ds, val_ds = split(cfg.data.train_split, True), split(cfg.data.val_split, False)
     batch = cfg.training.hyperparameters.batch_size
@@ -127,8 +135,17 @@ def build_loaders(
     pin = torch.cuda.is_available()
     if cfg.data.bucket_by_aspect:  # mixed sizes: batches of one aspect bucket each, whole batches per rank
         w = distributed.world()
-        return bucketed_loaders(train_ds, val_ds, bs, cfg.training.hyperparameters.seed, w.rank, w.size,
-                                num_workers=workers, pin_memory=pin, worker_init_fn=_seed_worker)
+        return bucketed_loaders(
+            train_ds,
+            val_ds,
+            bs,
+            cfg.training.hyperparameters.seed,
+            w.rank,
+            w.size,
+            num_workers=workers,
+            pin_memory=pin,
+            worker_init_fn=_seed_worker,
+        )
     sampler = distributed.train_sampler(train_ds, cfg.training.hyperparameters.seed)
     # A trailing batch of one breaks BatchNorm in train mode (DeepLabV3+'s image pooling): drop only that one.
     train = torch.utils.data.DataLoader(
@@ -192,13 +209,17 @@ def preflight(cfg: Config) -> tuple[Config, ShelfDataset]:
     check_output_path(cfg.logging.out_dir, "--out", folder=True)
     dataset = ShelfDataset(cfg.data.root)
     cfg = resolve_classes(cfg, dataset)
-    sizes = {split: len(checked_split(dataset, split))
-             for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split))}
+    sizes = {
+        split: len(checked_split(dataset, split))
+        for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split))
+    }
     if sizes[cfg.data.train_split] < 2:
         # every model normalises with BatchNorm, which cannot train on a batch of one image
-        raise BadInput(f"{dataset.root}: the '{cfg.data.train_split}' split has "
-                       f"{sizes[cfg.data.train_split]} image(s); training needs at least 2 (BatchNorm "
-                       "learns from batches of 2 or more): add images or move some from the other splits")
+        raise BadInput(
+            f"{dataset.root}: the '{cfg.data.train_split}' split has "
+            f"{sizes[cfg.data.train_split]} image(s); training needs at least 2 (BatchNorm "
+            "learns from batches of 2 or more): add images or move some from the other splits"
+        )
     return cfg, dataset
 
 
@@ -233,7 +254,8 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     seed_everything(hp.seed)  # same initial weights for the same seed
     model: nn.Module = build_model(cfg.model)
     criterion = (
-        build_loss(cfg.training, unwrap(model).num_classes) if unwrap(model).output_kind == "semantic_logits"
+        build_loss(cfg.training, unwrap(model).num_classes)
+        if unwrap(model).output_kind == "semantic_logits"
         else None
     )
     if ckpt is not None:
@@ -251,10 +273,20 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     scheduler = build_scheduler(optimizer, cfg.training, steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.use_scaler)
     run = Run(
-        cfg=cfg, run_dir=Path(resume).parent if resume else new_run_dir(cfg), model=model,
-        criterion=criterion, train_loader=train_loader, val_loader=val_loader, optimizer=optimizer,
-        scheduler=scheduler, scaler=scaler, precision=precision, classes=dataset.classes, state=LoopState(),
-        best={"miou": float("-inf"), "epoch": 0, "bad_validations": 0}, history=[],
+        cfg=cfg,
+        run_dir=Path(resume).parent if resume else new_run_dir(cfg),
+        model=model,
+        criterion=criterion,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        precision=precision,
+        classes=dataset.classes,
+        state=LoopState(),
+        best={"miou": float("-inf"), "epoch": 0, "bad_validations": 0},
+        history=[],
     )
     run.ema = build_ema(cfg, model, ckpt)
     if ckpt is not None:

@@ -29,8 +29,9 @@ def _rle(binary: np.ndarray) -> dict[str, Any]:
     return rle
 
 
-def ground_truth_annotations(image_id: int, semantic: torch.Tensor, instances: torch.Tensor,
-                             num_classes: int, start_id: int) -> list[dict[str, Any]]:
+def ground_truth_annotations(
+    image_id: int, semantic: torch.Tensor, instances: torch.Tensor, num_classes: int, start_id: int
+) -> list[dict[str, Any]]:
     """COCO annotations (RLE) for one image's instance-id map; category = majority semantic class."""
     ids, classes, boxes = instance_table(semantic.cpu(), instances.cpu(), num_classes)
     inst = instances.cpu().numpy()
@@ -38,14 +39,23 @@ def ground_truth_annotations(image_id: int, semantic: torch.Tensor, instances: t
     for k, (inst_id, cls, box) in enumerate(zip(ids.tolist(), classes.tolist(), boxes.tolist(), strict=True)):
         binary = inst == inst_id
         x1, y1, x2, y2 = box
-        anns.append({"id": start_id + k, "image_id": image_id, "category_id": cls, "iscrowd": 0,
-                     "segmentation": _rle(binary), "area": float(binary.sum()),
-                     "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        anns.append(
+            {
+                "id": start_id + k,
+                "image_id": image_id,
+                "category_id": cls,
+                "iscrowd": 0,
+                "segmentation": _rle(binary),
+                "area": float(binary.sum()),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+            }
+        )
     return anns
 
 
-def coco_mask_map(gt: COCO, results: list[dict[str, Any]], image_ids: list[int] | None = None
-                  ) -> dict[str, float]:
+def coco_mask_map(
+    gt: COCO, results: list[dict[str, Any]], image_ids: list[int] | None = None
+) -> dict[str, float]:
     """{'map50', 'map50_95'} of `results` against `gt` (COCOeval segm), up to MAX_DET detections per image.
 
     Read from COCOeval's precision table at its largest maxDets: `summarize()` reads mAP50-95 at a fixed
@@ -84,9 +94,14 @@ class MaskMAP:
         start = len(self.gts) + 1
         self.gts += ground_truth_annotations(image_id, semantic, instances, self.num_classes, start)
         for p in predicted:
-            self.dts.append({"image_id": image_id, "category_id": int(p["class_id"]),
-                             "score": float(p["score"]),
-                             "segmentation": _rle(np.asarray(p["mask"], dtype=bool))})
+            self.dts.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(p["class_id"]),
+                    "score": float(p["score"]),
+                    "segmentation": _rle(np.asarray(p["mask"], dtype=bool)),
+                }
+            )
 
     def merge_from_all_processes(self) -> None:
         """Under torchrun: take every rank's images (ids renumbered) so COCOeval scores the whole val set."""
@@ -99,8 +114,9 @@ class MaskMAP:
         for images, gts, dts in parts:
             image_offset, ann_offset = len(self.images), len(self.gts)
             self.images += [{**im, "id": im["id"] + image_offset} for im in images]
-            self.gts += [{**a, "id": a["id"] + ann_offset, "image_id": a["image_id"] + image_offset}
-                         for a in gts]
+            self.gts += [
+                {**a, "id": a["id"] + ann_offset, "image_id": a["image_id"] + image_offset} for a in gts
+            ]
             self.dts += [{**d, "image_id": d["image_id"] + image_offset} for d in dts]
 
     def compute(self) -> dict[str, float]:
@@ -110,8 +126,11 @@ class MaskMAP:
         if not self.dts:
             return {"map50": 0.0, "map50_95": 0.0}
         gt = COCO()
-        gt.dataset = {"images": self.images, "annotations": self.gts,
-                      "categories": [{"id": c, "name": str(c)} for c in range(1, self.num_classes)]}
+        gt.dataset = {
+            "images": self.images,
+            "annotations": self.gts,
+            "categories": [{"id": c, "name": str(c)} for c in range(1, self.num_classes)],
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             gt.createIndex()
         return coco_mask_map(gt, self.dts)

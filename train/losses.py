@@ -17,16 +17,22 @@ from prodseg.data.taxonomy import IGNORE_INDEX
 from prodseg.errors import ConfigError
 
 
-def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None,
-                  ignore_index: int = IGNORE_INDEX) -> Tensor:
+def cross_entropy(
+    logits: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
     """Softmax cross-entropy; with `weight`, the weighted mean over valid pixels (torch semantics)."""
     if not (target != ignore_index).any():
         return logits.sum() * 0.0
     return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
 
 
-def focal(logits: Tensor, target: Tensor, gamma: float = 2.0, alpha: float | None = None,
-          ignore_index: int = IGNORE_INDEX) -> Tensor:
+def focal(
+    logits: Tensor,
+    target: Tensor,
+    gamma: float = 2.0,
+    alpha: float | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> Tensor:
     """Softmax focal loss: mean over valid pixels of -a_t (1 - p_t)^gamma log p_t.
 
     `alpha` (when set) weighs foreground pixels (class > 0) by alpha and background by 1 - alpha.
@@ -79,8 +85,9 @@ class CrossEntropyLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Module wrapper of `focal`."""
 
-    def __init__(self, gamma: float = 2.0, alpha: float | None = None,
-                 ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self, gamma: float = 2.0, alpha: float | None = None, ignore_index: int = IGNORE_INDEX
+    ) -> None:
         super().__init__()
         self.gamma, self.alpha, self.ignore_index = gamma, alpha, ignore_index
 
@@ -120,8 +127,10 @@ def _ce(cfg: TrainingConfig, num_classes: int) -> nn.Module:
     weight = None
     if cfg.class_weights is not None:
         if len(cfg.class_weights) != num_classes:
-            raise ConfigError(f"training.class_weights: {len(cfg.class_weights)} values for {num_classes} "
-                              "classes; give one weight per class (background first)")
+            raise ConfigError(
+                f"training.class_weights: {len(cfg.class_weights)} values for {num_classes} "
+                "classes; give one weight per class (background first)"
+            )
         weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
     return CrossEntropyLoss(weight)
 

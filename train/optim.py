@@ -31,9 +31,7 @@ BIAS_GROUP = "bias"
 
 def _adam(params: Iterable, cfg: TrainingConfig) -> torch.optim.Optimizer:
     hp = cfg.hyperparameters
-    return torch.optim.Adam(
-        params, lr=hp.learning_rate, betas=_betas(cfg), weight_decay=hp.weight_decay
-    )
+    return torch.optim.Adam(params, lr=hp.learning_rate, betas=_betas(cfg), weight_decay=hp.weight_decay)
 
 
 def _betas(cfg: TrainingConfig) -> tuple[float, float]:
@@ -43,9 +41,7 @@ def _betas(cfg: TrainingConfig) -> tuple[float, float]:
 
 def _adamw(params: Iterable, cfg: TrainingConfig) -> torch.optim.Optimizer:
     hp = cfg.hyperparameters
-    return torch.optim.AdamW(
-        params, lr=hp.learning_rate, betas=_betas(cfg), weight_decay=hp.weight_decay
-    )
+    return torch.optim.AdamW(params, lr=hp.learning_rate, betas=_betas(cfg), weight_decay=hp.weight_decay)
 
 
 def _sgd(params: Iterable, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -98,8 +94,11 @@ def param_groups(model: nn.Module, cfg: TrainingConfig) -> list[dict[str, Any]]:
     decay = cfg.hyperparameters.weight_decay
     no_decay = decay if cfg.optimizer.decay_bias_and_norm else 0.0
     rates = {BIAS_GROUP: no_decay, "decay": decay, "no_decay": no_decay}
-    return [{"params": params, "weight_decay": rates[kind], "name": kind}
-            for kind, params in split.items() if params]
+    return [
+        {"params": params, "weight_decay": rates[kind], "name": kind}
+        for kind, params in split.items()
+        if params
+    ]
 
 
 @dataclass(frozen=True)
@@ -227,9 +226,15 @@ def replan(kind: str, old: Schedule, new: Schedule, step: int) -> Schedule:
         plan = dataclasses.replace(new, decay_start=old.decay_start, peak=old.peak)
     else:
         plan = dataclasses.replace(new, decay_start=step, peak=lr_factor(kind, old, step))
-    log.info("resume: the run was planned for %d optimizer steps and now runs %d; the LR schedule is "
-             "re-planned from step %d (%.3g x the base LR) down to the floor at step %d",
-             old.total_steps, new.total_steps, step, lr_factor(kind, plan, step), new.total_steps)
+    log.info(
+        "resume: the run was planned for %d optimizer steps and now runs %d; the LR schedule is "
+        "re-planned from step %d (%.3g x the base LR) down to the floor at step %d",
+        old.total_steps,
+        new.total_steps,
+        step,
+        lr_factor(kind, plan, step),
+        new.total_steps,
+    )
     return plan
 
 

@@ -79,15 +79,20 @@ def smp_cache_path(cfg: ModelConfig, tag: str) -> Path:
         )
     settings = entry["pretrained_settings"]
     if tag not in settings:
-        raise ConfigError(f"model.encoder_weights: {tag!r} is not available for {name}; "
-                          f"choose one of {', '.join(settings)} or pass --weights PATH")
+        raise ConfigError(
+            f"model.encoder_weights: {tag!r} is not available for {name}; "
+            f"choose one of {', '.join(settings)} or pass --weights PATH"
+        )
     repo, rev = settings[tag]["repo_id"], settings[tag]["revision"]
     found = try_to_load_from_cache(repo, "model.safetensors", revision=rev)
     if isinstance(found, str):
         return Path(found)
     expected = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "snapshots" / rev
-    remedy = _offline_remedy(f"{tag} weights for encoder {name!r}", expected / "model.safetensors",
-                             f"`hf download {repo} model.safetensors --revision {rev}`")
+    remedy = _offline_remedy(
+        f"{tag} weights for encoder {name!r}",
+        expected / "model.safetensors",
+        f"`hf download {repo} model.safetensors --revision {rev}`",
+    )
     log.info("%s weights for %s: from the Hugging Face hub (%s) into its cache", tag, name, repo)
     return _download(remedy, lambda: Path(hf_hub_download(repo, "model.safetensors", revision=rev)))
 
@@ -99,8 +104,10 @@ def yolo_weights_url(name: str) -> str:
     from ultralytics.utils.downloads import GITHUB_ASSETS_REPO, attempt_download_asset
 
     release = inspect.signature(attempt_download_asset).parameters["release"].default
-    base = os.environ.get("PRODSEG_YOLO_WEIGHTS_URL") or \
-        f"https://github.com/{GITHUB_ASSETS_REPO}/releases/download/{release}"
+    base = (
+        os.environ.get("PRODSEG_YOLO_WEIGHTS_URL")
+        or f"https://github.com/{GITHUB_ASSETS_REPO}/releases/download/{release}"
+    )
     return f"{base.rstrip('/')}/{name}"
 
 
@@ -157,8 +164,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConfigError(f"model.weights: {path} holds no state dict (tensors by name); "
-                          "pass a torch state dict, a .safetensors file or a prodseg checkpoint")
+        raise ConfigError(
+            f"model.weights: {path} holds no state dict (tensors by name); "
+            "pass a torch state dict, a .safetensors file or a prodseg checkpoint"
+        )
     return obj
 
 

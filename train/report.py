@@ -111,8 +111,15 @@ def _fmt(v: float) -> str:
 def markdown(metrics: dict[str, Any], names: list[str], source: str, split: str, samples: list[str]) -> str:
     """report.md: headline metrics, per-class table, links to the figures and sample overlays."""
     lines = [f"# Evaluation of `{source}`", "", f"Split: `{split}`", "", "| metric | value |", "|---|---|"]
-    for key in ("miou", "mean_dice", "pixel_accuracy", "map50", "map50_95", "map50_at_conf",
-                "map50_95_at_conf"):
+    for key in (
+        "miou",
+        "mean_dice",
+        "pixel_accuracy",
+        "map50",
+        "map50_95",
+        "map50_at_conf",
+        "map50_95_at_conf",
+    ):
         if key in metrics:
             lines.append(f"| {key} | {_fmt(float(metrics[key]))} |")
     lines += [

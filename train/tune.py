@@ -132,20 +132,24 @@ def _check_spec(key: str, spec: Any) -> SpecType:
     """The SpecType of one entry, after checking its shape; ConfigError names the key and the fix."""
     types = ", ".join(SPEC_TYPES)
     if not isinstance(spec, dict):
-        raise ConfigError(f"search.{key}: expected a mapping like {{type: float, low: 0.1, high: 1.0}}, "
-                          f"got {show(spec)}")
+        raise ConfigError(
+            f"search.{key}: expected a mapping like {{type: float, low: 0.1, high: 1.0}}, got {show(spec)}"
+        )
     kind = SPEC_TYPES.get(spec["type"]) if isinstance(spec.get("type"), str) else None
     if kind is None:
         raise ConfigError(f"search.{key}: unknown type {show(spec.get('type'))}; use one of {types}")
     missing = [k for k in kind.required if k not in spec]
     if missing:
-        raise ConfigError(f"search.{key}: type {spec['type']} needs {' and '.join(kind.required)} "
-                          f"(missing {', '.join(missing)})")
+        raise ConfigError(
+            f"search.{key}: type {spec['type']} needs {' and '.join(kind.required)} "
+            f"(missing {', '.join(missing)})"
+        )
     unknown = sorted((k for k in spec if k not in {"type", *kind.required, *kind.optional}), key=str)
     if unknown:
         allowed = ", ".join(("type", *kind.required, *kind.optional))
-        raise ConfigError(f"search.{key}: unknown field '{unknown[0]}' for type {spec['type']}; "
-                          f"allowed: {allowed}")
+        raise ConfigError(
+            f"search.{key}: unknown field '{unknown[0]}' for type {spec['type']}; allowed: {allowed}"
+        )
     kind.check(key, spec)
     return kind
 
@@ -348,7 +352,10 @@ def finish(result: TuneResult) -> None:
     if result.completed_here() == 0:
         states = [t.state.name for t in result.study.trials if t.number in result.ran]
         counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))) or "none ran"
-        errors = [t.user_attrs["error"] for t in result.study.trials
-                  if t.number in result.ran and "error" in t.user_attrs]
+        errors = [
+            t.user_attrs["error"]
+            for t in result.study.trials
+            if t.number in result.ran and "error" in t.user_attrs
+        ]
         why = f"; first error: {errors[0]}" if errors else ""
         raise GateFailed(f"no trial completed ({counts}){why}; adjust the search space (see trials.csv)")

@@ -11,20 +11,35 @@ from prodseg.cli import OneLineUsage, handle_errors, setup_logging
 
 
 @click.command(cls=OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", required=True,
-              help="YAML config with a search: block (path or shipped config name).")
+@click.option(
+    "--config", required=True, help="YAML config with a search: block (path or shipped config name)."
+)
 @click.option("--trials", type=click.IntRange(min=1), required=True, help="Trials THIS process runs.")
 @click.option("--storage", help="Optuna RDB URL shared by all workers (default sqlite:///<out>/tune.db).")
 @click.option("--study", "study_name", help="Study name (default: the config file's name).")
 @click.option("--timeout", type=click.FloatRange(min=0), help="Start no new trial after S seconds.")
 @click.option("--data", help="Dataset folder (overrides data.root).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (overrides num_epochs).")
-@click.option("--out", default="runs/tune", show_default=True,
-              help="Folder for trials/, tune.db, best_config.yaml, trials.csv and plots.")
-@click.option("--pruner-warmup-epochs", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Epochs a trial runs before it can be pruned.")
-@click.option("--startup-trials", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Trials completed before the median pruner prunes anything.")
+@click.option(
+    "--out",
+    default="runs/tune",
+    show_default=True,
+    help="Folder for trials/, tune.db, best_config.yaml, trials.csv and plots.",
+)
+@click.option(
+    "--pruner-warmup-epochs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Epochs a trial runs before it can be pruned.",
+)
+@click.option(
+    "--startup-trials",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Trials completed before the median pruner prunes anything.",
+)
 @click.option("--seed", type=int, help="TPE sampler seed (give each worker of a shared study its own).")
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors

@@ -38,8 +38,10 @@ def report_study(study: Any, base: Config, out: Path) -> tuple[Path | None, list
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     if complete:
         trial = study.best_trial
-        header = (f"best trial {trial.number} of study '{study.study_name}': val mIoU {trial.value:.4f} "
-                  f"(prodseg-tune)\nrun folder: {trial.user_attrs.get('run_dir', '?')}")
+        header = (
+            f"best trial {trial.number} of study '{study.study_name}': val mIoU {trial.value:.4f} "
+            f"(prodseg-tune)\nrun folder: {trial.user_attrs.get('run_dir', '?')}"
+        )
         best = write_text(out / "best_config.yaml", config_yaml(trial_config(base, trial.params), header))
         files.append(best)
     files += write_plots(study, out)
@@ -51,22 +53,33 @@ def trial_rows(study: Any) -> tuple[list[str], list[dict[str, Any]]]:
     params: list[str] = []
     for t in study.trials:
         params += [p for p in t.params if p not in params]
-    columns = ["number", "state", "value", *params, "duration_s", "run_dir", "pruned_at_epoch", "best_epoch",
-               "error"]
+    columns = [
+        "number",
+        "state",
+        "value",
+        *params,
+        "duration_s",
+        "run_dir",
+        "pruned_at_epoch",
+        "best_epoch",
+        "error",
+    ]
     rows = []
     for t in study.trials:
         duration = t.duration.total_seconds() if t.duration is not None else None
-        rows.append({
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.value,
-            **{p: t.params.get(p) for p in params},
-            "duration_s": None if duration is None else round(duration, 2),
-            "run_dir": t.user_attrs.get("run_dir"),
-            "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
-            "best_epoch": t.user_attrs.get("best_epoch"),
-            "error": t.user_attrs.get("error"),
-        })
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                **{p: t.params.get(p) for p in params},
+                "duration_s": None if duration is None else round(duration, 2),
+                "run_dir": t.user_attrs.get("run_dir"),
+                "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
+                "best_epoch": t.user_attrs.get("best_epoch"),
+                "error": t.user_attrs.get("error"),
+            }
+        )
     return columns, rows
 
 
@@ -101,8 +114,14 @@ def trials_table(study: Any) -> Any:
     for name in ["#", "state", "val mIoU", *short.values(), "s", "pruned@"]:
         table.add_column(name, justify="left" if name == "state" else "right")
     for row in rows:
-        cells = [row["number"], row["state"], row["value"], *(row[p] for p in params), row["duration_s"],
-                 row["pruned_at_epoch"]]
+        cells = [
+            row["number"],
+            row["state"],
+            row["value"],
+            *(row[p] for p in params),
+            row["duration_s"],
+            row["pruned_at_epoch"],
+        ]
         table.add_row(*(_fmt(c) for c in cells))
     return table
 

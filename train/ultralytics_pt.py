@@ -139,17 +139,22 @@ def load_ultralytics_checkpoint(path: str | Path) -> UltralyticsCheckpoint:
 def ultralytics_checkpoint(raw: Any, path: Path) -> UltralyticsCheckpoint:
     """The weights, names and YAML of an ultralytics checkpoint already read by `load_allowlisted`."""
     if not is_ultralytics_checkpoint(raw):
-        raise BadInput(f"{path}: not an ultralytics checkpoint (no pickled model under 'ema' or 'model'); "
-                       "pass a .pt saved by ultralytics (yolov8n-seg.pt, best.pt)")
+        raise BadInput(
+            f"{path}: not an ultralytics checkpoint (no pickled model under 'ema' or 'model'); "
+            "pass a .pt saved by ultralytics (yolov8n-seg.pt, best.pt)"
+        )
     model = raw["ema"] if isinstance(raw.get("ema"), Inert) else raw["model"]
     state = dict(_module_tensors(model, ""))
     if not state:
         raise BadInput(f"{path}: the pickled model holds no tensors; is the file complete?")
     attrs = model.state
     return UltralyticsCheckpoint(
-        path=path, state_dict=state, names=_names(attrs.get("names")),
+        path=path,
+        state_dict=state,
+        names=_names(attrs.get("names")),
         yaml=attrs.get("yaml") if isinstance(attrs.get("yaml"), dict) else {},
-        model_class=type(model).pickled_name, task=str(attrs.get("task") or ""),
+        model_class=type(model).pickled_name,
+        task=str(attrs.get("task") or ""),
         train_args=_as_dict(raw.get("train_args")),
     )
 
@@ -168,8 +173,10 @@ def load_allowlisted(path: Path) -> Any:
     try:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except (ValueError, RuntimeError, zipfile.BadZipFile, OSError) as exc:
-        raise BadInput(f"{path}: not a readable checkpoint (truncated, or not written by torch.save: "
-                       f"{_first_line(exc)}); is the file complete?") from exc
+        raise BadInput(
+            f"{path}: not a readable checkpoint (truncated, or not written by torch.save: "
+            f"{_first_line(exc)}); is the file complete?"
+        ) from exc
     refused = sorted(n for n in needed if _allowed(n) is None)
     if refused:
         raise BadInput(

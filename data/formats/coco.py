@@ -49,9 +49,15 @@ def _annotation(inst: Instance, ann_id: int, image_id: int, encoding: str) -> di
     rle = _encode(m)  # bbox and area from the RLE: much faster than scanning the mask
     # Crowds are RLE in COCO whatever the encoding of the others.
     seg = _rle(m, rle) if inst.iscrowd else SEGMENTERS[encoding](m, rle)
-    ann = {"id": ann_id, "image_id": image_id, "category_id": int(inst.class_id), "segmentation": seg,
-           "area": int(mask_utils.area(rle)), "bbox": [int(v) for v in mask_utils.toBbox(rle)],
-           "iscrowd": int(inst.iscrowd)}
+    ann = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": int(inst.class_id),
+        "segmentation": seg,
+        "area": int(mask_utils.area(rle)),
+        "bbox": [int(v) for v in mask_utils.toBbox(rle)],
+        "iscrowd": int(inst.iscrowd),
+    }
     if inst.score != 1.0:
         ann["score"] = float(inst.score)
     return ann
@@ -66,29 +72,36 @@ class CocoBuilder:
         self.encoding = encoding
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
-        self.categories = [{"id": i, "name": n, "supercategory": "shelf"}
-                           for i, n in enumerate(classes.names) if i]
+        self.categories = [
+            {"id": i, "name": n, "supercategory": "shelf"} for i, n in enumerate(classes.names) if i
+        ]
 
     def add(self, rec: ImageRecord) -> None:
         """Append one image and its non-empty instances."""
         image_id = len(self.images) + 1
-        self.images.append({"id": image_id, "file_name": rec.file_name, "height": rec.height,
-                            "width": rec.width})
+        self.images.append(
+            {"id": image_id, "file_name": rec.file_name, "height": rec.height, "width": rec.width}
+        )
         for inst in rec.instances:
             if inst.mask.any():
                 self.annotations.append(_annotation(inst, len(self.annotations) + 1, image_id, self.encoding))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"info": {"description": PRODSEG_DESCRIPTION}, "images": self.images,
-                "annotations": self.annotations, "categories": self.categories}
+        return {
+            "info": {"description": PRODSEG_DESCRIPTION},
+            "images": self.images,
+            "annotations": self.annotations,
+            "categories": self.categories,
+        }
 
     def write(self, path: str | Path) -> Path:
         # Compact: COCO files of real datasets run to many MB and are read by programs, not people.
         return write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
 
 
-def write_coco(path: str | Path, records: Iterable[ImageRecord], classes: ClassList,
-               encoding: str = "rle") -> Path:
+def write_coco(
+    path: str | Path, records: Iterable[ImageRecord], classes: ClassList, encoding: str = "rle"
+) -> Path:
     """Write COCO instances JSON atomically (masks as RLE or polygons; crowds always RLE)."""
     builder = CocoBuilder(classes, encoding)
     for rec in records:
@@ -131,8 +144,9 @@ def _classes(cats: dict[Id, str], path: Path) -> tuple[ClassList, dict[Id, int]]
     return classes, {cid: classes.names.index(n) for cid, n in things.items()}
 
 
-def _without_group_names(cats: dict[Id, str], entries: list[dict[str, Any]],
-                         anns: dict[Id, list[Annotation]]) -> dict[Id, str]:
+def _without_group_names(
+    cats: dict[Id, str], entries: list[dict[str, Any]], anns: dict[Id, list[Annotation]]
+) -> dict[Id, str]:
     """Categories less one that only names the group of all the others.
 
     Roboflow exports its project name as category 0 (supercategory "none"), the supercategory of every
@@ -144,8 +158,12 @@ def _without_group_names(cats: dict[Id, str], entries: list[dict[str, Any]],
 
     def group_only(cid: Id) -> bool:
         others = [s for k, s in supers.items() if k != cid]
-        return cid not in used and bool(others) and supers[cid] != cats[cid] and \
-            all(s == cats[cid] for s in others)
+        return (
+            cid not in used
+            and bool(others)
+            and supers[cid] != cats[cid]
+            and all(s == cats[cid] for s in others)
+        )
 
     dropped = [cid for cid in cats if group_only(cid)]
     if dropped:
@@ -184,12 +202,14 @@ class CocoFile:
         data = _load(self.path)
         cats = validate.categories(data["categories"], str(self.path))
         self.images: dict[Id, ImageRecord] = validate.images(data["images"], str(self.path))
-        self._anns, self.skipped = validate.annotations_by_image(data["annotations"], self.images, cats,
-                                                        str(self.path))
+        self._anns, self.skipped = validate.annotations_by_image(
+            data["annotations"], self.images, cats, str(self.path)
+        )
         for what, n in self.skipped.items():
             log.warning("%s: skipped %d %s", self.path, n, what)
-        self.classes, self._cat_map = _classes(_without_group_names(cats, data["categories"], self._anns),
-                                               self.path)
+        self.classes, self._cat_map = _classes(
+            _without_group_names(cats, data["categories"], self._anns), self.path
+        )
         info = data.get("info")
         # Our own exports mark ignore regions as crowds; other tools' crowds are drawn masks.
         self.written_by_prodseg = isinstance(info, dict) and info.get("description") == PRODSEG_DESCRIPTION

@@ -25,7 +25,7 @@ from prodseg.data.instances import ImageRecord
 from prodseg.errors import BadInput
 
 Id = int | str
-BOX_ONLY = "box-only annotations (\"segmentation\": [], no mask to import)"
+BOX_ONLY = 'box-only annotations ("segmentation": [], no mask to import)'
 SHORT_POLYGONS = "polygon parts with fewer than 3 points (no area)"
 # Polygon vertices may stray a little outside the image; far outside is an error (and would make
 # pycocotools allocate a buffer proportional to the coordinates).
@@ -109,14 +109,22 @@ def _polygons(seg: list[Any], rec: ImageRecord, where: str, skipped: Counter) ->
     kept = []
     for part in seg:
         if not isinstance(part, list) or not all(_number(v) for v in part) or len(part) % 2:
-            raise BadInput(f"{where}: 'segmentation' polygons must be lists [x1, y1, x2, y2, ...] of finite "
-                           f"numbers in pairs, got {part!r:.60}; fix the COCO file")
+            raise BadInput(
+                f"{where}: 'segmentation' polygons must be lists [x1, y1, x2, y2, ...] of finite "
+                f"numbers in pairs, got {part!r:.60}; fix the COCO file"
+            )
         xs, ys = part[0::2], part[1::2]
-        if xs and (min(xs) < -_MARGIN * rec.width or max(xs) > (1 + _MARGIN) * rec.width
-                   or min(ys) < -_MARGIN * rec.height or max(ys) > (1 + _MARGIN) * rec.height):
-            raise BadInput(f"{where}: polygon coordinates x {min(xs):g}..{max(xs):g}, "
-                           f"y {min(ys):g}..{max(ys):g} are far outside the "
-                           f"{rec.width}x{rec.height} image; fix the COCO file")
+        if xs and (
+            min(xs) < -_MARGIN * rec.width
+            or max(xs) > (1 + _MARGIN) * rec.width
+            or min(ys) < -_MARGIN * rec.height
+            or max(ys) > (1 + _MARGIN) * rec.height
+        ):
+            raise BadInput(
+                f"{where}: polygon coordinates x {min(xs):g}..{max(xs):g}, "
+                f"y {min(ys):g}..{max(ys):g} are far outside the "
+                f"{rec.width}x{rec.height} image; fix the COCO file"
+            )
         if len(part) < 6:
             skipped[SHORT_POLYGONS] += 1
         else:
@@ -127,13 +135,19 @@ def _polygons(seg: list[Any], rec: ImageRecord, where: str, skipped: Counter) ->
 def _rle(seg: dict[str, Any], rec: ImageRecord, where: str) -> dict[str, Any]:
     size, counts = _key(seg, "size", where), _key(seg, "counts", where)
     if size != [rec.height, rec.width]:
-        raise BadInput(f"{where}: RLE 'size' {size!r:.40} differs from the image's [height, width] "
-                       f"[{rec.height}, {rec.width}]; fix the COCO file")
+        raise BadInput(
+            f"{where}: RLE 'size' {size!r:.40} differs from the image's [height, width] "
+            f"[{rec.height}, {rec.width}]; fix the COCO file"
+        )
     if isinstance(counts, list):
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) \
-                or sum(counts) != rec.height * rec.width:
-            raise BadInput(f"{where}: RLE 'counts' must be non-negative integers adding up to "
-                           f"{rec.height}x{rec.width} pixels; fix the COCO file")
+        if (
+            not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+            or sum(counts) != rec.height * rec.width
+        ):
+            raise BadInput(
+                f"{where}: RLE 'counts' must be non-negative integers adding up to "
+                f"{rec.height}x{rec.width} pixels; fix the COCO file"
+            )
     elif not isinstance(counts, str):
         raise BadInput(f"{where}: RLE 'counts' is neither a list nor a string; fix the COCO file")
     return {"size": size, "counts": counts}
@@ -148,12 +162,15 @@ def _segmentation(seg: Any, rec: ImageRecord, where: str, skipped: Counter) -> A
         return _polygons(seg, rec, where, skipped) or None
     if isinstance(seg, dict):
         return _rle(seg, rec, where)
-    raise BadInput(f"{where}: 'segmentation' must be polygons [[x1, y1, ...], ...] or an RLE object, "
-                   f"got {type(seg).__name__}; fix the COCO file")
+    raise BadInput(
+        f"{where}: 'segmentation' must be polygons [[x1, y1, ...], ...] or an RLE object, "
+        f"got {type(seg).__name__}; fix the COCO file"
+    )
 
 
-def annotation(ann: Any, n: int, recs: dict[Id, ImageRecord], cats: dict[Id, str], path: str,
-               skipped: Counter) -> tuple[Id, Annotation] | None:
+def annotation(
+    ann: Any, n: int, recs: dict[Id, ImageRecord], cats: dict[Id, str], path: str, skipped: Counter
+) -> tuple[Id, Annotation] | None:
     """(image id, checked annotation), or None when it carries no mask."""
     pos = f"{path}: annotations[{n}]"
     ann = _object(ann, pos)
@@ -173,8 +190,9 @@ def annotation(ann: Any, n: int, recs: dict[Id, ImageRecord], cats: dict[Id, str
     return None if seg is None else (image_id, Annotation(ann["id"], cid, seg, float(score), bool(crowd)))
 
 
-def annotations_by_image(entries: list[Any], recs: dict[Id, ImageRecord], cats: dict[Id, str],
-                path: str) -> tuple[dict[Id, list[Annotation]], Counter]:
+def annotations_by_image(
+    entries: list[Any], recs: dict[Id, ImageRecord], cats: dict[Id, str], path: str
+) -> tuple[dict[Id, list[Annotation]], Counter]:
     """Checked annotations by image id, and the counts of what was skipped (see the module docstring)."""
     by_image: dict[Id, list[Annotation]] = {k: [] for k in recs}
     seen: set[Id] = set()
@@ -200,8 +218,9 @@ def rle_string_counts(text: str, where: str) -> list[int]:
         while more:
             c = ord(text[p]) - 48 if p < len(text) and k < 7 else -1
             if not 0 <= c < 64:  # out of the alphabet, truncated, or longer than any run fits
-                raise BadInput(f"{where}: RLE 'counts' is not a valid compressed RLE string; "
-                               "fix the COCO file")
+                raise BadInput(
+                    f"{where}: RLE 'counts' is not a valid compressed RLE string; fix the COCO file"
+                )
             x |= (c & 0x1F) << (5 * k)
             more, p, k = bool(c & 0x20), p + 1, k + 1
             if not more and c & 0x10:
@@ -214,5 +233,6 @@ def check_rle_string(text: str, height: int, width: int, where: str) -> None:
     """BadInput unless the compressed RLE covers exactly height x width pixels."""
     counts = rle_string_counts(text, where)
     if any(c < 0 for c in counts) or sum(counts) != height * width:
-        raise BadInput(f"{where}: RLE 'counts' do not cover the {width}x{height} image exactly; "
-                       "fix the COCO file")
+        raise BadInput(
+            f"{where}: RLE 'counts' do not cover the {width}x{height} image exactly; fix the COCO file"
+        )

@@ -16,8 +16,10 @@ def _palette(classes: ClassList, ignore: tuple[int, int, int] | None = IGNORE_CO
     """(256, 3) uint8 lookup: label value -> colour; the ignore value gets the `ignore` colour."""
     if ignore is not None and ignore in classes.colors:
         name = classes.names[classes.colors.index(ignore)]
-        raise BadInput(f"classes: '{name}' uses {ignore}, the colour reserved for ignore (255); "
-                       "give it another colour in classes.yaml")
+        raise BadInput(
+            f"classes: '{name}' uses {ignore}, the colour reserved for ignore (255); "
+            "give it another colour in classes.yaml"
+        )
     pal = np.zeros((256, 3), np.uint8)
     pal[: classes.num_classes] = np.array(classes.colors, np.uint8)
     pal[IGNORE_INDEX] = ignore if ignore is not None else (0, 0, 0)
@@ -35,13 +37,18 @@ def encode_color(mask: np.ndarray, classes: ClassList) -> np.ndarray:
     bad = (mask >= classes.num_classes) & (mask != IGNORE_INDEX)
     if bad.any():
         y, x = np.argwhere(bad)[0]
-        raise BadInput(f"mask: label {int(mask[y, x])} at (x={x}, y={y}) is outside the "
-                       f"{classes.num_classes} classes")
+        raise BadInput(
+            f"mask: label {int(mask[y, x])} at (x={x}, y={y}) is outside the {classes.num_classes} classes"
+        )
     return _palette(classes)[mask]
 
 
-def decode_color(rgb: np.ndarray, classes: ClassList, path: str | Path = "colour mask",
-                 ignore: tuple[int, int, int] | None = IGNORE_COLOR) -> np.ndarray:
+def decode_color(
+    rgb: np.ndarray,
+    classes: ClassList,
+    path: str | Path = "colour mask",
+    ignore: tuple[int, int, int] | None = IGNORE_COLOR,
+) -> np.ndarray:
     """RGB colour mask -> uint8 label mask by exact colour lookup; `ignore` (if any) -> 255; unknown
     colours are BadInput."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -56,6 +63,8 @@ def decode_color(rgb: np.ndarray, classes: ClassList, path: str | Path = "colour
     if unknown.any():
         y, x = np.argwhere(unknown)[0]
         colour = tuple(int(v) for v in rgb[y, x])
-        raise BadInput(f"{path}: colour {colour} at (x={x}, y={y}) is not a class colour "
-                       f"({int(unknown.sum())} such pixels); fix the mask or the colours")
+        raise BadInput(
+            f"{path}: colour {colour} at (x={x}, y={y}) is not a class colour "
+            f"({int(unknown.sum())} such pixels); fix the mask or the colours"
+        )
     return values_arr[pos]

@@ -14,23 +14,58 @@ from prodseg.errors import GateFailed
 
 
 @click.command(cls=OneLineUsage)
-@click.option("--from", "from_fmt", default=AUTO, show_default=True, type=click.Choice([AUTO, *READERS]),
-              help="Format of SRC; 'auto' tells it from the files present.")
+@click.option(
+    "--from",
+    "from_fmt",
+    default=AUTO,
+    show_default=True,
+    type=click.Choice([AUTO, *READERS]),
+    help="Format of SRC; 'auto' tells it from the files present.",
+)
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("--to", "dst", required=True, type=click.Path(path_type=Path),
-              help="New (or empty) output folder.")
-@click.option("--to-format", "to_fmt", default="prodseg", show_default=True,
-              type=click.Choice(list(WRITERS)), help="Format written into --to.")
-@click.option("--coco-encoding", default="rle", show_default=True, type=click.Choice(list(SEGMENTERS)),
-              help="COCO masks as exact RLE or approximate polygons (with --to-format coco).")
-@click.option("--crowd", default="auto", show_default=True, type=click.Choice(list(CROWD_MODES)),
-              help="What COCO masks marked iscrowd=1 become: objects (CVAT's masks) or ignore regions; "
-                   "auto: objects, except in COCO files prodseg wrote.")
-@click.option("--classes", "classes_file", type=click.Path(path_type=Path), default=None,
-              help="Class names for sources without a class list (LabelMe): one per line, or a classes.yaml.")
+@click.option(
+    "--to", "dst", required=True, type=click.Path(path_type=Path), help="New (or empty) output folder."
+)
+@click.option(
+    "--to-format",
+    "to_fmt",
+    default="prodseg",
+    show_default=True,
+    type=click.Choice(list(WRITERS)),
+    help="Format written into --to.",
+)
+@click.option(
+    "--coco-encoding",
+    default="rle",
+    show_default=True,
+    type=click.Choice(list(SEGMENTERS)),
+    help="COCO masks as exact RLE or approximate polygons (with --to-format coco).",
+)
+@click.option(
+    "--crowd",
+    default="auto",
+    show_default=True,
+    type=click.Choice(list(CROWD_MODES)),
+    help="What COCO masks marked iscrowd=1 become: objects (CVAT's masks) or ignore regions; "
+    "auto: objects, except in COCO files prodseg wrote.",
+)
+@click.option(
+    "--classes",
+    "classes_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Class names for sources without a class list (LabelMe): one per line, or a classes.yaml.",
+)
 @handle_errors
-def convert(from_fmt: str, src: Path, dst: Path, to_fmt: str, coco_encoding: str, crowd: str,
-            classes_file: Path | None) -> None:
+def convert(
+    from_fmt: str,
+    src: Path,
+    dst: Path,
+    to_fmt: str,
+    coco_encoding: str,
+    crowd: str,
+    classes_file: Path | None,
+) -> None:
     """Convert dataset SRC (COCO, CVAT, Roboflow, ultralytics, LabelMe, colour masks, prodseg) into --to."""
     from prodseg.data.formats.convert import convert as run_convert
     from prodseg.data.formats.detect import detect

@@ -44,8 +44,14 @@ def _pick(registry: dict, name: str, what: str) -> Callable:
     return registry[name]
 
 
-def convert(src: str | Path, dst: str | Path, from_fmt: str = AUTO, to_fmt: str = "prodseg",
-            coco_encoding: str = "rle", import_opts: ImportOptions | None = None) -> Path:
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    from_fmt: str = AUTO,
+    to_fmt: str = "prodseg",
+    coco_encoding: str = "rle",
+    import_opts: ImportOptions | None = None,
+) -> Path:
     """Convert dataset SRC in `from_fmt` ('auto': detected) into a new folder DST in `to_fmt`; DST
     appears only when complete."""
     src, dst = Path(src), Path(dst)

@@ -58,8 +58,11 @@ def _labelme(src: Path) -> bool:
 
 
 DETECTORS = (
-    Detector("prodseg", "classes.yaml with images/ and masks/", lambda s: (s / "classes.yaml").is_file()
-             and _mask_folder(s, lambda c: c == 1)),
+    Detector(
+        "prodseg",
+        "classes.yaml with images/ and masks/",
+        lambda s: (s / "classes.yaml").is_file() and _mask_folder(s, lambda c: c == 1),
+    ),
     Detector("color-masks", "images/ with colour masks/", lambda s: _mask_folder(s, lambda c: c >= 3)),
     Detector("coco", ", ".join(COCO_PATTERNS), _coco),
     Detector("voc", f"{LABELMAP}, SegmentationClass/", _voc),
@@ -76,5 +79,7 @@ def detect(src: Path) -> str:
         if d.found(src):
             return d.fmt
     looked = ", ".join(d.looks_for for d in DETECTORS)
-    raise BadInput(f"{src}: unknown dataset layout: no {looked} found; "
-                   f"pass --from ({', '.join(d.fmt for d in DETECTORS)})")
+    raise BadInput(
+        f"{src}: unknown dataset layout: no {looked} found; "
+        f"pass --from ({', '.join(d.fmt for d in DETECTORS)})"
+    )

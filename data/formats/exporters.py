@@ -60,8 +60,11 @@ def export_records(ds: ShelfDataset) -> Iterator[ImageRecord]:
         if rec is not None:
             for inst in rec.instances:
                 inst.class_id = remap.get(inst.class_id, inst.class_id)
-        if rec is None or (rec.height, rec.width) != (h, w) or \
-                not np.array_equal(semantic_from_instances(rec.instances, (h, w)), mask):
+        if (
+            rec is None
+            or (rec.height, rec.width) != (h, w)
+            or not np.array_equal(semantic_from_instances(rec.instances, (h, w)), mask)
+        ):
             if rec is not None:
                 log.info("%s: instances.json does not reproduce the mask; exporting its components", stem)
             rec = ImageRecord(image.name, h, w, components(mask, ds.classes.num_classes))

@@ -70,8 +70,13 @@ def unique_stems(images: list[Path], root: Path) -> dict[Path, str]:
             out[image] = f"{prefix}{STEM_JOIN}{stem}" if prefix else stem
         renamed += group
     if renamed:
-        log.info("%d images share a file name with an image in another folder; their names in the dataset "
-                 "start with the folder (%s -> %s)", len(renamed), renamed[0], out[renamed[0]])
+        log.info(
+            "%d images share a file name with an image in another folder; their names in the dataset "
+            "start with the folder (%s -> %s)",
+            len(renamed),
+            renamed[0],
+            out[renamed[0]],
+        )
     return out
 
 
@@ -79,8 +84,10 @@ def copy_image(src: Path, images_dir: Path, seen: dict[str, Path], stem: str | N
     """Copy an image into images/ as `<stem><suffix>`; BadInput on two sources with one stem."""
     stem = stem or src.stem
     if stem in seen:
-        raise BadInput(f"{src}: image name '{stem}' also used by {seen[stem]}; "
-                       "rename one (a dataset folder keeps one image per name)")
+        raise BadInput(
+            f"{src}: image name '{stem}' also used by {seen[stem]}; "
+            "rename one (a dataset folder keeps one image per name)"
+        )
     if not src.is_file():
         raise BadInput(f"{src}: image file not found")
     seen[stem] = src
@@ -89,8 +96,9 @@ def copy_image(src: Path, images_dir: Path, seen: dict[str, Path], stem: str | N
     return stem
 
 
-def write_dataset(out: Path, classes: ClassList, items: Iterable[Item],
-                  splits: dict[str, list[str]] | None = None) -> None:
+def write_dataset(
+    out: Path, classes: ClassList, items: Iterable[Item], splits: dict[str, list[str]] | None = None
+) -> None:
     """Fill folder `out` (inside `atomic_dir`) with images/, masks/, classes.yaml, splits/ and,
     when any item carries instances, instances.json (RLE) and YOLO-seg labels/ + dataset.yaml.
 

@@ -80,8 +80,16 @@ def find_image(json_path: Path, root: Path, split: str, file_name: str, what: st
     """
     what = what or f"{json_path}: file_name {file_name!r}"
     subset = json_path.stem.removeprefix("instances_")
-    bases = [json_path.parent, json_path.parent / "images", root / "images", root / "images" / split,
-             root / "images" / subset, root / split, root / subset, root]
+    bases = [
+        json_path.parent,
+        json_path.parent / "images",
+        root / "images",
+        root / "images" / split,
+        root / "images" / subset,
+        root / split,
+        root / subset,
+        root,
+    ]
     outside = None
     for base in dict.fromkeys(bases):
         try:
@@ -104,8 +112,10 @@ def locate_images(coco: CocoFile, root: Path, split: str) -> dict[Id, Path]:
         path = find_image(coco.path, root, split, rec.file_name, what)
         width, height = image_size(path)
         if (width, height) != (rec.width, rec.height):
-            raise BadInput(f"{what}: declared {rec.width}x{rec.height} (WxH) but the image is "
-                           f"{width}x{height}; fix 'width'/'height' in the COCO file")
+            raise BadInput(
+                f"{what}: declared {rec.width}x{rec.height} (WxH) but the image is "
+                f"{width}x{height}; fix 'width'/'height' in the COCO file"
+            )
         out[image_id] = path
     return out
 
@@ -131,9 +141,14 @@ def _crowd_mode(opts: ImportOptions, coco: CocoFile) -> str:
 def _report_crowds(counts: Counter) -> None:
     for mode, n in sorted(counts.items()):
         if n:
-            log.info("%d mask region(s) marked iscrowd=1 imported as %s (--crowd %s; the other choice is "
-                     "--crowd %s)", n, "instances" if mode == "instance" else "ignore regions (255)",
-                     mode, "ignore" if mode == "instance" else "instance")
+            log.info(
+                "%d mask region(s) marked iscrowd=1 imported as %s (--crowd %s; the other choice is "
+                "--crowd %s)",
+                n,
+                "instances" if mode == "instance" else "ignore regions (255)",
+                mode,
+                "ignore" if mode == "instance" else "instance",
+            )
 
 
 def import_coco(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> None:
@@ -163,8 +178,9 @@ def import_coco(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> 
                     inst.iscrowd = inst.iscrowd and mode == "ignore"
                 if split:
                     splits.setdefault(split, []).append(stems[image])
-                yield Item(image, semantic_from_instances(rec.instances, (rec.height, rec.width)), rec,
-                           stems[image])
+                yield Item(
+                    image, semantic_from_instances(rec.instances, (rec.height, rec.width)), rec, stems[image]
+                )
 
     write_dataset(dst, classes, items(), splits)
     _report_crowds(crowds)

@@ -111,8 +111,10 @@ def _shape(raw: Any, where: str, limit: float, skipped: Counter) -> Shape | None
         raise BadInput(f"{where}: 'points' must be [[x, y], ...] numbers; fix the LabelMe file") from exc
     need = SHAPES[kind][0]
     if (len(pts) != need) if need > 0 else (len(pts) < -need):
-        raise BadInput(f"{where}: a {kind} needs {'at least ' if need < 0 else ''}{abs(need)} points, "
-                       f"got {len(pts)}; fix the LabelMe file")
+        raise BadInput(
+            f"{where}: a {kind} needs {'at least ' if need < 0 else ''}{abs(need)} points, "
+            f"got {len(pts)}; fix the LabelMe file"
+        )
     if not np.isfinite(pts).all() or np.abs(pts).max() > limit:
         raise BadInput(f"{where}: 'points' must be finite and near the image; fix the LabelMe file")
     return Shape(raw["label"].strip(), kind, pts, raw.get("group_id"))
@@ -140,8 +142,10 @@ def _annotated(root: Path, path: Path, tmp: Path, skipped: Counter) -> Annotated
     image = _image(root, path, data, tmp)
     width, height = image_size(image)
     if (data.get("imageWidth"), data.get("imageHeight")) not in ((None, None), (width, height)):
-        raise BadInput(f"{path}: imageWidth/imageHeight {data.get('imageWidth')}x{data.get('imageHeight')} "
-                       f"differ from the image's {width}x{height}; fix the LabelMe file")
+        raise BadInput(
+            f"{path}: imageWidth/imageHeight {data.get('imageWidth')}x{data.get('imageHeight')} "
+            f"differ from the image's {width}x{height}; fix the LabelMe file"
+        )
     limit = 2.0 * max(width, height)
     shapes = [_shape(s, f"{path}: shapes[{n}]", limit, skipped) for n, s in enumerate(data["shapes"])]
     return Annotated(path, image, width, height, [s for s in shapes if s is not None])

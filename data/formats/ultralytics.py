@@ -57,8 +57,11 @@ def find_yaml(src: Path) -> Path:
             return inside(src, src / name, str(src / name))
     found = [p for p in sorted([*src.glob("*.yaml"), *src.glob("*.yml")]) if has_names(p)]
     if len(found) != 1:
-        which = f"{len(found)} YAML files with 'names' ({', '.join(p.name for p in found)})" if found \
+        which = (
+            f"{len(found)} YAML files with 'names' ({', '.join(p.name for p in found)})"
+            if found
             else "no data.yaml"
+        )
         raise BadInput(f"{src}: {which}; pass the dataset's YAML file itself as SRC")
     return inside(src, found[0], str(found[0]))
 
@@ -74,11 +77,13 @@ def resolve(root: Path, base: Path, value: str, what: str) -> Path:
     """A path named in the dataset: relative to `base`, or absolute; inside `root` either way."""
     if Path(value).is_absolute():
         if not Path(value).resolve().is_relative_to(root.resolve()):
-            raise BadInput(f"{what}: is an absolute path outside the dataset folder {root}; make it "
-                           "relative to the YAML's folder (copy the files into the dataset folder)")
+            raise BadInput(
+                f"{what}: is an absolute path outside the dataset folder {root}; make it "
+                "relative to the YAML's folder (copy the files into the dataset folder)"
+            )
         return inside(root, value, what)
-    if value.startswith(_ROBOFLOW_UP) and (base / value[len(_ROBOFLOW_UP):]).exists():
-        value = value[len(_ROBOFLOW_UP):]
+    if value.startswith(_ROBOFLOW_UP) and (base / value[len(_ROBOFLOW_UP) :]).exists():
+        value = value[len(_ROBOFLOW_UP) :]
     return entry(root, base, value, what)
 
 
@@ -92,8 +97,9 @@ def _list_file(root: Path, lst: Path) -> list[Path]:
 
 def _images_of(root: Path, path: Path, what: str) -> list[Path]:
     if path.is_dir():
-        return sorted(inside(root, p, str(p)) for p in path.rglob("*")
-                      if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        return sorted(
+            inside(root, p, str(p)) for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
+        )
     if path.suffix.lower() == ".txt" and path.is_file():
         return _list_file(root, path)
     raise BadInput(f"{what}: not found (an image folder or a .txt list of images); fix the data YAML")
@@ -144,8 +150,9 @@ def read_samples(src: Path) -> tuple[Path, Path, list[Sample]]:
     if any(data.get(s) for s in SPLITS):
         samples = _split_samples(root, base, yaml_path, data)
     else:  # no entries: the images/ (+ images/<split>/) layout next to the YAML
-        samples = [Sample(split, inside(root, img, str(img)), label)
-                   for split, img, label in yolo_images(base)]
+        samples = [
+            Sample(split, inside(root, img, str(img)), label) for split, img, label in yolo_images(base)
+        ]
     for s in samples:
         if s.label.exists():
             inside(root, s.label, str(s.label))

@@ -28,11 +28,38 @@ from prodseg.errors import BadInput
 
 LABELMAP = "labelmap.txt"
 VOID = (224, 224, 192)
-VOC_NAMES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-             "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-             "train", "tvmonitor")
-SPLIT_OF_SUBSET = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                   "test": "test", "testing": "test"}
+VOC_NAMES = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+SPLIT_OF_SUBSET = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 def voc_colors(n: int) -> list[tuple[int, int, int]]:
@@ -57,16 +84,19 @@ def _labelmap_line(line: str, where: str) -> tuple[str, tuple[int, int, int]]:
     except (IndexError, ValueError):
         color = ()
     if len(fields) < 2 or not fields[0].strip() or len(color) != 3 or not all(0 <= v <= 255 for v in color):
-        raise BadInput(f"{where}: expected 'name:r,g,b::' with values 0..255, got {line!r:.60}; "
-                       "fix labelmap.txt")
+        raise BadInput(
+            f"{where}: expected 'name:r,g,b::' with values 0..255, got {line!r:.60}; fix labelmap.txt"
+        )
     return fields[0].strip(), color  # type: ignore[return-value]
 
 
 def read_labelmap(path: Path) -> ClassList:
     """Class names and colours of a CVAT labelmap.txt, background first."""
-    pairs = [_labelmap_line(line.strip(), f"{path}:{n}")
-             for n, line in enumerate(read_text(path).splitlines(), start=1)
-             if line.strip() and not line.lstrip().startswith("#")]
+    pairs = [
+        _labelmap_line(line.strip(), f"{path}:{n}")
+        for n, line in enumerate(read_text(path).splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not pairs:
         raise BadInput(f"{path}: no classes; expected lines 'name:r,g,b::'")
     background = [p for p in pairs if p[0] == "background"] or [("background", (0, 0, 0))]
@@ -89,8 +119,10 @@ def _subsets(src: Path) -> dict[str, list[str]]:
     folder = src / "ImageSets" / "Segmentation"
     lists = sorted(folder.glob("*.txt")) if folder.is_dir() else []
     if lists:
-        return {p.stem: [ln.strip() for ln in read_text(inside(src, p, str(p))).splitlines() if ln.strip()]
-                for p in lists}
+        return {
+            p.stem: [ln.strip() for ln in read_text(inside(src, p, str(p))).splitlines() if ln.strip()]
+            for p in lists
+        }
     masks = src / "SegmentationClass"
     return {"default": sorted(str(p.relative_to(masks).with_suffix("")) for p in masks.rglob("*.png"))}
 
@@ -145,8 +177,10 @@ def import_voc(src: Path, dst: Path, opts: ImportOptions = ImportOptions()) -> N
             semantic = decode_color(read_image(masks[i]), classes, masks[i], ignore)
             w, h = image_size(images[i])
             if semantic.shape != (h, w):
-                raise BadInput(f"{masks[i]}: size {semantic.shape[1]}x{semantic.shape[0]} differs from "
-                               f"its image {w}x{h} (WxH)")
+                raise BadInput(
+                    f"{masks[i]}: size {semantic.shape[1]}x{semantic.shape[0]} differs from "
+                    f"its image {w}x{h} (WxH)"
+                )
             rec = None
             if objects[i].is_file():
                 rec = ImageRecord(images[i].name, h, w, _object_instances(objects[i], semantic))

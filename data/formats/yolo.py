@@ -43,14 +43,27 @@ def write_labels(labels_dir: str | Path, records: Iterable[ImageRecord]) -> None
 
 def dataset_yaml(classes: ClassList, train: str, val: str) -> str:
     """The ultralytics data YAML text; `path` is left out so ultralytics uses the YAML's own folder."""
-    body = yaml.safe_dump({"train": train, "val": val, "nc": len(classes.thing_names),
-                           "names": dict(enumerate(classes.thing_names))}, sort_keys=False)
-    return "# YOLO-seg dataset written by prodseg. Without a 'path' key ultralytics resolves\n" \
-           "# train/val against this file's folder, so the dataset can be moved.\n" + body
+    body = yaml.safe_dump(
+        {
+            "train": train,
+            "val": val,
+            "nc": len(classes.thing_names),
+            "names": dict(enumerate(classes.thing_names)),
+        },
+        sort_keys=False,
+    )
+    return (
+        "# YOLO-seg dataset written by prodseg. Without a 'path' key ultralytics resolves\n"
+        "# train/val against this file's folder, so the dataset can be moved.\n" + body
+    )
 
 
-def write_yolo_yaml(root: str | Path, classes: ClassList, splits: dict[str, list[str]] | None = None,
-                    file_names: dict[str, str] | None = None) -> Path:
+def write_yolo_yaml(
+    root: str | Path,
+    classes: ClassList,
+    splits: dict[str, list[str]] | None = None,
+    file_names: dict[str, str] | None = None,
+) -> Path:
     """Write `dataset.yaml` and, per split, a `yolo_<split>.txt` list of `./images/<file>` lines.
 
     `file_names` maps stem -> image file name; without splits, train and val both point at `images`.
@@ -64,8 +77,12 @@ def write_yolo_yaml(root: str | Path, classes: ClassList, splits: dict[str, list
     return write_text(root / "dataset.yaml", text)
 
 
-def write_yolo(root: str | Path, records: Iterable[ImageRecord], classes: ClassList,
-               splits: dict[str, list[str]] | None = None) -> Path:
+def write_yolo(
+    root: str | Path,
+    records: Iterable[ImageRecord],
+    classes: ClassList,
+    splits: dict[str, list[str]] | None = None,
+) -> Path:
     """Write `labels/` and `dataset.yaml` under root (images are expected in `root/images/`).
 
     With splits (stem lists), `yolo_<split>.txt` image lists are written and named in the YAML.
@@ -87,13 +104,16 @@ def parse_label_line(line: str, num_things: int, where: str) -> tuple[int, np.nd
     if not 0 <= cls < num_things:
         raise BadInput(f"{where}: class {cls} is outside 0..{num_things - 1} (dataset.yaml names)")
     if not np.isfinite(coords).all():
-        raise BadInput(f"{where}: coordinates must be finite numbers, found "
-                       f"{', '.join(sorted({str(v) for v in coords[~np.isfinite(coords)]}))}")
+        raise BadInput(
+            f"{where}: coordinates must be finite numbers, found "
+            f"{', '.join(sorted({str(v) for v in coords[~np.isfinite(coords)]}))}"
+        )
     if coords.size < 6 or coords.size % 2:
         raise BadInput(f"{where}: a polygon needs an even number (>= 6) of coordinates, got {coords.size}")
     if coords.min() < -0.01 or coords.max() > 1.01:
-        raise BadInput(f"{where}: coordinates must be normalised to 0..1, "
-                       f"found {coords.min():g}..{coords.max():g}")
+        raise BadInput(
+            f"{where}: coordinates must be normalised to 0..1, found {coords.min():g}..{coords.max():g}"
+        )
     return cls + 1, coords.reshape(-1, 2)
 
 
@@ -135,8 +155,12 @@ def yolo_images(root: Path) -> list[tuple[str | None, Path, Path]]:
     subdirs = sorted(p for p in images.iterdir() if p.is_dir())
     groups: list[tuple[str | None, Path, Path]] = [(d.name, d, root / "labels" / d.name) for d in subdirs]
     groups = groups or [(None, images, root / "labels")]
-    return [(split, img, lab / f"{img.stem}.txt") for split, d, lab in groups
-            for img in sorted(d.iterdir()) if img.suffix.lower() in IMAGE_EXTS]
+    return [
+        (split, img, lab / f"{img.stem}.txt")
+        for split, d, lab in groups
+        for img in sorted(d.iterdir())
+        if img.suffix.lower() in IMAGE_EXTS
+    ]
 
 
 def read_yolo(root: str | Path) -> tuple[list[ImageRecord], ClassList]:

@@ -11,14 +11,16 @@ import numpy as np
 _GAUSS = np.array([NormalDist().inv_cdf((i + 0.5) / 256) for i in range(256)], np.float32)
 
 
-def perspective(image: np.ndarray, ids: np.ndarray, out_hw: tuple[int, int], rng: np.random.Generator,
-                tilt: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+def perspective(
+    image: np.ndarray, ids: np.ndarray, out_hw: tuple[int, int], rng: np.random.Generator, tilt: float = 0.08
+) -> tuple[np.ndarray, np.ndarray]:
     """Map a random quad inside the canvas onto the (H, W) output: image bilinear, ids nearest."""
     ch, cw = ids.shape
     oh, ow = out_hw
     mx, my = rng.uniform(0, tilt, 4) * cw, rng.uniform(0, tilt, 4) * ch
-    src = np.array([[mx[0], my[0]], [cw - mx[1], my[1]], [cw - mx[2], ch - my[2]], [mx[3], ch - my[3]]],
-                   np.float32)
+    src = np.array(
+        [[mx[0], my[0]], [cw - mx[1], my[1]], [cw - mx[2], ch - my[2]], [mx[3], ch - my[3]]], np.float32
+    )
     dst = np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], np.float32)
     m = cv2.getPerspectiveTransform(src, dst)
     # OpenCV's 4-channel bilinear warp is SIMD-vectorised and ~2x faster than 3-channel, conversions included.
@@ -64,8 +66,13 @@ def sensor_noise(shape: tuple[int, ...], rng: np.random.Generator, sigma: float)
     return cv2.LUT(raw.reshape(shape), lut)
 
 
-def expose(image: np.ndarray, gain: np.ndarray, rng: np.random.Generator,
-           noise: tuple[float, float] = (1.0, 6.0), exposure: float = 1.0) -> np.ndarray:
+def expose(
+    image: np.ndarray,
+    gain: np.ndarray,
+    rng: np.random.Generator,
+    noise: tuple[float, float] = (1.0, 6.0),
+    exposure: float = 1.0,
+) -> np.ndarray:
     """Apply lighting gain (uint8, 128 = 1.0) x global exposure, then sensor noise; saturates to uint8."""
     lit = cv2.multiply(image, gain, scale=exposure / 128)
     return cv2.addWeighted(lit, 1.0, sensor_noise(image.shape, rng, rng.uniform(*noise)), 1.0, -128)

@@ -27,8 +27,13 @@ def parse_wxh(text: str) -> tuple[int, int]:
 @click.option("--images", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="How many.")
 @click.option("--size", default="512", show_default=True, help="Image size: N (square) or HxW.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
-@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2,
-              show_default=True, help="Share of images in the val split.")
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of images in the val split.",
+)
 @handle_errors
 def synth(out_dir: Path, images: int, size: str, seed: int, val_fraction: float) -> None:
     """Render a synthetic shelf dataset (images, masks, COCO and YOLO-seg instances, splits) into OUT_DIR."""
@@ -36,10 +41,14 @@ def synth(out_dir: Path, images: int, size: str, seed: int, val_fraction: float)
     root = generate_dataset(out_dir, images, parse_size(size), seed, val_fraction, stats=stats)
     s = stats[0]
     train = len((root / "splits" / "train.txt").read_text().split())
-    click.echo(f"{root}: {images} images {size} ({train} train, {images - train} val), masks, "
-               f"instances.json, labels/, dataset.yaml")
-    click.echo(f"rendered {s.render_per_s:.1f} images/s; {images / s.total_s:.1f} images/s with file writes "
-               f"({s.total_s:.1f}s)")
+    click.echo(
+        f"{root}: {images} images {size} ({train} train, {images - train} val), masks, "
+        f"instances.json, labels/, dataset.yaml"
+    )
+    click.echo(
+        f"rendered {s.render_per_s:.1f} images/s; {images / s.total_s:.1f} images/s with file writes "
+        f"({s.total_s:.1f}s)"
+    )
 
 
 @click.command(cls=OneLineUsage)
@@ -48,8 +57,13 @@ def synth(out_dir: Path, images: int, size: str, seed: int, val_fraction: float)
 @click.option("--size", default="1280x720", show_default=True, help="Frame size WxH.")
 @click.option("--fps", type=click.IntRange(1, 240), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--masks", "masks_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write per-frame ground-truth masks here (000000.png, ...).")
+@click.option(
+    "--masks",
+    "masks_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write per-frame ground-truth masks here (000000.png, ...).",
+)
 @handle_errors
 def video(out: Path, frames: int, size: str, fps: int, seed: int, masks_dir: Path | None) -> None:
     """Render a synthetic shelf video (camera panning along a shelf) to OUT (.mp4)."""

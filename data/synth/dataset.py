@@ -105,8 +105,7 @@ def _write_instances(root: Path, records: Sequence[ImageRecord], splits: dict[st
     write_yolo(root, records, SHELF10, splits)  # type: ignore[arg-type]
 
 
-def _render_all(root: Path, images: int, hw: tuple[int, int], seed: int,
-                val_fraction: float) -> float:
+def _render_all(root: Path, images: int, hw: tuple[int, int], seed: int, val_fraction: float) -> float:
     """Render and write every image, mask and annotation; return the seconds spent rendering."""
     records, stems, render_s = _LazyRecords(), [], 0.0
     for i in range(images):
@@ -125,8 +124,14 @@ def _render_all(root: Path, images: int, hw: tuple[int, int], seed: int,
     return render_s
 
 
-def generate_dataset(root: str | Path, images: int, size: int | tuple[int, int] | str, seed: int,
-                     val_fraction: float = 0.2, stats: list[SynthStats] | None = None) -> Path:
+def generate_dataset(
+    root: str | Path,
+    images: int,
+    size: int | tuple[int, int] | str,
+    seed: int,
+    val_fraction: float = 0.2,
+    stats: list[SynthStats] | None = None,
+) -> Path:
     """Render `images` shelf photos into a dataset folder (images, masks, classes, splits, COCO, YOLO-seg).
 
     Image i depends only on (seed, i). Pass a list as `stats` to receive the timing of this run.
@@ -136,8 +141,16 @@ def generate_dataset(root: str | Path, images: int, size: int | tuple[int, int] 
     root, t0 = Path(root), time.perf_counter()
     with staged_folder(root, MARKER) as tmp:
         render_s = _render_all(tmp, images, hw, seed, val_fraction)
-        write_json(tmp / MARKER, {"generator": "prodseg.data.synth", "images": images, "size": list(hw),
-                                  "seed": seed, "val_fraction": val_fraction})
+        write_json(
+            tmp / MARKER,
+            {
+                "generator": "prodseg.data.synth",
+                "images": images,
+                "size": list(hw),
+                "seed": seed,
+                "val_fraction": val_fraction,
+            },
+        )
     run = SynthStats(images, render_s, time.perf_counter() - t0)
     if stats is not None:
         stats.append(run)

@@ -43,12 +43,12 @@ class Canvas:
             return
         k = len(self.classes)
         self.classes.append(cls)
-        src = patch[y0 - y:y1 - y, x0 - x:x1 - x]
+        src = patch[y0 - y : y1 - y, x0 - x : x1 - x]
         if mask is None:
             self.image[y0:y1, x0:x1] = src
             self.ids[y0:y1, x0:x1] = k
             return
-        m = mask[y0 - y:y1 - y, x0 - x:x1 - x]
+        m = mask[y0 - y : y1 - y, x0 - x : x1 - x]
         cv2.copyTo(src, m, self.image[y0:y1, x0:x1])  # writes through the view
         self.ids[y0:y1, x0:x1][m.astype(bool)] = k
 
@@ -101,8 +101,9 @@ def _bay(cv: Canvas, top: int, floor: int, x0: int, x1: int, rng: np.random.Gene
     return starts
 
 
-def _board(cv: Canvas, y: int, thick: int, x0: int, x1: int, tags: list[int],
-           rng: np.random.Generator) -> None:
+def _board(
+    cv: Canvas, y: int, thick: int, x0: int, x1: int, tags: list[int], rng: np.random.Generator
+) -> None:
     """A shelf board front with price tags clipped on its edge."""
     color = textures.random_color(rng, (0.0, 0.3), (0.25, 0.95))
     board = textures.solid(thick, x1 - x0, color)
@@ -122,7 +123,7 @@ def _shadow(cv: Canvas, y: int, x0: int, x1: int, depth: int, rng: np.random.Gen
     if y1 <= max(y, 0) or x1 <= x0:
         return
     y0 = max(y, 0)
-    ramp = np.linspace(rng.uniform(0.45, 0.75), 1.0, y + depth - y, dtype=np.float32)[y0 - y:y1 - y]
+    ramp = np.linspace(rng.uniform(0.45, 0.75), 1.0, y + depth - y, dtype=np.float32)[y0 - y : y1 - y]
     col = np.repeat((ramp * 128).astype(np.uint8)[:, None, None], 3, axis=2)
     roi = cv.image[y0:y1, x0:x1]
     cv2.multiply(roi, cv2.repeat(col, 1, x1 - x0), dst=roi, scale=1 / 128)

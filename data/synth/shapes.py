@@ -32,8 +32,19 @@ def bottle(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     x0, x1 = (w - neck) // 2, (w + neck) // 2
     shoulder, neck_top = int(h * rng.uniform(0.35, 0.5)), int(h * 0.08)
     neck_base = shoulder - int(h * 0.15)
-    pts = np.array([[0, h - 1], [0, shoulder], [x0, neck_base], [x0, neck_top],
-                    [x1, neck_top], [x1, neck_base], [w - 1, shoulder], [w - 1, h - 1]], np.int32)
+    pts = np.array(
+        [
+            [0, h - 1],
+            [0, shoulder],
+            [x0, neck_base],
+            [x0, neck_top],
+            [x1, neck_top],
+            [x1, neck_base],
+            [w - 1, shoulder],
+            [w - 1, h - 1],
+        ],
+        np.int32,
+    )
     cv2.fillPoly(m, [pts], 1)
     cv2.rectangle(m, (x0 - 1, 0), (x1 + 1, neck_top), 1, -1)
     return m
@@ -60,8 +71,14 @@ def bag(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     xs = np.linspace(0, w - 1, 2 * n + 1)
     top = [[int(x), 0 if i % 2 else seal // 2] for i, x in enumerate(xs)]
     bulge = int(w * 0.06)
-    side = [[w - 1 - bulge, seal], [w - 1, h // 2], [w - 1 - bulge, h - 1],
-            [bulge, h - 1], [0, h // 2], [bulge, seal]]
+    side = [
+        [w - 1 - bulge, seal],
+        [w - 1, h // 2],
+        [w - 1 - bulge, h - 1],
+        [bulge, h - 1],
+        [0, h // 2],
+        [bulge, seal],
+    ]
     cv2.fillPoly(m, [np.array(top + side, np.int32)], 1)
     return m
 
@@ -70,9 +87,17 @@ SHAPES: dict[str, ShapeFn] = {"bottle": bottle, "can": can, "box": box, "bag": b
 
 # Typical width/height ratio of each product (height is set by the shelf bay).
 ASPECT: dict[str, tuple[float, float]] = {
-    "bottle": (0.28, 0.4), "can": (0.5, 0.65), "box": (0.55, 0.9), "bag": (0.6, 0.85), "jar": (0.7, 0.95),
+    "bottle": (0.28, 0.4),
+    "can": (0.5, 0.65),
+    "box": (0.55, 0.9),
+    "bag": (0.6, 0.85),
+    "jar": (0.7, 0.95),
 }
 # Product height as a fraction of the bay's clear height.
 HEIGHT: dict[str, tuple[float, float]] = {
-    "bottle": (0.75, 0.95), "can": (0.4, 0.6), "box": (0.6, 0.9), "bag": (0.6, 0.85), "jar": (0.45, 0.65),
+    "bottle": (0.75, 0.95),
+    "can": (0.4, 0.6),
+    "box": (0.6, 0.9),
+    "bag": (0.6, 0.85),
+    "jar": (0.45, 0.65),
 }

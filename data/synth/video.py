@@ -43,12 +43,13 @@ class CameraPath:
 def _smooth_walk(rng: np.random.Generator, n: int, amplitude: float, smooth: int = 5) -> np.ndarray:
     """Hand-shake: white noise low-passed with a box filter, scaled to the given amplitude."""
     raw = rng.standard_normal(n + 2 * smooth)
-    walk = np.convolve(raw, np.ones(smooth) / smooth, mode="same")[smooth:smooth + n]
+    walk = np.convolve(raw, np.ones(smooth) / smooth, mode="same")[smooth : smooth + n]
     return walk * amplitude / max(1e-9, np.abs(walk).max())
 
 
-def plan_path(frames: int, size: tuple[int, int], fps: int,
-              rng: np.random.Generator) -> tuple[CameraPath, int, int]:
+def plan_path(
+    frames: int, size: tuple[int, int], fps: int, rng: np.random.Generator
+) -> tuple[CameraPath, int, int]:
     """Camera path and the panorama (height, width) it needs: every frame's view stays inside it."""
     w, h = size
     t = np.arange(frames) / fps
@@ -92,8 +93,14 @@ class Panorama:
         return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB), self.lut[ids]
 
 
-def _frame(pano: Panorama, path: CameraPath, i: int, size: tuple[int, int], gain: np.ndarray,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _frame(
+    pano: Panorama,
+    path: CameraPath,
+    i: int,
+    size: tuple[int, int],
+    gain: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render frame i: RGB with motion blur and noise, and its exact label mask."""
     img, mask = pano.view(path.affine(i, size), size)
     blur = int(round(EXPOSURE * path.speed[i] / path.scale[i]))
@@ -113,8 +120,15 @@ def _check(frames: int, size: tuple[int, int], fps: int) -> tuple[int, int]:
     return w, h
 
 
-def generate_video(out_path: str | Path, frames: int, size: tuple[int, int], fps: int, seed: int,
-                   masks_dir: str | Path | None = None, codec: str | None = None) -> Path:
+def generate_video(
+    out_path: str | Path,
+    frames: int,
+    size: tuple[int, int],
+    fps: int,
+    seed: int,
+    masks_dir: str | Path | None = None,
+    codec: str | None = None,
+) -> Path:
     """Render a shelf video of `frames` frames at size (W, H); per-frame masks to masks_dir/000000.png, ..."""
     w, h = _check(frames, size, fps)
     out_path = Path(out_path)
@@ -138,6 +152,15 @@ def generate_video(out_path: str | Path, frames: int, size: tuple[int, int], fps
         finally:
             writer.close()
         if masks is not None:
-            write_json(masks / MARKER, {"generator": "prodseg.data.synth.video", "video": out_path.name,
-                                        "frames": frames, "size": [w, h], "fps": fps, "seed": seed})
+            write_json(
+                masks / MARKER,
+                {
+                    "generator": "prodseg.data.synth.video",
+                    "video": out_path.name,
+                    "frames": frames,
+                    "size": [w, h],
+                    "fps": fps,
+                    "seed": seed,
+                },
+            )
     return out_path

@@ -62,16 +62,23 @@ class Preference:
 # compute in bf16 (1.7x faster there, but not the artifact's arithmetic; `--sweep` measures it against
 # the accuracy gate).
 PREFERENCES: dict[str, list[Preference]] = {
-    ".onnx": [Preference("openvino", lambda device: device == "cpu" and platform.machine().lower() in X86,
-                         "OpenVINO is installed and runs ONNX models faster than ONNX Runtime on x86 CPUs "
-                         "(at the artifact's f32 precision)", {"inference_precision": "f32"})],
+    ".onnx": [
+        Preference(
+            "openvino",
+            lambda device: device == "cpu" and platform.machine().lower() in X86,
+            "OpenVINO is installed and runs ONNX models faster than ONNX Runtime on x86 CPUs "
+            "(at the artifact's f32 precision)",
+            {"inference_precision": "f32"},
+        )
+    ],
 }
 
 
 def installed(backend: str) -> bool:
     """Whether the backend's Python package can be imported (checked without importing it)."""
-    module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
-              "torch": "torch"}[backend]
+    module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt", "torch": "torch"}[
+        backend
+    ]
     return importlib.util.find_spec(module) is not None
 
 
@@ -86,5 +93,13 @@ def auto_backend(suffix: str, device: str) -> tuple[str, str, dict[str, Any]]:
     return SUFFIX_BACKENDS[suffix], f"the {suffix} file's own backend{missing}", {}
 
 
-__all__ = ["PIPELINE_OPTS", "PREFERENCES", "RUNNERS", "SUFFIX_BACKENDS", "Preference", "Runner",
-           "auto_backend", "runner_class"]
+__all__ = [
+    "PIPELINE_OPTS",
+    "PREFERENCES",
+    "RUNNERS",
+    "SUFFIX_BACKENDS",
+    "Preference",
+    "Runner",
+    "auto_backend",
+    "runner_class",
+]

@@ -29,8 +29,10 @@ class RunnerOptions:
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(opts) - set(valid))
         if unknown:
-            raise BadInput(f"{backend}: unknown runner option {unknown[0]!r}; valid options: "
-                           f"{', '.join(valid) or 'none'}")
+            raise BadInput(
+                f"{backend}: unknown runner option {unknown[0]!r}; valid options: "
+                f"{', '.join(valid) or 'none'}"
+            )
         return cls(**opts)
 
 
@@ -124,4 +126,3 @@ class Runner:
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
-

@@ -26,16 +26,21 @@ def _image_input(model: Any) -> Any | None:
     return inputs[0]
 
 
-def _nodes(onnx: Any, name: str, inner: str, elem_type: int, mean: list[float], std: list[float]
-           ) -> tuple[list[Any], list[Any]]:
+def _nodes(
+    onnx: Any, name: str, inner: str, elem_type: int, mean: list[float], std: list[float]
+) -> tuple[list[Any], list[Any]]:
     """(nodes, initializers) from the uint8 NHWC input `name` to the float NCHW tensor `inner`."""
     h, nh = onnx.helper, onnx.numpy_helper
     p = name + "__prodseg_"
-    inits = [nh.from_array(np.array([2, 1, 0], np.int64), p + "bgr"),
-             nh.from_array((1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 3, 1, 1), p + "scale")]
-    nodes = [h.make_node("Transpose", [name], [p + "nchw"], perm=[0, 3, 1, 2], name=p + "transpose"),
-             h.make_node("Gather", [p + "nchw", p + "bgr"], [p + "rgb"], axis=1, name=p + "rgb"),
-             h.make_node("Cast", [p + "rgb"], [p + "f32"], to=1, name=p + "cast")]
+    inits = [
+        nh.from_array(np.array([2, 1, 0], np.int64), p + "bgr"),
+        nh.from_array((1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 3, 1, 1), p + "scale"),
+    ]
+    nodes = [
+        h.make_node("Transpose", [name], [p + "nchw"], perm=[0, 3, 1, 2], name=p + "transpose"),
+        h.make_node("Gather", [p + "nchw", p + "bgr"], [p + "rgb"], axis=1, name=p + "rgb"),
+        h.make_node("Cast", [p + "rgb"], [p + "f32"], to=1, name=p + "cast"),
+    ]
     x = p + "f32"
     if any(mean):
         inits.append(nh.from_array((255.0 * np.asarray(mean, np.float32)).reshape(1, 3, 1, 1), p + "mean"))

@@ -10,8 +10,12 @@ import numpy as np
 from prodseg.errors import BadInput, require
 from prodseg.runtime.runners.base import Runner, RunnerOptions, choose
 
-GRAPH_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+GRAPH_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
 # device name -> execution providers in priority order (CPU always last, as the fallback).
 DEVICE_PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -19,9 +23,16 @@ DEVICE_PROVIDERS = {
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     "openvino": ["OpenVINOExecutionProvider", "CPUExecutionProvider"],
 }
-ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-             "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int64)": np.int64,
-             "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
 
 
 def providers_for(device: str, available: list[str]) -> list[Any]:
@@ -31,9 +42,11 @@ def providers_for(device: str, available: list[str]) -> list[Any]:
         raise BadInput(f"onnxruntime: unknown device '{device}'; choose one of {', '.join(DEVICE_PROVIDERS)}")
     wanted = DEVICE_PROVIDERS[kind]
     if wanted[0] not in available:
-        raise BadInput(f"onnxruntime: device '{device}' needs {wanted[0]}, which this onnxruntime build "
-                       f"lacks (available: {', '.join(available)}); install onnxruntime-gpu/-openvino "
-                       "or use --device cpu")
+        raise BadInput(
+            f"onnxruntime: device '{device}' needs {wanted[0]}, which this onnxruntime build "
+            f"lacks (available: {', '.join(available)}); install onnxruntime-gpu/-openvino "
+            "or use --device cpu"
+        )
     opts = {"device_id": int(index)} if index and kind in ("cuda", "tensorrt") else {}
     return [(p, opts) if opts and p != "CPUExecutionProvider" else p for p in wanted if p in available]
 
@@ -83,8 +96,11 @@ class OnnxRuntimeRunner(Runner):
         self._outputs = [o.name for o in self.session.get_outputs()]
 
     def effective_settings(self) -> dict[str, Any]:
-        return {"providers": self.session.get_providers(), "threads": self.threads or "default",
-                "allow_spinning": self.options.allow_spinning}
+        return {
+            "providers": self.session.get_providers(),
+            "threads": self.threads or "default",
+            "allow_spinning": self.options.allow_spinning,
+        }
 
     def fuse_preprocess(self, mean: list[float], std: list[float]) -> bool:
         """Input nodes added in memory (needs the onnx package): the session is created again over them."""
@@ -104,8 +120,10 @@ class OnnxRuntimeRunner(Runner):
 
     @property
     def input_metadata(self) -> dict[str, tuple[tuple[int | str, ...], Any]]:
-        return {i.name: (tuple(d if isinstance(d, int) else str(d) for d in i.shape), ORT_TYPES.get(i.type))
-                for i in self.session.get_inputs()}
+        return {
+            i.name: (tuple(d if isinstance(d, int) else str(d) for d in i.shape), ORT_TYPES.get(i.type))
+            for i in self.session.get_inputs()
+        }
 
     @property
     def output_names(self) -> list[str]:

@@ -61,13 +61,17 @@ def check_weights(xml: Path) -> None:
     needed = _needed_weight_bytes(xml)
     if not weights.is_file():
         if needed:
-            raise BadInput(f"{weights}: missing; an OpenVINO IR is the .xml and its .bin weights side by "
-                           f"side: copy {weights.name} next to {xml.name}")
+            raise BadInput(
+                f"{weights}: missing; an OpenVINO IR is the .xml and its .bin weights side by "
+                f"side: copy {weights.name} next to {xml.name}"
+            )
         return
     size = weights.stat().st_size
     if size < needed:
-        raise BadInput(f"{weights}: truncated ({size} bytes, {xml.name} needs {needed}); copy the whole "
-                       "file again or export the model again")
+        raise BadInput(
+            f"{weights}: truncated ({size} bytes, {xml.name} needs {needed}); copy the whole "
+            "file again or export the model again"
+        )
 
 
 @cache
@@ -97,8 +101,9 @@ class OpenVinoRunner(Runner):
         try:
             self._model = self._read_model()
         except Exception as exc:  # noqa: BLE001 - OpenVINO's frontends raise their own untyped errors
-            raise BadInput(f"{self.path}: OpenVINO cannot load this model ({_reason(exc)}); export it "
-                           "again") from exc
+            raise BadInput(
+                f"{self.path}: OpenVINO cannot load this model ({_reason(exc)}); export it again"
+            ) from exc
         self._compiled: Any = None
         self._inputs = {port_name(p.get_names(), i, "input"): i for i, p in enumerate(self._model.inputs)}
         self._outputs = [port_name(o.get_names(), i) for i, o in enumerate(self._model.outputs)]
@@ -131,14 +136,20 @@ class OpenVinoRunner(Runner):
         try:
             return self._core.compile_model(self._model, device, config)
         except RuntimeError as exc:
-            raise BadInput(f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({_reason(exc)}); "
-                           f"devices here: {', '.join(self._core.available_devices)}") from exc
+            raise BadInput(
+                f"{self.path}: OpenVINO cannot load/compile it on '{device}' ({_reason(exc)}); "
+                f"devices here: {', '.join(self._core.available_devices)}"
+            ) from exc
 
     def effective_settings(self) -> dict[str, Any]:
         """The compiled model's precision, hint, threads, streams and optimal requests."""
-        keys = {"inference_precision": "INFERENCE_PRECISION_HINT", "hint": "PERFORMANCE_HINT",
-                "threads": "INFERENCE_NUM_THREADS", "streams": "NUM_STREAMS",
-                "optimal_requests": "OPTIMAL_NUMBER_OF_INFER_REQUESTS"}
+        keys = {
+            "inference_precision": "INFERENCE_PRECISION_HINT",
+            "hint": "PERFORMANCE_HINT",
+            "threads": "INFERENCE_NUM_THREADS",
+            "streams": "NUM_STREAMS",
+            "optimal_requests": "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
+        }
         found = {}
         for name, key in keys.items():
             try:
@@ -160,8 +171,9 @@ class OpenVinoRunner(Runner):
 
         ppp = PrePostProcessor(self._model)
         port = ppp.input(0)
-        port.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-            .set_color_format(ColorFormat.BGR)
+        port.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+            ColorFormat.BGR
+        )
         port.model().set_layout(ov.Layout("NCHW"))
         steps = port.preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB)
         if any(mean):

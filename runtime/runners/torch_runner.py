@@ -28,11 +28,15 @@ def torch_device(torch: Any, device: str) -> str:
     if kind != "cuda" or not (index.isdigit() or not index):
         raise BadInput(f"--device {device}: the torch backend runs on cpu or cuda[:N]; choose one of those")
     if not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: no CUDA device is available here (torch.cuda.is_available() is "
-                       "False: no NVIDIA GPU or driver, or a CPU-only torch); use --device cpu")
+        raise BadInput(
+            f"--device {device}: no CUDA device is available here (torch.cuda.is_available() is "
+            "False: no NVIDIA GPU or driver, or a CPU-only torch); use --device cpu"
+        )
     if index and int(index) >= torch.cuda.device_count():
-        raise BadInput(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                       f"numbered from 0; choose cuda:0..cuda:{torch.cuda.device_count() - 1}")
+        raise BadInput(
+            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            f"numbered from 0; choose cuda:0..cuda:{torch.cuda.device_count() - 1}"
+        )
     return f"cuda:{index}" if index else "cuda"
 
 
@@ -84,8 +88,9 @@ class TorchRunner(Runner):
         x = torch.from_numpy(np.ascontiguousarray(feed["images"], np.float32)).to(self._device)
         x = x.contiguous(memory_format=self._memory_format)
         dtype = AUTOCAST[self._precision]
-        autocast = torch.autocast(self._device.type, dtype=getattr(torch, dtype or "float32"),
-                                  enabled=dtype is not None)
+        autocast = torch.autocast(
+            self._device.type, dtype=getattr(torch, dtype or "float32"), enabled=dtype is not None
+        )
         with torch.inference_mode(), autocast:
             out = self.module(x)
         outs = out if isinstance(out, (tuple, list)) else (out,)

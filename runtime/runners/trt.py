@@ -20,6 +20,7 @@ from prodseg.runtime.runners.base import Runner, RunnerOptions
 if not hasattr(trt, "Runtime"):  # tensorrt-stubs' bare `tensorrt/` folder imports as an empty namespace
     raise ImportError("the tensorrt package is not installed (only its type stubs are)")
 
+
 def _check(result: Any, what: str) -> Any:
     """cuda-python calls return (error, *values): raise on error, return the values."""
     err, *values = result if isinstance(result, tuple) else (result,)
@@ -75,8 +76,10 @@ class TensorRTRunner(Runner):
         with open(self.path, "rb") as fh:
             engine: trt.ICudaEngine | None = runtime.deserialize_cuda_engine(fh.read())
         if engine is None:
-            raise BadInput(f"{self.path}: TensorRT cannot deserialize this engine (built by another TensorRT "
-                           "version or GPU?); rebuild it with prodseg-export --trt on this machine")
+            raise BadInput(
+                f"{self.path}: TensorRT cannot deserialize this engine (built by another TensorRT "
+                "version or GPU?); rebuild it with prodseg-export --trt on this machine"
+            )
         self._trt, self._runtime, self.engine = trt, runtime, engine
         self.context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]

@@ -25,10 +25,26 @@ def onnx_run(tiny_video, tiny_artifacts, tmp_path_factory):
     """One measured run shared by the output tests: both backends, ground truth, JSON and report."""
     video, masks = tiny_video
     out = tmp_path_factory.mktemp("bench_out")
-    res = bench(video, "--model", tiny_artifacts["onnx"], "--model", tiny_artifacts["openvino"],
-                "--frames", 30, "--warmup", 2, "--gt-masks", masks, "--json", out / "r.json",
-                *(["--report", out / "report"] if REPORT else []), "--save-baseline", out / "base.json",
-                "--max-memory-mb", 1e6)
+    res = bench(
+        video,
+        "--model",
+        tiny_artifacts["onnx"],
+        "--model",
+        tiny_artifacts["openvino"],
+        "--frames",
+        30,
+        "--warmup",
+        2,
+        "--gt-masks",
+        masks,
+        "--json",
+        out / "r.json",
+        *(["--report", out / "report"] if REPORT else []),
+        "--save-baseline",
+        out / "base.json",
+        "--max-memory-mb",
+        1e6,
+    )
     return res, out
 
 
@@ -52,7 +68,8 @@ def test_table_json_report_and_baseline(onnx_run):
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"] <= r["latency_ms"]["max"]
         assert 0 <= r["accuracy"]["miou"] <= 1 and r["accuracy"]["frames"] == 30
         assert r["accuracy"]["flicker"] == pytest.approx(
-            max(0.0, r["accuracy"]["pred_change_rate"] - r["accuracy"]["gt_change_rate"]), abs=2e-6)
+            max(0.0, r["accuracy"]["pred_change_rate"] - r["accuracy"]["gt_change_rate"]), abs=2e-6
+        )
         assert len(r["sha256"]) == 64
     assert json.loads((out / "base.json").read_text())["results"] == doc["results"]
     plots = {"report.md", "latency_hist.png", "stages.png", "fps_timeline.png", "accuracy_vs_fps.png"}
@@ -60,8 +77,19 @@ def test_table_json_report_and_baseline(onnx_run):
 
 
 def test_min_fps_gate_exits_1_with_gate_line(tiny_video, tiny_artifacts, tmp_path):
-    res = bench(tiny_video[0], "--model", tiny_artifacts["onnx"], "--frames", 4, "--warmup", 1,
-                "--min-fps", 1e9, "--save-baseline", tmp_path / "b.json")
+    res = bench(
+        tiny_video[0],
+        "--model",
+        tiny_artifacts["onnx"],
+        "--frames",
+        4,
+        "--warmup",
+        1,
+        "--min-fps",
+        1e9,
+        "--save-baseline",
+        tmp_path / "b.json",
+    )
     assert res.exit_code == 1
     assert "gate min-fps: measured" in res.output and "limit 1e+09 FPS" in res.output
     assert not (tmp_path / "b.json").exists()  # a failing run is never saved as a baseline
@@ -85,9 +113,25 @@ def test_regression_against_baseline(onnx_run, tiny_video, tiny_artifacts, tmp_p
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_throughput_mode_keeps_every_frame_in_order(tiny_video, tiny_artifacts, tmp_path, backend):
     video, masks = tiny_video
-    res = bench(video, "--model", tiny_artifacts["onnx"], "--backend", backend, "--mode", "throughput",
-                "--requests", 2, "--frames", 24, "--warmup", 1, "--gt-masks", masks,
-                "--json", tmp_path / "t.json")
+    res = bench(
+        video,
+        "--model",
+        tiny_artifacts["onnx"],
+        "--backend",
+        backend,
+        "--mode",
+        "throughput",
+        "--requests",
+        2,
+        "--frames",
+        24,
+        "--warmup",
+        1,
+        "--gt-masks",
+        masks,
+        "--json",
+        tmp_path / "t.json",
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "t.json").read_text())["results"][0]
     assert (r["mode"], r["requests"], r["frames"], r["backend"]) == ("throughput", 2, 24, backend)
@@ -115,7 +159,9 @@ def test_bad_input_exits_2_with_one_line(tiny_video, tiny_artifacts, tmp_path):
 
 
 def test_import_leaves_torch_out():
-    code = ("import sys, prodseg.bench, prodseg.bench.cli, prodseg.bench.suite, prodseg.bench.measure, "
-            "prodseg.bench.report; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, "
-            "sorted(m for m in sys.modules if m.startswith(('torch', 'matplotlib')))")
+    code = (
+        "import sys, prodseg.bench, prodseg.bench.cli, prodseg.bench.suite, prodseg.bench.measure, "
+        "prodseg.bench.report; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.startswith(('torch', 'matplotlib')))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -53,9 +53,29 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_accuracy_against_known_masks_is_exact(stripes, models, backend: str, tmp_path: Path) -> None:
     video, masks = stripes
-    res = bench(video, "--model", models["semantic"], "--backend", backend, "--frames", FRAMES, "--warmup", 1,
-                "--threads", 1, "--gt-masks", masks, "--json", tmp_path / "r.json", "--min-fps", 0.001,
-                "--max-memory-mb", 1e6, "--save-baseline", tmp_path / "base.json")
+    res = bench(
+        video,
+        "--model",
+        models["semantic"],
+        "--backend",
+        backend,
+        "--frames",
+        FRAMES,
+        "--warmup",
+        1,
+        "--threads",
+        1,
+        "--gt-masks",
+        masks,
+        "--json",
+        tmp_path / "r.json",
+        "--min-fps",
+        0.001,
+        "--max-memory-mb",
+        1e6,
+        "--save-baseline",
+        tmp_path / "base.json",
+    )
     assert res.exit_code == 0, res.output
     result = json.loads((tmp_path / "r.json").read_text())["results"][0]
     assert (result["backend"], result["frames"], result["input_shape"]) == (backend, FRAMES, [1, 3, 64, 96])
@@ -66,17 +86,46 @@ def test_accuracy_against_known_masks_is_exact(stripes, models, backend: str, tm
 
 
 def test_gates_fail_with_exit_1_and_save_nothing(stripes, models, tmp_path: Path) -> None:
-    res = bench(stripes[0], "--model", models["semantic"], "--frames", 3, "--warmup", 0, "--threads", 1,
-                "--max-p99-ms", 1e-6, "--json", tmp_path / "r.json",
-                "--save-baseline", tmp_path / "base.json")
+    res = bench(
+        stripes[0],
+        "--model",
+        models["semantic"],
+        "--frames",
+        3,
+        "--warmup",
+        0,
+        "--threads",
+        1,
+        "--max-p99-ms",
+        1e-6,
+        "--json",
+        tmp_path / "r.json",
+        "--save-baseline",
+        tmp_path / "base.json",
+    )
     assert res.exit_code == 1, res.output
     assert "gate max-p99-ms: measured" in res.output
     assert (tmp_path / "r.json").is_file() and not (tmp_path / "base.json").exists()
 
 
 def test_yolo_seg_on_both_cpu_backends(stripes, models, tmp_path: Path) -> None:
-    res = bench(stripes[0], "--model", models["yolo"], "--backend", "onnxruntime", "--backend", "openvino",
-                "--frames", 3, "--warmup", 1, "--threads", 1, "--json", tmp_path / "r.json")
+    res = bench(
+        stripes[0],
+        "--model",
+        models["yolo"],
+        "--backend",
+        "onnxruntime",
+        "--backend",
+        "openvino",
+        "--frames",
+        3,
+        "--warmup",
+        1,
+        "--threads",
+        1,
+        "--json",
+        tmp_path / "r.json",
+    )
     assert res.exit_code == 0, res.output
     results = json.loads((tmp_path / "r.json").read_text())["results"]
     assert [r["backend"] for r in results] == ["onnxruntime", "openvino"]
@@ -85,8 +134,17 @@ def test_yolo_seg_on_both_cpu_backends(stripes, models, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None, reason="matplotlib is installed")
 def test_report_without_matplotlib_is_refused_before_any_work(stripes, models, tmp_path: Path) -> None:
-    res = bench(stripes[0], "--model", models["semantic"], "--frames", 2, "--json", tmp_path / "r.json",
-                "--report", tmp_path / "rep")
+    res = bench(
+        stripes[0],
+        "--model",
+        models["semantic"],
+        "--frames",
+        2,
+        "--json",
+        tmp_path / "r.json",
+        "--report",
+        tmp_path / "rep",
+    )
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "prodseg[report]" in lines[0]

@@ -21,9 +21,11 @@ SEMANTIC = ["--task", "semantic", "--names", ",".join(SHELF10)]
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("foreign_bench")
-    return {"static": export_semantic(d / "seg.onnx"),
-            "dynamic": export_semantic(d / "dyn.onnx", dynamic=True),
-            "ultra_ir": ultralytics_openvino(d / "yolo_openvino_model", export_yolo(d / "yolo.onnx"))}
+    return {
+        "static": export_semantic(d / "seg.onnx"),
+        "dynamic": export_semantic(d / "dyn.onnx", dynamic=True),
+        "ultra_ir": ultralytics_openvino(d / "yolo_openvino_model", export_yolo(d / "yolo.onnx")),
+    }
 
 
 def bench(tmp_path: Path, *args: object) -> dict:
@@ -43,8 +45,17 @@ def test_semantic_onnx_with_flags_only(foreign, tiny_video, tmp_path: Path) -> N
 
 def test_dynamic_onnx_runs_at_the_videos_aspect(foreign, tiny_video, tmp_path: Path) -> None:
     card = tmp_path / "dyn.json"
-    doc = bench(tmp_path, tiny_video[0], "--model", foreign["dynamic"], *SEMANTIC, "--input-size", "64x96",
-                "--save-card", card)
+    doc = bench(
+        tmp_path,
+        tiny_video[0],
+        "--model",
+        foreign["dynamic"],
+        *SEMANTIC,
+        "--input-size",
+        "64x96",
+        "--save-card",
+        card,
+    )
     assert doc["results"][0]["input_shape"] == [1, 3, 64, 96]
     meta = json.loads(card.read_text())
     meta["input_size"] = [128, 128]  # the nominal size: a 160x96 video runs at 96x128
@@ -56,8 +67,20 @@ def test_dynamic_onnx_runs_at_the_videos_aspect(foreign, tiny_video, tmp_path: P
 
 @pytest.mark.parametrize("mode", ["latency", "throughput"])
 def test_nameless_openvino_ir_folder(foreign, tiny_video, tmp_path: Path, mode: str) -> None:
-    doc = bench(tmp_path, tiny_video[0], "--model", foreign["ultra_ir"], "--mode", mode, "--conf", "0.4",
-                "--max-det", "10", "--classes", "bottle")
+    doc = bench(
+        tmp_path,
+        tiny_video[0],
+        "--model",
+        foreign["ultra_ir"],
+        "--mode",
+        mode,
+        "--conf",
+        "0.4",
+        "--max-det",
+        "10",
+        "--classes",
+        "bottle",
+    )
     result = doc["results"][0]
     assert result["backend"] == "openvino" and result["frames"] == 3
     assert result["postprocess"] == {"conf": 0.4, "iou": 0.45, "max_det": 10, "classes": ["bottle"]}
@@ -69,8 +92,9 @@ def test_ultralytics_pt_on_cpu(tiny_video, tmp_path: Path) -> None:
 
     pt = tmp_path / "yolov8n-seg.pt"
     YOLO("yolov8n-seg.yaml", task="segment").save(str(pt))
-    doc = bench(tmp_path, tiny_video[0], "--model", pt, "--device", "cpu", "--threads", 1,
-                "--precision", "bf16")
+    doc = bench(
+        tmp_path, tiny_video[0], "--model", pt, "--device", "cpu", "--threads", 1, "--precision", "bf16"
+    )
     result = doc["results"][0]
     assert result["backend"] == "torch" and result["precision"] == "bf16"
     assert result["input_shape"] == [1, 3, 640, 640] and result["postprocess"]["max_det"] == 300

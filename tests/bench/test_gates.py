@@ -7,9 +7,19 @@ MACHINE = {"cpu_model": "Test CPU", "logical_cores": 2}
 
 
 def result(fps=20.0, fps_model=40.0, p99=80.0, rss=300.0, key="abc|openvino|v.mp4|latencyx1"):
-    return {"key": key, "artifact": "m/model.xml", "backend": "openvino", "video": "v.mp4", "sha256": "f" * 6,
-            "mode": "latency", "requests": 1, "fps_e2e": fps, "fps_model": fps_model,
-            "latency_ms": {"p99": p99}, "memory": {"peak_rss_mb": rss}}
+    return {
+        "key": key,
+        "artifact": "m/model.xml",
+        "backend": "openvino",
+        "video": "v.mp4",
+        "sha256": "f" * 6,
+        "mode": "latency",
+        "requests": 1,
+        "fps_e2e": fps,
+        "fps_model": fps_model,
+        "latency_ms": {"p99": p99},
+        "memory": {"peak_rss_mb": rss},
+    }
 
 
 def test_limits_pass_and_fail_with_gate_lines():
@@ -36,8 +46,11 @@ def test_regression_threshold_is_relative_to_baseline():
 
 
 def test_baseline_from_other_machine_or_artifact_is_bad_input():
-    base = {"schema": "prodseg-bench/1", "machine": {"cpu_model": "Other", "logical_cores": 2},
-            "results": [result()]}
+    base = {
+        "schema": "prodseg-bench/1",
+        "machine": {"cpu_model": "Other", "logical_cores": 2},
+        "results": [result()],
+    }
     with pytest.raises(BadInput, match="another machine"):
         check_baseline([result()], base, MACHINE, 0.1)
     base["machine"] = MACHINE

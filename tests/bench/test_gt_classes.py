@@ -19,8 +19,26 @@ pytestmark = pytest.mark.slow  # exports a tiny model once per session
 
 def _bench(video, model, masks, tmp_path, *extra):
     out = tmp_path / f"r{len(list(tmp_path.glob('r*.json')))}.json"
-    res = CliRunner().invoke(main, [str(a) for a in (video, "--model", model, "--frames", 8, "--warmup", 1,
-                                                     "--gt-masks", masks, "--json", out, *extra)])
+    res = CliRunner().invoke(
+        main,
+        [
+            str(a)
+            for a in (
+                video,
+                "--model",
+                model,
+                "--frames",
+                8,
+                "--warmup",
+                1,
+                "--gt-masks",
+                masks,
+                "--json",
+                out,
+                *extra,
+            )
+        ],
+    )
     doc = json.loads(out.read_text()) if res.exit_code == 0 else None
     return res, doc
 
@@ -38,8 +56,11 @@ def test_reordered_truth_classes_score_the_same(tiny_video, tiny_artifacts, tmp_
     new_of_old[order] = np.arange(10, dtype=np.uint8)
     for mask in reordered.glob("*.png"):
         write_mask(mask, new_of_old[read_mask(mask)])
-    (reordered / "classes.yaml").write_text(yaml.safe_dump(
-        {"names": [SHELF10.names[o] for o in order], "colors": [list(SHELF10.colors[o]) for o in order]}))
+    (reordered / "classes.yaml").write_text(
+        yaml.safe_dump(
+            {"names": [SHELF10.names[o] for o in order], "colors": [list(SHELF10.colors[o]) for o in order]}
+        )
+    )
     res, doc = _bench(video, tiny_artifacts["onnx"], reordered, tmp_path)
     assert res.exit_code == 0, res.output
     remapped = doc["results"][0]["accuracy"]
@@ -52,8 +73,9 @@ def test_other_truth_classes_or_an_unknown_taxonomy_exit_2(tiny_video, tiny_arti
     other = tmp_path / "other"
     shutil.copytree(masks, other)
     names = [*SHELF10.names[:-1], "logo"]
-    (other / "classes.yaml").write_text(yaml.safe_dump({"names": names, "colors": [list(c) for c in
-                                                                                    SHELF10.colors]}))
+    (other / "classes.yaml").write_text(
+        yaml.safe_dump({"names": names, "colors": [list(c) for c in SHELF10.colors]})
+    )
     res, _ = _bench(video, tiny_artifacts["onnx"], other, tmp_path)
     assert res.exit_code == 2 and "have different classes" in res.stderr and "logo" in res.stderr
     mine = ",".join(f"c{i}" for i in range(10))  # the model described with other names

@@ -23,7 +23,6 @@ def bench(*args: Any) -> Any:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-
 def _junk(tmp: Path, name: str, data: bytes = b"\x00garbage\xff" * 50) -> Path:
     (tmp / name).write_bytes(data)
     return tmp / name
@@ -45,7 +44,7 @@ def _corrupt_middle(tmp: Path, fx: dict[str, Path]) -> Path:
     """The tiny video with 40-60 % of its bytes zeroed: its index survives, decoding stops midway."""
     data = bytearray(fx["video"].read_bytes())
     n = len(data)
-    data[int(n * 0.4):int(n * 0.6)] = bytes(int(n * 0.6) - int(n * 0.4))
+    data[int(n * 0.4) : int(n * 0.6)] = bytes(int(n * 0.6) - int(n * 0.4))
     return _junk(tmp, "broken.mp4", bytes(data))
 
 
@@ -94,8 +93,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "garbage video": (_video(lambda t, fx: _junk(t, "junk.mp4")), "junk.mp4: cannot open"),
     # --frames beyond the damage: the first pass reaches it (the video would loop)
     "video corrupt midway": (_video(_corrupt_middle, "--frames", 24), "decoding stopped at frame"),
-    "video corrupt midway, throughput": (_video(_corrupt_middle, "--frames", 24, "--mode", "throughput"),
-                                         "decoding stopped at frame"),
+    "video corrupt midway, throughput": (
+        _video(_corrupt_middle, "--frames", 24, "--mode", "throughput"),
+        "decoding stopped at frame",
+    ),
     "missing model": (_model(_in_tmp("m.onnx")), "m.onnx: not found"),
     "garbage onnx": (_model(lambda t, fx: _junk(t, "m.onnx")), ONNX_CANNOT),
     "garbage xml": (_model(lambda t, fx: _junk(t, "m.xml")), "m.xml: not a valid OpenVINO IR"),
@@ -114,20 +115,28 @@ CASES: dict[str, tuple[Setup, str]] = {
     "baseline not utf-8": (lambda t, fx: _opt("--baseline", _junk(t, "b.json"))(t, fx), "not valid JSON"),
     "baseline a list": (_baseline([1, 2]), "schema 'list'"),
     "baseline other schema": (_baseline(_doc(schema="prodseg-bench/0")), "schema 'prodseg-bench/0'"),
-    "baseline without results": (_baseline({"schema": "prodseg-bench/1", "machine": {}}),
-                                 "'results' is missing"),
+    "baseline without results": (
+        _baseline({"schema": "prodseg-bench/1", "machine": {}}),
+        "'results' is missing",
+    ),
     "baseline results not a list": (_baseline(_doc(results={"a": 1})), "'results' is {'a': 1}, not a list"),
     "baseline machine not an object": (_baseline(_doc(machine="mine")), "'machine' is 'mine'"),
     "baseline result not an object": (_baseline(_doc(results=[3])), "results[0] is int"),
-    "baseline result without key": (_baseline({**_doc(), "results": [{"fps_e2e": 1, "fps_model": 1}]}),
-                                    "'results[0].key' is missing"),
+    "baseline result without key": (
+        _baseline({**_doc(), "results": [{"fps_e2e": 1, "fps_model": 1}]}),
+        "'results[0].key' is missing",
+    ),
     "baseline fps a string": (_baseline(_doc(result={"fps_e2e": "fast"})), "'results[0].fps_e2e' is 'fast'"),
-    "baseline fps NaN": (_baseline(None, json.dumps(_doc(result={"fps_model": float("nan")}))),
-                         "'results[0].fps_model' is nan"),
+    "baseline fps NaN": (
+        _baseline(None, json.dumps(_doc(result={"fps_model": float("nan")}))),
+        "'results[0].fps_model' is nan",
+    ),
     "baseline fps negative": (_baseline(_doc(result={"fps_e2e": -1})), "not a finite number >= 0"),
     "sweep of two models": (_opt("--sweep", "--model", "other.onnx"), "--sweep: give one --model"),
-    "sweep of two videos": (lambda t, fx: [fx["video"], fx["video"], "--model", fx["onnx"], "--sweep"],
-                            "--sweep: give one --model and one video"),
+    "sweep of two videos": (
+        lambda t, fx: [fx["video"], fx["video"], "--model", fx["onnx"], "--sweep"],
+        "--sweep: give one --model and one video",
+    ),
     "sweep of a missing model": (_model(_in_tmp("m.onnx"), "--sweep"), "m.onnx: not found"),
     "min-agreement above 1": (_opt("--sweep", "--min-agreement", "1.5"), "'--min-agreement'"),
     "min-agreement nan": (_opt("--sweep", "--min-agreement", "nan"), "'--min-agreement'"),
@@ -146,8 +155,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "task unknown": (_opt("--task", "detect"), "--task detect: choose one of semantic, yolo-seg"),
     "iou for a semantic model": (_opt("--iou", "0.5"), "--iou: apply to YOLO-seg models"),
     "precision for onnx": (_opt("--precision", "fp16"), "--precision: apply to .pt checkpoints"),
-    "save-card for two models": (lambda t, fx: _opt("--model", fx["openvino"], "--save-card",
-                                                    t / "c.json")(t, fx), "describes one model"),
+    "save-card for two models": (
+        lambda t, fx: _opt("--model", fx["openvino"], "--save-card", t / "c.json")(t, fx),
+        "describes one model",
+    ),
 }
 
 
@@ -165,8 +176,18 @@ def test_hostile_input_exits_2_with_one_line(case: str, fx: dict[str, Path], tmp
     setup, phrase = CASES[case]
     args = setup(tmp_path, fx)
     outputs = ("--json", "--save-baseline", "--report")
-    finals = [] if any(o in args for o in outputs) else ["--json", tmp_path / "r.json", "--save-baseline",
-                                                          tmp_path / "b.json", "--report", tmp_path / "rep"]
+    finals = (
+        []
+        if any(o in args for o in outputs)
+        else [
+            "--json",
+            tmp_path / "r.json",
+            "--save-baseline",
+            tmp_path / "b.json",
+            "--report",
+            tmp_path / "rep",
+        ]
+    )
     if not importlib.util.find_spec("matplotlib"):  # an edge install: --report would be refused first
         finals = finals[:-2]
     before = _snapshot(tmp_path)

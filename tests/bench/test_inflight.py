@@ -23,8 +23,10 @@ class SleepyStages:
 
 
 def frames(n):
-    return [SimpleNamespace(index=i, image=np.full((4, 4, 3), i * 10, np.uint8), timestamp_s=i / 30)
-            for i in range(n)]
+    return [
+        SimpleNamespace(index=i, image=np.full((4, 4, 3), i * 10, np.uint8), timestamp_s=i / 30)
+        for i in range(n)
+    ]
 
 
 def make_infer(delays):
@@ -32,14 +34,19 @@ def make_infer(delays):
         i = int(round(float(feed["x"][0, 0, 0]) * 255 / 10))
         time.sleep(delays[i])
         return {"x": feed["x"], "i": i}
+
     return infer
 
 
 def test_results_come_back_in_frame_order_with_requests_in_flight():
     delays = [0.08, 0.01, 0.05, 0.01, 0.02, 0.01]
     seen = []
-    stats = run_inflight(frames(6), SleepyStages(), [make_infer(delays)] * 3,
-                         on_result=lambda f, p: seen.append((f.index, p.index)))
+    stats = run_inflight(
+        frames(6),
+        SleepyStages(),
+        [make_infer(delays)] * 3,
+        on_result=lambda f, p: seen.append((f.index, p.index)),
+    )
     assert seen == [(i, i) for i in range(6)]
     assert stats.frames == 6 and all(len(v) == 6 for v in stats.stages.values())
     # Serial inference would take >= 0.18 s; three in flight overlap the sleeps.

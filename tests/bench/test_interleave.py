@@ -9,6 +9,7 @@ def test_interleaved_alternates_and_pools():
         def measure():
             order.append(name)
             return [value, value + 1]
+
         return measure
 
     res = interleaved({"a": make("a", 1.0), "b": make("b", 10.0)}, rounds=3)

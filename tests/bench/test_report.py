@@ -11,16 +11,38 @@ from prodseg.errors import BadInput
 
 
 def make_result(name="a.onnx", fps_scale=1.0, accuracy=True):
-    stages = {"decode": [1.0, 2.0, 1.5], "preprocess": [0.5, 0.5, 0.6], "infer": [10.0, 12.0, 11.0],
-              "postprocess": [1.0, 1.0, 1.2]}
+    stages = {
+        "decode": [1.0, 2.0, 1.5],
+        "preprocess": [0.5, 0.5, 0.6],
+        "infer": [10.0, 12.0, 11.0],
+        "postprocess": [1.0, 1.0, 1.2],
+    }
     return ModelResult(
-        artifact=f"/x/{name}", sha256="0" * 64, size_mb=1.5, backend="onnxruntime", device="cpu",
-        precision="fp32", arch="unet", video="/v/shelf.mp4", mode="latency", requests=1, frames=3, warmup=2,
-        wall_s=0.05 * fps_scale, stages={k: Stats(v) for k, v in stages.items()},
-        latency=Stats(per_frame_latency(stages)), model_only=Stats([10.0, 10.0, 10.0, 10.0]),
-        peak_rss_mb=321.0, rss_method="psutil", cpu_percent=75.0, cores_busy=1.5,
-        accuracy=AccuracyResult(3, 0.5, 0.02, 0.01, [0.75, 0.25, float("nan")],
-                                ["background", "product", "tag"]) if accuracy else None,
+        artifact=f"/x/{name}",
+        sha256="0" * 64,
+        size_mb=1.5,
+        backend="onnxruntime",
+        device="cpu",
+        precision="fp32",
+        arch="unet",
+        video="/v/shelf.mp4",
+        mode="latency",
+        requests=1,
+        frames=3,
+        warmup=2,
+        wall_s=0.05 * fps_scale,
+        stages={k: Stats(v) for k, v in stages.items()},
+        latency=Stats(per_frame_latency(stages)),
+        model_only=Stats([10.0, 10.0, 10.0, 10.0]),
+        peak_rss_mb=321.0,
+        rss_method="psutil",
+        cpu_percent=75.0,
+        cores_busy=1.5,
+        accuracy=AccuracyResult(
+            3, 0.5, 0.02, 0.01, [0.75, 0.25, float("nan")], ["background", "product", "tag"]
+        )
+        if accuracy
+        else None,
         fps_timeline=fps_timeline([10.0, 900.0, 1500.0], bin_s=1.0),
     )
 
@@ -34,12 +56,24 @@ def test_derived_figures():
     # A 2 s run gets 0.2 s bins; a 6 s run 1 s bins.
     short = fps_timeline([100.0, 150.0, 1000.0, 2000.0])
     assert len(short) == 10 and short[0] == pytest.approx((0.2, 10.0)) and short[-1][1] == pytest.approx(5.0)
-    assert fps_timeline([0.0, 500.0, 6000.0]) == [(1.0, 2.0), (2.0, 0.0), (3.0, 0.0), (4.0, 0.0), (5.0, 0.0),
-                                                  (6.0, 1.0)]
+    assert fps_timeline([0.0, 500.0, 6000.0]) == [
+        (1.0, 2.0),
+        (2.0, 0.0),
+        (3.0, 0.0),
+        (4.0, 0.0),
+        (5.0, 0.0),
+        (6.0, 1.0),
+    ]
     d = r.as_dict()
-    assert d["accuracy"] == {"frames": 3, "miou": 0.5, "flicker": 0.01, "pred_change_rate": 0.02,
-                             "gt_change_rate": 0.01, "iou": [0.75, 0.25, None],
-                             "classes": ["background", "product", "tag"]}
+    assert d["accuracy"] == {
+        "frames": 3,
+        "miou": 0.5,
+        "flicker": 0.01,
+        "pred_change_rate": 0.02,
+        "gt_change_rate": 0.01,
+        "iou": [0.75, 0.25, None],
+        "classes": ["background", "product", "tag"],
+    }
     assert d["label"] == "x/" + d["artifact"].split("/")[-1]
     assert d["key"] == "0" * 64 + "|onnxruntime|shelf.mp4|latencyx1"
     assert d["stages_ms"]["infer"]["p50"] == 11.0

@@ -39,8 +39,16 @@ def test_matches_numpy_linear_percentiles():
 
 def test_as_dict_fields():
     d = Stats([1, 2, 3, 4]).as_dict()
-    assert d == {"count": 4, "min": 1.0, "p50": 2.5, "p90": 3.7, "p99": 3.97, "max": 4.0, "mean": 2.5,
-                 "stddev": round(math.sqrt(5 / 3), 4)}
+    assert d == {
+        "count": 4,
+        "min": 1.0,
+        "p50": 2.5,
+        "p90": 3.7,
+        "p99": 3.97,
+        "max": 4.0,
+        "mean": 2.5,
+        "stddev": round(math.sqrt(5 / 3), 4),
+    }
 
 
 def test_empty_and_out_of_range():

@@ -18,9 +18,11 @@ def test_configurations_cover_backends_precisions_and_modes(monkeypatch) -> None
     monkeypatch.setattr(sweep, "_bf16_capable", lambda: True)
     monkeypatch.setattr(sweep.importlib.util, "find_spec", lambda name: object())
     names = [c.name for c in sweep.configurations(Path("m.onnx"))]
-    assert names == [f"{b} {p} {m}" for b, p in (("onnxruntime", "artifact"), ("openvino", "f32"),
-                                                  ("openvino", "bf16"))
-                     for m in ("latency", "throughput x2", "throughput x4")]
+    assert names == [
+        f"{b} {p} {m}"
+        for b, p in (("onnxruntime", "artifact"), ("openvino", "f32"), ("openvino", "bf16"))
+        for m in ("latency", "throughput x2", "throughput x4")
+    ]
     monkeypatch.setattr(sweep, "_bf16_capable", lambda: False)
     assert {c.precision for c in sweep.configurations(Path("m.xml"))} == {"f32"}
 
@@ -67,9 +69,19 @@ def test_sweep_needs_one_model_and_one_video(tiny_video, tiny_artifacts, tmp_pat
 
     from prodseg.bench.cli import main
 
-    res = CliRunner().invoke(main, [str(tiny_video[0]), "--model", str(tiny_artifacts["onnx"]), "--model",
-                                    str(tiny_artifacts["openvino"]), "--sweep", "--json",
-                                    str(tmp_path / "s.json")])
+    res = CliRunner().invoke(
+        main,
+        [
+            str(tiny_video[0]),
+            "--model",
+            str(tiny_artifacts["onnx"]),
+            "--model",
+            str(tiny_artifacts["openvino"]),
+            "--sweep",
+            "--json",
+            str(tmp_path / "s.json"),
+        ],
+    )
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: --sweep: give one --model")
     assert "Traceback" not in res.output and not (tmp_path / "s.json").exists()

@@ -15,9 +15,14 @@ SIZE = 64
 
 
 def tiny_metadata(precision: str = "fp32") -> ArtifactMetadata:
-    return ArtifactMetadata(arch="unet-resnet18-tiny", class_names=list(SHELF10.names),
-                            class_colors=[list(c) for c in SHELF10.colors],
-                            input_size=[SIZE, SIZE], precision=precision, prodseg_version="test")
+    return ArtifactMetadata(
+        arch="unet-resnet18-tiny",
+        class_names=list(SHELF10.names),
+        class_colors=[list(c) for c in SHELF10.colors],
+        input_size=[SIZE, SIZE],
+        precision=precision,
+        prodseg_version="test",
+    )
 
 
 def export_tiny_onnx(path: Path, seed: int = 0) -> Path:
@@ -28,11 +33,23 @@ def export_tiny_onnx(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     meta = tiny_metadata()
-    model = smp.Unet("resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(32, 16, 8),
-                     classes=meta.num_classes).eval()
+    model = smp.Unet(
+        "resnet18",
+        encoder_weights=None,
+        encoder_depth=3,
+        decoder_channels=(32, 16, 8),
+        classes=meta.num_classes,
+    ).eval()
     with torch.no_grad():
-        torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["images"],
-                          output_names=["logits"], opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            torch.zeros(1, 3, SIZE, SIZE),
+            str(path),
+            input_names=["images"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamo=False,
+        )
     proto = onnx.load(str(path))
     for key, value in meta.to_props().items():
         entry = proto.metadata_props.add()
@@ -71,8 +88,15 @@ def quantize_qdq(onnx_path: Path, out_path: Path, samples: int = 8, seed: int = 
         def get_next(self):  # noqa: ANN202 - the ORT interface
             return next(batches, None)
 
-    quantize_static(str(onnx_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(onnx_path),
+        str(out_path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     proto = onnx.load(str(out_path))
     del proto.metadata_props[:]
     for key, value in tiny_metadata("int8").to_props().items():

@@ -45,28 +45,43 @@ def test_pipeline_keeps_up_with_model_only(benchmark, tiny_artifacts, tiny_video
         def model_ms_per_frame() -> list[float]:
             return [sum(time_infer(predictor.infer, feeds, Deadline(frames=len(feeds)))) / len(feeds)]
 
-        res = benchmark.pedantic(lambda: interleaved({"pipeline": pipeline_ms_per_frame,
-                                                      "model": model_ms_per_frame}, rounds=5), rounds=1)
+        res = benchmark.pedantic(
+            lambda: interleaved({"pipeline": pipeline_ms_per_frame, "model": model_ms_per_frame}, rounds=5),
+            rounds=1,
+        )
     ratio = speed_ratio(res["pipeline"], res["model"])  # pipeline FPS / model-only FPS
-    benchmark.extra_info.update(pipeline_fps=1000 / res["pipeline"].p50, model_fps=1000 / res["model"].p50,
-                                ratio=round(ratio, 3))
+    benchmark.extra_info.update(
+        pipeline_fps=1000 / res["pipeline"].p50, model_fps=1000 / res["model"].p50, ratio=round(ratio, 3)
+    )
     assert ratio >= MIN_PIPELINE_VS_MODEL, benchmark.extra_info
 
 
 @pytest.mark.slow
 def test_openvino_int8_not_slower_than_fp32(benchmark, tiny_artifacts):
     feed_arr = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
-    with load(tiny_artifacts["onnx"], backend="openvino") as fp32, \
-            load(tiny_artifacts["int8"], backend="openvino") as int8:
+    with (
+        load(tiny_artifacts["onnx"], backend="openvino") as fp32,
+        load(tiny_artifacts["int8"], backend="openvino") as int8,
+    ):
         assert (fp32.meta.precision, int8.meta.precision) == ("fp32", "int8")
         feeds = {name: [{p.input_name: feed_arr}] for name, p in (("fp32", fp32), ("int8", int8))}
         for name, p in (("fp32", fp32), ("int8", int8)):
             time_infer(p.infer, feeds[name], Deadline(frames=5))
-        res = benchmark.pedantic(lambda: interleaved({
-            "fp32": lambda: time_infer(fp32.infer, feeds["fp32"], Deadline(frames=15)),
-            "int8": lambda: time_infer(int8.infer, feeds["int8"], Deadline(frames=15))}, rounds=3), rounds=1)
-    benchmark.extra_info.update(fp32_ms=round(res["fp32"].p50, 3), int8_ms=round(res["int8"].p50, 3),
-                                int8_speedup=round(speed_ratio(res["int8"], res["fp32"]), 3))
+        res = benchmark.pedantic(
+            lambda: interleaved(
+                {
+                    "fp32": lambda: time_infer(fp32.infer, feeds["fp32"], Deadline(frames=15)),
+                    "int8": lambda: time_infer(int8.infer, feeds["int8"], Deadline(frames=15)),
+                },
+                rounds=3,
+            ),
+            rounds=1,
+        )
+    benchmark.extra_info.update(
+        fp32_ms=round(res["fp32"].p50, 3),
+        int8_ms=round(res["int8"].p50, 3),
+        int8_speedup=round(speed_ratio(res["int8"], res["fp32"]), 3),
+    )
     assert res["int8"].p50 <= MAX_INT8_VS_FP32_LATENCY * res["fp32"].p50, benchmark.extra_info
 
 
@@ -78,6 +93,10 @@ def test_bench_end_to_end_keeps_up_with_model_only(benchmark, yolo_pipeline_case
     opts = BenchOptions(frames=60, warmup=5)  # --backend auto, latency: the default command line
     result = benchmark.pedantic(lambda: bench_one(str(model), str(video), opts), rounds=1)
     ratio = result.fps_e2e / result.fps_model
-    benchmark.extra_info.update(backend=result.backend, fps_e2e=round(result.fps_e2e, 1),
-                                fps_model=round(result.fps_model, 1), ratio=round(ratio, 3))
+    benchmark.extra_info.update(
+        backend=result.backend,
+        fps_e2e=round(result.fps_e2e, 1),
+        fps_model=round(result.fps_model, 1),
+        ratio=round(ratio, 3),
+    )
     assert ratio >= MIN_BENCH_E2E_VS_MODEL, benchmark.extra_info

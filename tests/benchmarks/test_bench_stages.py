@@ -30,22 +30,29 @@ def ov(tiny_artifacts):
 
 def yolo_meta() -> ArtifactMetadata:
     names = ["background"] + [f"c{i}" for i in range(NC)]
-    return ArtifactMetadata(arch="yolov8_seg", class_names=names, class_colors=[[0, 0, 0]] * len(names),
-                            input_size=[640, 640], mean=[0, 0, 0], std=[1, 1, 1], output_kind="yolo_seg",
-                            resize="letterbox")
+    return ArtifactMetadata(
+        arch="yolov8_seg",
+        class_names=names,
+        class_colors=[[0, 0, 0]] * len(names),
+        input_size=[640, 640],
+        mean=[0, 0, 0],
+        std=[1, 1, 1],
+        output_kind="yolo_seg",
+        resize="letterbox",
+    )
 
 
 def yolo_outputs(boxes: int = 24, seed: int = 0) -> dict[str, np.ndarray]:
     """YOLOv8-seg 640² raw outputs: (1, 4+nc+32, 8400), `boxes` confident anchors; protos (1, 32, 160²)."""
     rng = np.random.default_rng(seed)
     pred = np.zeros((1, 4 + NC + 32, 8400), np.float32)
-    pred[0, 4:4 + NC] = rng.random((NC, 8400), np.float32) * 0.1
+    pred[0, 4 : 4 + NC] = rng.random((NC, 8400), np.float32) * 0.1
     idx = rng.choice(8400, boxes, replace=False)
     cx, cy = rng.uniform(60, 580, boxes), rng.uniform(100, 540, boxes)
     pred[0, 0, idx], pred[0, 1, idx] = cx, cy
     pred[0, 2, idx], pred[0, 3, idx] = rng.uniform(20, 80, boxes), rng.uniform(40, 120, boxes)
     pred[0, 4 + rng.integers(0, NC, boxes), idx] = rng.uniform(0.5, 0.95, boxes)
-    pred[0][4 + NC:, idx] = rng.normal(0, 1, (32, boxes))
+    pred[0][4 + NC :, idx] = rng.normal(0, 1, (32, boxes))
     return {"output0": pred, "output1": rng.normal(0, 1, (1, 32, 160, 160)).astype(np.float32)}
 
 
@@ -88,7 +95,8 @@ def test_infer_tiny(benchmark, request, backend, frame_720p):
 
 
 def test_pipeline_tiny_video(benchmark, ov, tiny_video):
-    stats = benchmark.pedantic(lambda: run_pipeline(open_source(tiny_video[0]), ov), rounds=3,
-                               warmup_rounds=1)
+    stats = benchmark.pedantic(
+        lambda: run_pipeline(open_source(tiny_video[0]), ov), rounds=3, warmup_rounds=1
+    )
     assert stats.frames == 24 and stats.decode_error is None
     benchmark.extra_info["fps"] = round(stats.fps, 1)

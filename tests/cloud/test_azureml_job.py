@@ -31,8 +31,13 @@ def test_job_is_a_distributed_pytorch_command_job() -> None:
 def test_command_runs_torchrun_on_every_node_with_azure_ml_rendezvous() -> None:
     command = _job()["command"]
     launcher = command[command.index("torchrun") : command.index("-m prodseg.train")]
-    for flag in ('--nnodes "$WORLD_SIZE"', '--node_rank "$NODE_RANK"', '--master_addr "$MASTER_ADDR"',
-                 '--master_port "$MASTER_PORT"', "--nproc_per_node ${{inputs.gpus_per_node}}"):
+    for flag in (
+        '--nnodes "$WORLD_SIZE"',
+        '--node_rank "$NODE_RANK"',
+        '--master_addr "$MASTER_ADDR"',
+        '--master_port "$MASTER_PORT"',
+        "--nproc_per_node ${{inputs.gpus_per_node}}",
+    ):
         assert flag in launcher
 
 

@@ -76,5 +76,6 @@ def test_extra_mask_targets_follow_the_mask() -> None:
     ids = (np.arange(mask.size, dtype=np.uint16).reshape(mask.shape) % 500) + 1
     aug = AugmentationConfig(horizontal_flip=1.0, scale=[1.0, 1.0], **QUIET)
     out = build_augmentation(aug, (64, 96), train=True, extra_masks=("instances",))(
-        image=image, mask=mask, instances=ids)
+        image=image, mask=mask, instances=ids
+    )
     assert np.array_equal(out["instances"], ids[:, ::-1])

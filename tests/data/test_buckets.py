@@ -132,13 +132,23 @@ def test_one_epoch_trains_on_two_aspects(two_aspects: Path, tmp_path: Path) -> N
     from prodseg.train.cli import resolve_config_path
     from prodseg.train.fit import fit
 
-    cfg = load_config(resolve_config_path("fast_cpu"), {
-        "model.architecture": "unet", "data.root": str(two_aspects), "data.image_size": 64,
-        "data.bucket_by_aspect": True, "training.hyperparameters.batch_size": 2,
-        "training.hyperparameters.num_epochs": 1, "training.hyperparameters.amp": False,
-        "training.hyperparameters.precise_bn_batches": 2, "training.device": "cpu",
-        "logging.out_dir": str(tmp_path / "out"), "logging.mlflow": False, "logging.tensorboard": False,
-    })
+    cfg = load_config(
+        resolve_config_path("fast_cpu"),
+        {
+            "model.architecture": "unet",
+            "data.root": str(two_aspects),
+            "data.image_size": 64,
+            "data.bucket_by_aspect": True,
+            "training.hyperparameters.batch_size": 2,
+            "training.hyperparameters.num_epochs": 1,
+            "training.hyperparameters.amp": False,
+            "training.hyperparameters.precise_bn_batches": 2,
+            "training.device": "cpu",
+            "logging.out_dir": str(tmp_path / "out"),
+            "logging.mlflow": False,
+            "logging.tensorboard": False,
+        },
+    )
     seen: list[tuple[int, ...]] = []
 
     def first_batches(run, row) -> None:

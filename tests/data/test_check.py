@@ -149,8 +149,12 @@ def test_every_problem_is_listed(ds) -> None:
     (ds / "classes.yaml").write_text("names: [a, a]\n")
     problems = found(ds)
     assert len(problems) == 4, problems
-    assert {p.split(": ", 1)[0].rsplit("/", 1)[-1] for p in problems} == \
-        {"img1.png", "img0.png", "val.txt", "classes.yaml"}
+    assert {p.split(": ", 1)[0].rsplit("/", 1)[-1] for p in problems} == {
+        "img1.png",
+        "img0.png",
+        "val.txt",
+        "classes.yaml",
+    }
 
 
 def test_instances_json_with_a_wrong_image_size(ds) -> None:

@@ -44,8 +44,12 @@ def test_bbox_and_area_are_exact(tmp_path) -> None:
 
 
 def test_polygon_export_is_exact_for_rectangles_close_for_curves(tmp_path) -> None:
-    insts = [Instance(1, rect(5, 20, 3, 30)), Instance(3, disc(40, 44, 10)), Instance(7, triangle()),
-             Instance(4, rect(56, 62, 36, 60), iscrowd=True)]
+    insts = [
+        Instance(1, rect(5, 20, 3, 30)),
+        Instance(3, disc(40, 44, 10)),
+        Instance(7, triangle()),
+        Instance(4, rect(56, 62, 36, 60), iscrowd=True),
+    ]
     path = write_coco(tmp_path / "p.json", [ImageRecord("a.png", H, W, insts)], SHELF10, encoding="polygon")
     coco = COCO(str(path))
     anns = coco.loadAnns(coco.getAnnIds())
@@ -80,10 +84,15 @@ def _uncompressed_rle(mask: np.ndarray) -> dict:
 
 def _coco_json(tmp_path, segs: list, categories=None) -> str:
     cats = categories or [{"id": 3, "name": "bottle"}]
-    anns = [{"id": i + 1, "image_id": 1, "category_id": cats[0]["id"], "segmentation": s, "iscrowd": 0}
-            for i, s in enumerate(segs)]
-    data = {"images": [{"id": 1, "file_name": "x.jpg", "height": H, "width": W}], "annotations": anns,
-            "categories": cats}
+    anns = [
+        {"id": i + 1, "image_id": 1, "category_id": cats[0]["id"], "segmentation": s, "iscrowd": 0}
+        for i, s in enumerate(segs)
+    ]
+    data = {
+        "images": [{"id": 1, "file_name": "x.jpg", "height": H, "width": W}],
+        "annotations": anns,
+        "categories": cats,
+    }
     path = tmp_path / "c.json"
     path.write_text(json.dumps(data))
     return str(path)
@@ -208,10 +217,18 @@ def test_compressed_rle_string_is_checked_against_pycocotools(tmp_path) -> None:
 
 def _valid_coco() -> dict:
     poly = {"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0, "segmentation": [[1, 1, 6, 1, 6, 6]]}
-    rle = {"id": 2, "image_id": 1, "category_id": 3, "iscrowd": 1,
-           "segmentation": {"size": [8, 8], "counts": [3, 5, 56]}}
-    return {"images": [{"id": 1, "file_name": "a.png", "height": 8, "width": 8}],
-            "annotations": [poly, rle], "categories": [{"id": 3, "name": "bottle"}]}
+    rle = {
+        "id": 2,
+        "image_id": 1,
+        "category_id": 3,
+        "iscrowd": 1,
+        "segmentation": {"size": [8, 8], "counts": [3, 5, 56]},
+    }
+    return {
+        "images": [{"id": 1, "file_name": "a.png", "height": 8, "width": 8}],
+        "annotations": [poly, rle],
+        "categories": [{"id": 3, "name": "bottle"}],
+    }
 
 
 _json = st.recursive(
@@ -219,8 +236,25 @@ _json = st.recursive(
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=12), kids, max_size=4),
     max_leaves=12,
 )
-_keys = st.sampled_from(["images", "annotations", "categories", "id", "image_id", "category_id", "file_name",
-                         "height", "width", "segmentation", "size", "counts", "iscrowd", "score", "name"])
+_keys = st.sampled_from(
+    [
+        "images",
+        "annotations",
+        "categories",
+        "id",
+        "image_id",
+        "category_id",
+        "file_name",
+        "height",
+        "width",
+        "segmentation",
+        "size",
+        "counts",
+        "iscrowd",
+        "score",
+        "name",
+    ]
+)
 
 
 def _mutate(data, path: list[int], key: str, value, delete: bool):
@@ -239,8 +273,19 @@ def _mutate(data, path: list[int], key: str, value, delete: bool):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.one_of(_json, st.builds(_mutate, st.builds(_valid_coco), st.lists(st.integers(0, 5), max_size=5),
-                                  _keys, _json, st.booleans())))
+@given(
+    st.one_of(
+        _json,
+        st.builds(
+            _mutate,
+            st.builds(_valid_coco),
+            st.lists(st.integers(0, 5), max_size=5),
+            _keys,
+            _json,
+            st.booleans(),
+        ),
+    )
+)
 def test_any_json_is_read_or_refused_as_bad_input(tmp_path_factory, data) -> None:
     path = tmp_path_factory.mktemp("h") / "c.json"
     path.write_text(json.dumps(data))

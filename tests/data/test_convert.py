@@ -105,8 +105,11 @@ def test_coco_annotation_files_per_split(src, tmp_path) -> None:
     data = json.loads((src / "instances.json").read_text())
     (tmp_path / "cc" / "annotations").mkdir(parents=True)
     for split, ids in {"train": [1, 2], "val": [3]}.items():
-        part = {**data, "images": [i for i in data["images"] if i["id"] in ids],
-                "annotations": [a for a in data["annotations"] if a["image_id"] in ids]}
+        part = {
+            **data,
+            "images": [i for i in data["images"] if i["id"] in ids],
+            "annotations": [a for a in data["annotations"] if a["image_id"] in ids],
+        }
         (tmp_path / "cc" / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(part))
     shutil.copytree(src / "images", tmp_path / "cc" / "images")
     back = convert(tmp_path / "cc", tmp_path / "b", "coco")

@@ -52,13 +52,16 @@ def test_missing_pieces(root, tmp_path) -> None:
         ShelfDataset(root)
 
 
-@pytest.mark.parametrize("n, val, test, sizes", [
-    (10, 0.2, 0.0, (8, 2, None)),
-    (10, 0.2, 0.1, (7, 2, 1)),
-    (3, 0.2, 0.0, (2, 1, None)),
-    (1, 0.2, 0.0, (1, 0, None)),
-    (5, 0.0, 0.0, (5, 0, None)),
-])
+@pytest.mark.parametrize(
+    "n, val, test, sizes",
+    [
+        (10, 0.2, 0.0, (8, 2, None)),
+        (10, 0.2, 0.1, (7, 2, 1)),
+        (3, 0.2, 0.0, (2, 1, None)),
+        (1, 0.2, 0.0, (1, 0, None)),
+        (5, 0.0, 0.0, (5, 0, None)),
+    ],
+)
 def test_make_splits_sizes(n: int, val: float, test: float, sizes) -> None:
     stems = [f"s{i}" for i in range(n)]
     out = make_splits(stems, val, test)

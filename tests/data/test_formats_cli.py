@@ -54,8 +54,10 @@ def test_convert_round_trip_exit_0(ds, tmp_path) -> None:
 def test_convert_unknown_format_exits_2_listing_choices(ds, tmp_path) -> None:
     r = run("convert", "--from", "pascal", ds, "--to", tmp_path / "x")
     assert r.exit_code == 2
-    assert "'pascal' is not one of 'auto', 'coco', 'yolo', 'color-masks', 'voc', 'labelme', 'prodseg'" \
+    assert (
+        "'pascal' is not one of 'auto', 'coco', 'yolo', 'color-masks', 'voc', 'labelme', 'prodseg'"
         in r.output
+    )
 
 
 def test_convert_bad_source_exits_2_with_one_line(tmp_path) -> None:

@@ -48,4 +48,8 @@ def test_components_split_classes_and_keep_ignore_as_crowd() -> None:
     mask[40:50, 10:12] = 255  # ignore touching the class-5 box
     insts = components(mask, 10)
     assert [(i.class_id, i.iscrowd, int(i.mask.sum())) for i in insts] == [
-        (3, False, 100), (3, False, 100), (5, False, 100), (5, True, 20)]
+        (3, False, 100),
+        (3, False, 100),
+        (5, False, 100),
+        (5, True, 20),
+    ]

@@ -41,10 +41,19 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def valid_coco() -> dict:
-    return {"images": [{"id": 1, "file_name": "img0.png", "height": H, "width": W}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "iscrowd": 0,
-                             "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]}],
-            "categories": [{"id": 3, "name": "bottle"}]}
+    return {
+        "images": [{"id": 1, "file_name": "img0.png", "height": H, "width": W}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 3,
+                "iscrowd": 0,
+                "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]],
+            }
+        ],
+        "categories": [{"id": 3, "name": "bottle"}],
+    }
 
 
 def outside_png(tmp: Path) -> Path:
@@ -52,8 +61,9 @@ def outside_png(tmp: Path) -> Path:
     return tmp / "secret.png"
 
 
-def coco_src(tmp: Path, mutate: Callable[[dict], object] | None = None,
-             text: str | bytes | None = None) -> list:
+def coco_src(
+    tmp: Path, mutate: Callable[[dict], object] | None = None, text: str | bytes | None = None
+) -> list:
     src = tmp / "src"
     write_image(src / "images" / "img0.png", np.zeros((H, W, 3), np.uint8))
     data = valid_coco()
@@ -84,6 +94,7 @@ def _set(path: list, value) -> Callable[[dict], None]:
         for k in path[:-1]:
             obj = obj[k]
         obj[path[-1]] = value
+
     return mutate
 
 
@@ -93,6 +104,7 @@ def _del(path: list) -> Callable[[dict], None]:
         for k in path[:-1]:
             obj = obj[k]
         del obj[path[-1]]
+
     return mutate
 
 
@@ -141,32 +153,56 @@ COCO_CASES = [
     ("image-symlink-outside", _coco_image_symlink, "image id 1 file_name 'img0.png': resolves to"),
     ("json-symlink-outside", _coco_json_symlink, "instances.json: resolves to"),
     ("split-symlink-outside", _coco_split_symlink, "train.txt: resolves to"),
-    ("nul-in-file_name", lambda t: coco_src(t, _set(["images", 0, "file_name"], "a\0.png")),
-     "not a usable path"),
+    (
+        "nul-in-file_name",
+        lambda t: coco_src(t, _set(["images", 0, "file_name"], "a\0.png")),
+        "not a usable path",
+    ),
     ("empty-file_name", lambda t: coco_src(t, _set(["images", 0, "file_name"], "")), "'file_name' ''"),
-    ("declared-size-differs", lambda t: coco_src(t, _set(["images", 0, "width"], 80)),
-     "declared 80x64 (WxH) but the image is 64x64"),
+    (
+        "declared-size-differs",
+        lambda t: coco_src(t, _set(["images", 0, "width"], 80)),
+        "declared 80x64 (WxH) but the image is 64x64",
+    ),
     ("zero-width", lambda t: coco_src(t, _set(["images", 0, "width"], 0)), "0x64 (WxH) is not a positive"),
     ("negative-height", lambda t: coco_src(t, _set(["images", 0, "height"], -5)), "is not a positive size"),
     ("fractional-width", lambda t: coco_src(t, _set(["images", 0, "width"], 6.5)), "'width' 6.5 is not"),
-    ("declared-size-bomb", lambda t: coco_src(t, lambda d: d["images"][0].update(width=20000, height=20000)),
-     "above the limit of 100,000,000 pixels"),
+    (
+        "declared-size-bomb",
+        lambda t: coco_src(t, lambda d: d["images"][0].update(width=20000, height=20000)),
+        "above the limit of 100,000,000 pixels",
+    ),
     ("list-image-id", lambda t: coco_src(t, _set(["images", 0, "id"], [1])), "'id' [1] is not an integer"),
     ("dict-image-id", lambda t: coco_src(t, _set(["images", 0, "id"], {"a": 1})), "is not an integer"),
     ("duplicate-image-id", lambda t: coco_src(t, _dup("images")), "image id 1: the id is used twice"),
     ("duplicate-annotation-id", lambda t: coco_src(t, _dup("annotations")), "annotation id 1 is used twice"),
     ("duplicate-category-id", lambda t: coco_src(t, _dup("categories")), "category id 3 is used twice"),
-    ("list-annotation-image_id", lambda t: coco_src(t, _set(["annotations", 0, "image_id"], [1])),
-     "'image_id' [1] is not"),
-    ("unknown-image_id", lambda t: coco_src(t, _set(["annotations", 0, "image_id"], 42)),
-     "annotation id 1: names image_id 42"),
-    ("unknown-category_id", lambda t: coco_src(t, _set(["annotations", 0, "category_id"], 99)),
-     "annotation id 1: names category_id 99"),
-    ("missing-segmentation", lambda t: coco_src(t, _del(["annotations", 0, "segmentation"])),
-     "annotation id 1: missing key 'segmentation'"),
+    (
+        "list-annotation-image_id",
+        lambda t: coco_src(t, _set(["annotations", 0, "image_id"], [1])),
+        "'image_id' [1] is not",
+    ),
+    (
+        "unknown-image_id",
+        lambda t: coco_src(t, _set(["annotations", 0, "image_id"], 42)),
+        "annotation id 1: names image_id 42",
+    ),
+    (
+        "unknown-category_id",
+        lambda t: coco_src(t, _set(["annotations", 0, "category_id"], 99)),
+        "annotation id 1: names category_id 99",
+    ),
+    (
+        "missing-segmentation",
+        lambda t: coco_src(t, _del(["annotations", 0, "segmentation"])),
+        "annotation id 1: missing key 'segmentation'",
+    ),
     ("missing-file_name", lambda t: coco_src(t, _del(["images", 0, "file_name"])), "missing key 'file_name'"),
-    ("missing-annotation-id", lambda t: coco_src(t, _del(["annotations", 0, "id"])),
-     "annotations[0]: missing key 'id'"),
+    (
+        "missing-annotation-id",
+        lambda t: coco_src(t, _del(["annotations", 0, "id"])),
+        "annotations[0]: missing key 'id'",
+    ),
     ("category-without-name", lambda t: coco_src(t, _del(["categories", 0, "name"])), "missing key 'name'"),
     ("image-not-an-object", lambda t: coco_src(t, _set(["images", 0], 5)), "images[0]: expected an object"),
     ("annotation-not-an-object", lambda t: coco_src(t, _set(["annotations", 0], [])), "annotations[0]"),
@@ -176,18 +212,36 @@ COCO_CASES = [
     ("json-deep", lambda t: coco_src(t, text="[" * 200_000), "not valid JSON"),
     ("json-huge-number", lambda t: coco_src(t, text='{"images": ' + "9" * 5000 + "}"), "not valid JSON"),
     ("not-utf8", lambda t: coco_src(t, text=b'{"images": "\xff"}'), "not valid JSON"),
-    ("flat-polygon", lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], [1, 2, 3, 4, 5, 6])),
-     "polygons must be lists"),
-    ("odd-polygon", lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], [[1, 2, 3, 4, 5, 6, 7]])),
-     "in pairs"),
-    ("nan-polygon", lambda t: coco_src(t, text=json.dumps(valid_coco()).replace("[[10, 10", "[[NaN, 10")),
-     "finite"),
-    ("far-polygon", lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], [[0, 0, 1e9, 0, 0, 9]])),
-     "far outside the 64x64 image"),
-    ("string-segmentation", lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], "abc")),
-     "'segmentation' must be polygons"),
-    ("rle-size-differs", lambda t: coco_src(t, _set(["annotations", 0, "segmentation"],
-                                                     {"size": [8, 8], "counts": [64]})), "RLE 'size' [8, 8]"),
+    (
+        "flat-polygon",
+        lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], [1, 2, 3, 4, 5, 6])),
+        "polygons must be lists",
+    ),
+    (
+        "odd-polygon",
+        lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], [[1, 2, 3, 4, 5, 6, 7]])),
+        "in pairs",
+    ),
+    (
+        "nan-polygon",
+        lambda t: coco_src(t, text=json.dumps(valid_coco()).replace("[[10, 10", "[[NaN, 10")),
+        "finite",
+    ),
+    (
+        "far-polygon",
+        lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], [[0, 0, 1e9, 0, 0, 9]])),
+        "far outside the 64x64 image",
+    ),
+    (
+        "string-segmentation",
+        lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], "abc")),
+        "'segmentation' must be polygons",
+    ),
+    (
+        "rle-size-differs",
+        lambda t: coco_src(t, _set(["annotations", 0, "segmentation"], {"size": [8, 8], "counts": [64]})),
+        "RLE 'size' [8, 8]",
+    ),
     ("rle-counts-overflow", lambda t: coco_src(t, _rle([10, 100_000])), "adding up to"),
     ("rle-negative-counts", lambda t: coco_src(t, _rle([-1, H * W + 1])), "adding up to"),
     ("rle-string-garbage", lambda t: coco_src(t, _rle("\x7f\x7f")), "not a valid compressed RLE"),
@@ -219,22 +273,26 @@ def _ps(tmp, change: Callable[[Path], None], to_format: str = "prodseg"):
 
 def _link_out(rel: str, content: bytes | None = None) -> Callable[[Path], None]:
     """Replace src/rel by a symlink to a file outside the dataset (a copy of it, or `content`)."""
+
     def change(src: Path) -> None:
         target = src.parent / ("outside" + Path(rel).suffix)
         target.write_bytes(content if content is not None else (src / rel).read_bytes())
         symlink(src / rel, target)
+
     return change
 
 
 def _yaml_line(line: str) -> Callable[[Path], None]:
     return lambda src: (src / "dataset.yaml").write_text(
-        (src / "dataset.yaml").read_text().replace("train: yolo_train.txt", line))
+        (src / "dataset.yaml").read_text().replace("train: yolo_train.txt", line)
+    )
 
 
 def _write(rel: str, data: bytes | str) -> Callable[[Path], None]:
     def change(src: Path) -> None:
         p = src / rel
         p.write_bytes(data) if isinstance(data, bytes) else p.write_text(data)
+
     return change
 
 
@@ -243,42 +301,75 @@ def _fifo(src: Path) -> None:
 
 
 FOLDER_CASES = [
-    ("yolo-image-symlink", lambda t: _yolo(t, _link_out("images/img0.png")),
-     "yolo_train.txt:1 './images/img0.png': resolves to"),
+    (
+        "yolo-image-symlink",
+        lambda t: _yolo(t, _link_out("images/img0.png")),
+        "yolo_train.txt:1 './images/img0.png': resolves to",
+    ),
     ("yolo-label-symlink", lambda t: _yolo(t, _link_out("labels/img0.txt")), "img0.txt: resolves to"),
     ("yolo-yaml-symlink", lambda t: _yolo(t, _link_out("dataset.yaml")), "dataset.yaml: resolves to"),
     ("yolo-list-climbs", lambda t: _yolo(t, _yaml_line("train: ../../list.txt")), "outside the dataset"),
     ("yolo-list-absolute", lambda t: _yolo(t, _yaml_line("train: /etc/list.txt")), "is an absolute path"),
-    ("yolo-list-line-climbs", lambda t: _yolo(t, _write("yolo_train.txt", "../../x/img0.png\n")),
-     "yolo_train.txt:1 '../../x/img0.png': resolves to"),
-    ("yolo-list-line-absolute", lambda t: _yolo(t, _write("yolo_train.txt", "/data/img0.png\n")),
-     "yolo_train.txt:1 '/data/img0.png': is an absolute path"),
-    ("yolo-nan-label", lambda t: _yolo(t, _write("labels/img0.txt", "0 nan 0.1 0.2 0.2 0.3 0.1\n")),
-     "finite numbers, found nan"),
-    ("yolo-inf-label", lambda t: _yolo(t, _write("labels/img0.txt", "0 inf 0.1 0.2 0.2 0.3 0.1\n")),
-     "finite numbers, found inf"),
-    ("yolo-binary-label", lambda t: _yolo(t, _write("labels/img0.txt", b"\xff\xfe\x00")),
-     "not a UTF-8 text file"),
-    ("yolo-bomb-image", lambda t: _yolo(t, _write("images/img0.png", png_header(20000, 20000))),
-     "image size 20000x20000 (WxH, 400,000,000 pixels) is above the limit"),
+    (
+        "yolo-list-line-climbs",
+        lambda t: _yolo(t, _write("yolo_train.txt", "../../x/img0.png\n")),
+        "yolo_train.txt:1 '../../x/img0.png': resolves to",
+    ),
+    (
+        "yolo-list-line-absolute",
+        lambda t: _yolo(t, _write("yolo_train.txt", "/data/img0.png\n")),
+        "yolo_train.txt:1 '/data/img0.png': is an absolute path",
+    ),
+    (
+        "yolo-nan-label",
+        lambda t: _yolo(t, _write("labels/img0.txt", "0 nan 0.1 0.2 0.2 0.3 0.1\n")),
+        "finite numbers, found nan",
+    ),
+    (
+        "yolo-inf-label",
+        lambda t: _yolo(t, _write("labels/img0.txt", "0 inf 0.1 0.2 0.2 0.3 0.1\n")),
+        "finite numbers, found inf",
+    ),
+    (
+        "yolo-binary-label",
+        lambda t: _yolo(t, _write("labels/img0.txt", b"\xff\xfe\x00")),
+        "not a UTF-8 text file",
+    ),
+    (
+        "yolo-bomb-image",
+        lambda t: _yolo(t, _write("images/img0.png", png_header(20000, 20000))),
+        "image size 20000x20000 (WxH, 400,000,000 pixels) is above the limit",
+    ),
     ("yolo-names-not-a-list", lambda t: _yolo(t, _write("dataset.yaml", "names: 5\n")), "needs 'names'"),
     ("cm-image-symlink", lambda t: _cm(t, _link_out("images/img0.png")), "img0.png: resolves to"),
     ("cm-mask-symlink", lambda t: _cm(t, _link_out("masks/img1.png")), "img1.png: resolves to"),
     ("cm-classes-symlink", lambda t: _cm(t, _link_out("classes.yaml")), "classes.yaml: resolves to"),
     ("cm-split-symlink", lambda t: _cm(t, _link_out("splits/val.txt")), "val.txt: resolves to"),
-    ("cm-bad-colour", lambda t: _cm(t, _write("classes.yaml", "names: [a, b]\ncolors: [[0,0,0],[300,0,0]]")),
-     "colour [300, 0, 0] is not [r, g, b]"),
-    ("cm-infinite-colour", lambda t: _cm(t, _write("classes.yaml", "names: [a]\ncolors: [[.inf, 0, 0]]\n")),
-     "classes.yaml: expected 'names"),
+    (
+        "cm-bad-colour",
+        lambda t: _cm(t, _write("classes.yaml", "names: [a, b]\ncolors: [[0,0,0],[300,0,0]]")),
+        "colour [300, 0, 0] is not [r, g, b]",
+    ),
+    (
+        "cm-infinite-colour",
+        lambda t: _cm(t, _write("classes.yaml", "names: [a]\ncolors: [[.inf, 0, 0]]\n")),
+        "classes.yaml: expected 'names",
+    ),
     ("cm-bomb-mask", lambda t: _cm(t, _write("masks/img0.png", png_header(30000, 10000))), "above the limit"),
     ("ps-image-symlink", lambda t: _ps(t, _link_out("images/img0.png")), "img0.png: resolves to"),
-    ("ps-image-symlink-export", lambda t: _ps(t, _link_out("images/img0.png"), "coco"),
-     "img0.png: resolves to"),
+    (
+        "ps-image-symlink-export",
+        lambda t: _ps(t, _link_out("images/img0.png"), "coco"),
+        "img0.png: resolves to",
+    ),
     ("ps-classes-symlink", lambda t: _ps(t, _link_out("classes.yaml")), "classes.yaml: resolves to"),
     ("ps-dir-symlink", lambda t: _ps(t, lambda s: (s / "extra").symlink_to(s.parent)), "extra: resolves to"),
     ("ps-loop-symlink", lambda t: _ps(t, lambda s: (s / "images" / "loop").symlink_to(s)), "(a loop)"),
-    ("ps-broken-symlink", lambda t: _ps(t, lambda s: (s / "images" / "gone.png").symlink_to(s / "nope")),
-     "a broken symlink"),
+    (
+        "ps-broken-symlink",
+        lambda t: _ps(t, lambda s: (s / "images" / "gone.png").symlink_to(s / "nope")),
+        "a broken symlink",
+    ),
     ("ps-fifo", lambda t: _ps(t, _fifo), "pipe.png: not a regular file"),
 ]
 
@@ -289,6 +380,7 @@ def _tool(build: Callable[[Path], tuple], change: Callable[[Path], None], *extra
         src, _ = build(tmp / "src")
         change(src)
         return ["convert", src, "--to", tmp / "out", *[str(e).format(t=tmp) for e in extra]]
+
     return setup
 
 
@@ -298,10 +390,15 @@ def _labelmap(text: str | bytes) -> Callable[[Path], None]:
 
 def _lm_json(rel: str, image: str, shapes: list | None = None, **extra: object) -> Callable[[Path], None]:
     def change(src: Path) -> None:
-        data = json.loads(labelme_json(image, shapes if shapes is not None else [
-            shape("bottle", "polygon", [(1, 1), (9, 1), (9, 9)])]))
+        data = json.loads(
+            labelme_json(
+                image,
+                shapes if shapes is not None else [shape("bottle", "polygon", [(1, 1), (9, 1), (9, 9)])],
+            )
+        )
         data.update(extra)
         (src / rel).write_text(json.dumps(data))
+
     return change
 
 
@@ -322,81 +419,192 @@ _RECTANGLE3 = [shape("bottle", "rectangle", [(1, 1), (5, 5), (9, 9)])]
 _NAN_POINTS = [{"label": "bottle", "shape_type": "polygon", "points": [[float("nan"), 1], [9, 1], [9, 9]]}]
 
 TOOL_CASES = [
-    ("labelmap-short-line", _tool(cvat_segmentation_mask, _labelmap("bottle:250,50::\n")),
-     "labelmap.txt:1: expected 'name:r,g,b::'"),
+    (
+        "labelmap-short-line",
+        _tool(cvat_segmentation_mask, _labelmap("bottle:250,50::\n")),
+        "labelmap.txt:1: expected 'name:r,g,b::'",
+    ),
     ("labelmap-no-colour", _tool(cvat_segmentation_mask, _labelmap("bottle\n")), "labelmap.txt:1: expected"),
     ("labelmap-colour-300", _tool(cvat_segmentation_mask, _labelmap("bottle:300,0,0::\n")), "values 0..255"),
-    ("labelmap-duplicate", _tool(cvat_segmentation_mask, _labelmap("a:1,2,3::\na:4,5,6::\n")),
-     "labelmap.txt: duplicate class names"),
-    ("labelmap-only-comments", _tool(cvat_segmentation_mask, _labelmap("# label:color_rgb:parts:actions\n")),
-     "labelmap.txt: no classes"),
+    (
+        "labelmap-duplicate",
+        _tool(cvat_segmentation_mask, _labelmap("a:1,2,3::\na:4,5,6::\n")),
+        "labelmap.txt: duplicate class names",
+    ),
+    (
+        "labelmap-only-comments",
+        _tool(cvat_segmentation_mask, _labelmap("# label:color_rgb:parts:actions\n")),
+        "labelmap.txt: no classes",
+    ),
     ("labelmap-binary", _tool(cvat_segmentation_mask, _labelmap(b"\xff\xfe:0,0,0")), "not a UTF-8 text file"),
-    ("labelmap-symlink", _tool(cvat_segmentation_mask, _link_out("labelmap.txt")),
-     "labelmap.txt: resolves to"),
-    ("voc-id-climbs", _tool(cvat_segmentation_mask, _write(_IDS, "../../../secret\n")),
-     "id '../../../secret': resolves to"),
+    (
+        "labelmap-symlink",
+        _tool(cvat_segmentation_mask, _link_out("labelmap.txt")),
+        "labelmap.txt: resolves to",
+    ),
+    (
+        "voc-id-climbs",
+        _tool(cvat_segmentation_mask, _write(_IDS, "../../../secret\n")),
+        "id '../../../secret': resolves to",
+    ),
     ("voc-id-absolute", _tool(cvat_segmentation_mask, _write(_IDS, "/etc/passwd\n")), "is an absolute path"),
-    ("voc-image-missing", _tool(cvat_segmentation_mask, _write(_IDS, "frame_000009\n")),
-     "no image frame_000009.jpg"),
-    ("voc-mask-missing", _tool(cvat_segmentation_mask,
-                               lambda s: (s / "SegmentationClass" / "frame_000001.png").unlink()),
-     "frame_000001.png: class mask missing"),
-    ("voc-unknown-colour", _tool(cvat_segmentation_mask, _labelmap("background:0,0,0::\nbottle:9,50,83::\n")),
-     "frame_000000.png: colour (250, 50, 83) at (x=5, y=6) is not a class colour"),
-    ("voc-mask-symlink", _tool(cvat_segmentation_mask, _link_out("SegmentationClass/frame_000000.png")),
-     "frame_000000.png: resolves to"),
-    ("labelme-imagepath-climbs", _tool(labelme, _both(_secret_beside, _lm_json("store_a/img1.json",
-                                                                                "../../secret.png"))),
-     "imagePath '../../secret.png': resolves to"),
-    ("labelme-imagepath-absolute", _tool(labelme, _lm_json("store_a/img1.json", "/etc/hostname")),
-     "imagePath '/etc/hostname': is an absolute path"),
+    (
+        "voc-image-missing",
+        _tool(cvat_segmentation_mask, _write(_IDS, "frame_000009\n")),
+        "no image frame_000009.jpg",
+    ),
+    (
+        "voc-mask-missing",
+        _tool(cvat_segmentation_mask, lambda s: (s / "SegmentationClass" / "frame_000001.png").unlink()),
+        "frame_000001.png: class mask missing",
+    ),
+    (
+        "voc-unknown-colour",
+        _tool(cvat_segmentation_mask, _labelmap("background:0,0,0::\nbottle:9,50,83::\n")),
+        "frame_000000.png: colour (250, 50, 83) at (x=5, y=6) is not a class colour",
+    ),
+    (
+        "voc-mask-symlink",
+        _tool(cvat_segmentation_mask, _link_out("SegmentationClass/frame_000000.png")),
+        "frame_000000.png: resolves to",
+    ),
+    (
+        "labelme-imagepath-climbs",
+        _tool(labelme, _both(_secret_beside, _lm_json("store_a/img1.json", "../../secret.png"))),
+        "imagePath '../../secret.png': resolves to",
+    ),
+    (
+        "labelme-imagepath-absolute",
+        _tool(labelme, _lm_json("store_a/img1.json", "/etc/hostname")),
+        "imagePath '/etc/hostname': is an absolute path",
+    ),
     ("labelme-imagepath-missing", _tool(labelme, _lm_json("store_a/img1.json", "")), "'imagePath' missing"),
-    ("labelme-image-not-found", _tool(labelme, _lm_json("store_a/img1.json", "nope.jpg")),
-     "nope.jpg: file not found"),
-    ("labelme-rectangle-3-points", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", _RECTANGLE3)),
-     "shapes[0]: a rectangle needs 2 points, got 3"),
-    ("labelme-nan-point", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", _NAN_POINTS)),
-     "shapes[0]: 'points' must be finite"),
-    ("labelme-far-point", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [
-        shape("bottle", "polygon", [(1, 1), (1e12, 1), (9, 9)])])),
-     "'points' must be finite and near the image"),
-    ("labelme-text-points", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [
-        {"label": "bottle", "shape_type": "polygon", "points": "abc"}])), "'points' must be [[x, y], ...]"),
-    ("labelme-no-label", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [{"points": []}])),
-     "shapes[0]: expected an object with a non-empty 'label'"),
-    ("labelme-bad-imagedata", _tool(labelme, _lm_json("store_a/img1.json", "gone.png", imageData="@@@")),
-     "'imageData' is not base64"),
-    ("labelme-bomb-imagedata", _tool(labelme, _lm_json("store_a/img1.json", "gone.png", imageData=__import__(
-        "base64").b64encode(png_header(20000, 20000)).decode())), "above the limit of 100,000,000 pixels"),
-    ("labelme-size-differs", _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", imageWidth=81)),
-     "imageWidth/imageHeight 81x64 differ from the image's 80x64"),
-    ("labelme-label-not-in-classes", _tool(labelme, _write("../labels.txt", "bottle\n"),
-                                           "--classes", "{t}/labels.txt"),
-     "labels ['can'] of the LabelMe files are not in it"),
-    ("labelme-classes-missing", _tool(labelme, lambda s: None, "--classes", "{t}/nope.txt"),
-     "nope.txt: --classes file not found"),
-    ("yaml-path-absolute-outside", _tool(roboflow_yolo, _yaml("path: /etc\ntrain: x\nnames: [a]\n")),
-     "path: '/etc': is an absolute path outside the dataset folder"),
-    ("yaml-path-climbs", _tool(roboflow_yolo, _yaml("path: ../..\ntrain: x\nnames: [a]\n")),
-     "path: '../..': resolves to"),
-    ("yaml-train-absolute-outside", _tool(roboflow_yolo, _yaml("train: /etc\nnames: [a]\n")),
-     "train: '/etc': is an absolute path outside"),
-    ("yaml-val-missing", _tool(roboflow_yolo, _yaml("train: train/images\nval: nowhere\nnames: [a, b]\n")),
-     "val: 'nowhere': not found"),
-    ("yaml-train-number", _tool(roboflow_yolo, _yaml("train: [5]\nnames: [a, b]\n")),
-     "train: 5 is not a path"),
+    (
+        "labelme-image-not-found",
+        _tool(labelme, _lm_json("store_a/img1.json", "nope.jpg")),
+        "nope.jpg: file not found",
+    ),
+    (
+        "labelme-rectangle-3-points",
+        _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", _RECTANGLE3)),
+        "shapes[0]: a rectangle needs 2 points, got 3",
+    ),
+    (
+        "labelme-nan-point",
+        _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", _NAN_POINTS)),
+        "shapes[0]: 'points' must be finite",
+    ),
+    (
+        "labelme-far-point",
+        _tool(
+            labelme,
+            _lm_json(
+                "store_a/img1.json", "img1.jpg", [shape("bottle", "polygon", [(1, 1), (1e12, 1), (9, 9)])]
+            ),
+        ),
+        "'points' must be finite and near the image",
+    ),
+    (
+        "labelme-text-points",
+        _tool(
+            labelme,
+            _lm_json(
+                "store_a/img1.json",
+                "img1.jpg",
+                [{"label": "bottle", "shape_type": "polygon", "points": "abc"}],
+            ),
+        ),
+        "'points' must be [[x, y], ...]",
+    ),
+    (
+        "labelme-no-label",
+        _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", [{"points": []}])),
+        "shapes[0]: expected an object with a non-empty 'label'",
+    ),
+    (
+        "labelme-bad-imagedata",
+        _tool(labelme, _lm_json("store_a/img1.json", "gone.png", imageData="@@@")),
+        "'imageData' is not base64",
+    ),
+    (
+        "labelme-bomb-imagedata",
+        _tool(
+            labelme,
+            _lm_json(
+                "store_a/img1.json",
+                "gone.png",
+                imageData=__import__("base64").b64encode(png_header(20000, 20000)).decode(),
+            ),
+        ),
+        "above the limit of 100,000,000 pixels",
+    ),
+    (
+        "labelme-size-differs",
+        _tool(labelme, _lm_json("store_a/img1.json", "img1.jpg", imageWidth=81)),
+        "imageWidth/imageHeight 81x64 differ from the image's 80x64",
+    ),
+    (
+        "labelme-label-not-in-classes",
+        _tool(labelme, _write("../labels.txt", "bottle\n"), "--classes", "{t}/labels.txt"),
+        "labels ['can'] of the LabelMe files are not in it",
+    ),
+    (
+        "labelme-classes-missing",
+        _tool(labelme, lambda s: None, "--classes", "{t}/nope.txt"),
+        "nope.txt: --classes file not found",
+    ),
+    (
+        "yaml-path-absolute-outside",
+        _tool(roboflow_yolo, _yaml("path: /etc\ntrain: x\nnames: [a]\n")),
+        "path: '/etc': is an absolute path outside the dataset folder",
+    ),
+    (
+        "yaml-path-climbs",
+        _tool(roboflow_yolo, _yaml("path: ../..\ntrain: x\nnames: [a]\n")),
+        "path: '../..': resolves to",
+    ),
+    (
+        "yaml-train-absolute-outside",
+        _tool(roboflow_yolo, _yaml("train: /etc\nnames: [a]\n")),
+        "train: '/etc': is an absolute path outside",
+    ),
+    (
+        "yaml-val-missing",
+        _tool(roboflow_yolo, _yaml("train: train/images\nval: nowhere\nnames: [a, b]\n")),
+        "val: 'nowhere': not found",
+    ),
+    (
+        "yaml-train-number",
+        _tool(roboflow_yolo, _yaml("train: [5]\nnames: [a, b]\n")),
+        "train: 5 is not a path",
+    ),
     ("yaml-a-list", _tool(roboflow_yolo, _yaml("- a\n- b\n")), "expected keys 'names', 'train', 'val'"),
     ("yaml-broken", _tool(roboflow_yolo, _yaml("names: [a\n")), "data.yaml: data YAML is not valid YAML"),
-    ("yaml-two-candidates", _tool(ultralytics_yolo, _yaml("names: [a]\ntrain: train.txt\n", "other.yaml")),
-     "2 YAML files with 'names' (other.yaml, shelves.yaml)"),
-    ("yaml-list-line-climbs", _tool(ultralytics_yolo, _write("train.txt", "../../secret.png\n")),
-     "train.txt:1 '../../secret.png': resolves to"),
-    ("yolo-label-symlink-outside", _tool(roboflow_yolo, _link_out("valid/labels/b.rf.9c2d.txt")),
-     "b.rf.9c2d.txt: resolves to"),
-    ("roboflow-json-symlink", _tool(roboflow_coco, _link_out("valid/_annotations.coco.json")),
-     "_annotations.coco.json: resolves to"),
-    ("unknown-layout", _tool(lambda r: (r.mkdir(), (r / "notes.txt").write_text("hi"), (r, {}))[-1],
-                             lambda s: None), "unknown dataset layout: no classes.yaml with images/"),
+    (
+        "yaml-two-candidates",
+        _tool(ultralytics_yolo, _yaml("names: [a]\ntrain: train.txt\n", "other.yaml")),
+        "2 YAML files with 'names' (other.yaml, shelves.yaml)",
+    ),
+    (
+        "yaml-list-line-climbs",
+        _tool(ultralytics_yolo, _write("train.txt", "../../secret.png\n")),
+        "train.txt:1 '../../secret.png': resolves to",
+    ),
+    (
+        "yolo-label-symlink-outside",
+        _tool(roboflow_yolo, _link_out("valid/labels/b.rf.9c2d.txt")),
+        "b.rf.9c2d.txt: resolves to",
+    ),
+    (
+        "roboflow-json-symlink",
+        _tool(roboflow_coco, _link_out("valid/_annotations.coco.json")),
+        "_annotations.coco.json: resolves to",
+    ),
+    (
+        "unknown-layout",
+        _tool(lambda r: (r.mkdir(), (r / "notes.txt").write_text("hi"), (r, {}))[-1], lambda s: None),
+        "unknown dataset layout: no classes.yaml with images/",
+    ),
 ]
 
 
@@ -412,16 +620,27 @@ def _limit(value: str) -> Callable[[Path], None]:
 
 OUTPUT_CASES = [
     ("to-is-a-file", lambda t: _to(t, lambda t: (t / "out").write_text("mine")), "already exists"),
-    ("to-not-empty", lambda t: _to(t, lambda t: (t / "out").mkdir() or (t / "out" / "x").write_text("")),
-     "already exists and is not an empty folder"),
-    ("to-under-a-file", lambda t: _to(t, lambda t: (t / "afile").write_text(""))[:-3] + [t / "afile" / "out"],
-     "cannot create the output folder"),
-    ("to-inside-source", lambda t: _to(t, lambda t: None)[:-3] + [t / "ds" / "out"],
-     "is inside the source folder"),
-    ("bad-pixel-limit", lambda t: _to(t, _limit("lots")),
-     "PRODSEG_MAX_IMAGE_PIXELS='lots': expected a positive number"),
-    ("zero-pixel-limit", lambda t: _to(t, _limit("0")),
-     "PRODSEG_MAX_IMAGE_PIXELS='0'"),
+    (
+        "to-not-empty",
+        lambda t: _to(t, lambda t: (t / "out").mkdir() or (t / "out" / "x").write_text("")),
+        "already exists and is not an empty folder",
+    ),
+    (
+        "to-under-a-file",
+        lambda t: _to(t, lambda t: (t / "afile").write_text(""))[:-3] + [t / "afile" / "out"],
+        "cannot create the output folder",
+    ),
+    (
+        "to-inside-source",
+        lambda t: _to(t, lambda t: None)[:-3] + [t / "ds" / "out"],
+        "is inside the source folder",
+    ),
+    (
+        "bad-pixel-limit",
+        lambda t: _to(t, _limit("lots")),
+        "PRODSEG_MAX_IMAGE_PIXELS='lots': expected a positive number",
+    ),
+    ("zero-pixel-limit", lambda t: _to(t, _limit("0")), "PRODSEG_MAX_IMAGE_PIXELS='0'"),
 ]
 
 
@@ -481,13 +700,20 @@ CHECK_CASES = [
     ("class-out-of-range", "labels/img0.txt", "42 0.1 0.1 0.5 0.1 0.5 0.5\n", "class 42 is outside"),
     ("bomb-image", "images/img0.png", png_header(20000, 20000), "is above the limit of 100,000,000"),
     ("bomb-mask", "masks/img1.png", png_header(20000, 20000), "is above the limit"),
-    ("coco-zero-height", "instances.json", json.dumps({**valid_coco(), "images": [
-        {"id": 1, "file_name": "img0.png", "height": 0, "width": 64}]}), "is not a positive size"),
+    (
+        "coco-zero-height",
+        "instances.json",
+        json.dumps(
+            {**valid_coco(), "images": [{"id": 1, "file_name": "img0.png", "height": 0, "width": 64}]}
+        ),
+        "is not a positive size",
+    ),
 ]
 
 
-@pytest.mark.parametrize("rel, content, phrase", [c[1:] for c in CHECK_CASES],
-                         ids=[c[0] for c in CHECK_CASES])
+@pytest.mark.parametrize(
+    "rel, content, phrase", [c[1:] for c in CHECK_CASES], ids=[c[0] for c in CHECK_CASES]
+)
 def test_check_reports_problem_and_exits_1(tmp_path, rel: str, content, phrase: str) -> None:
     # Label checks run on a YOLO export (its other problems, such as no masks/, are listed too).
     src = prodseg_src(tmp_path, "yolo") if rel.startswith("labels") else prodseg_src(tmp_path)
@@ -516,8 +742,9 @@ SYNTH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("args, phrase", SYNTH_CASES,
-                         ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(SYNTH_CASES)])
+@pytest.mark.parametrize(
+    "args, phrase", SYNTH_CASES, ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(SYNTH_CASES)]
+)
 def test_synth_and_video_bad_arguments(tmp_path, args: list[str], phrase: str) -> None:
     (tmp_path / "afile").write_text("")
     (tmp_path / "full").mkdir()

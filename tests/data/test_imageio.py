@@ -26,12 +26,15 @@ def test_jpeg_quality_is_applied(tmp_path) -> None:
     assert read_image(tmp_path / "q95.jpg").shape == (64, 64, 3)
 
 
-@pytest.mark.parametrize("pixels, expected", [
-    (np.full((4, 4), 77, np.uint8), [77, 77, 77]),  # grayscale
-    (np.dstack([np.full((4, 4), v, np.uint8) for v in (10, 20, 30, 40)]), [30, 20, 10]),  # BGRA
-    (np.full((4, 4, 3), 0x1234, np.uint16), [0x12, 0x12, 0x12]),  # 16-bit
-    (np.full((4, 4), 0xFF00, np.uint16), [0xFF, 0xFF, 0xFF]),  # 16-bit grayscale
-])
+@pytest.mark.parametrize(
+    "pixels, expected",
+    [
+        (np.full((4, 4), 77, np.uint8), [77, 77, 77]),  # grayscale
+        (np.dstack([np.full((4, 4), v, np.uint8) for v in (10, 20, 30, 40)]), [30, 20, 10]),  # BGRA
+        (np.full((4, 4, 3), 0x1234, np.uint16), [0x12, 0x12, 0x12]),  # 16-bit
+        (np.full((4, 4), 0xFF00, np.uint16), [0xFF, 0xFF, 0xFF]),  # 16-bit grayscale
+    ],
+)
 def test_other_pixel_formats_become_rgb_uint8(tmp_path, pixels, expected) -> None:
     cv2.imwrite(str(tmp_path / "x.png"), pixels)
     img = read_image(tmp_path / "x.png")
@@ -88,8 +91,15 @@ def test_list_images_sorted_images_only(tmp_path) -> None:
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "c.webp"]
 
 
-FORMATS = [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".bmp", []),
-           (".tif", []), (".webp", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])]
+FORMATS = [
+    (".png", []),
+    (".jpg", []),
+    (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+    (".bmp", []),
+    (".tif", []),
+    (".webp", []),
+    (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101]),
+]
 
 
 @pytest.mark.parametrize("ext, params", FORMATS)
@@ -120,8 +130,11 @@ def test_size_limit_is_checked_before_decoding(tmp_path, monkeypatch) -> None:
     from tests.data.test_hostile import png_header
 
     (tmp_path / "bomb.png").write_bytes(png_header(20000, 20000))  # ~100 bytes, 1.2 GB decoded
-    with pytest.raises(BadInput, match=r"bomb.png: image size 20000x20000 \(WxH, 400,000,000 pixels\) "
-                                       r"is above the limit of 100,000,000 pixels; .*PRODSEG_MAX"):
+    with pytest.raises(
+        BadInput,
+        match=r"bomb.png: image size 20000x20000 \(WxH, 400,000,000 pixels\) "
+        r"is above the limit of 100,000,000 pixels; .*PRODSEG_MAX",
+    ):
         read_image(tmp_path / "bomb.png")
     write_image(tmp_path / "a.png", np.zeros((8, 10, 3), np.uint8))
     monkeypatch.setenv("PRODSEG_MAX_IMAGE_PIXELS", "79")

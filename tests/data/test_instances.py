@@ -21,8 +21,11 @@ def _m(*cells: tuple[int, int]) -> np.ndarray:
 
 
 def test_semantic_paints_later_instances_on_top_and_crowds_as_ignore() -> None:
-    insts = [Instance(3, _m((0, 0), (0, 1))), Instance(5, _m((0, 1), (1, 1))),
-             Instance(2, _m((2, 3)), iscrowd=True)]
+    insts = [
+        Instance(3, _m((0, 0), (0, 1))),
+        Instance(5, _m((0, 1), (1, 1))),
+        Instance(2, _m((2, 3)), iscrowd=True),
+    ]
     assert semantic_from_instances(insts, (3, 4)).tolist() == [[3, 5, 0, 0], [0, 5, 0, 0], [0, 0, 0, 255]]
     assert semantic_from_instances(insts, (3, 4), ignore_crowd=False)[2, 3] == 0
 

@@ -79,8 +79,13 @@ def test_mp4v_fallback_decodes_in_both(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"frames": 0}, "frames=0"), ({"size": (65, 48)}, "65x48"), ({"size": (16, 16)}, "16x16"),
-     ({"fps": 0}, "fps=0"), ({"name": "v.avi"}, "MP4")],
+    [
+        ({"frames": 0}, "frames=0"),
+        ({"size": (65, 48)}, "65x48"),
+        ({"size": (16, 16)}, "16x16"),
+        ({"fps": 0}, "fps=0"),
+        ({"name": "v.avi"}, "MP4"),
+    ],
 )
 def test_bad_arguments_write_nothing(tmp_path: Path, kwargs: dict, match: str) -> None:
     args = {"frames": 4, "size": (64, 48), "fps": 10, "name": "v.mp4"} | kwargs
@@ -121,10 +126,13 @@ def test_frame_view_moves_image_and_mask_together() -> None:
     assert np.array_equal(mask, pano.lut[pano.ids[3:53, 7:87]])
 
 
-@pytest.mark.parametrize(("frames", "size", "fps", "seed"), [(90, (1280, 720), 30, 0), (40, (64, 48), 5, 1),
-                                                          (200, (96, 160), 60, 2), (1, (32, 32), 1, 3)])
-def test_every_view_stays_inside_the_panorama(frames: int, size: tuple[int, int], fps: int, seed: int
-                                              ) -> None:
+@pytest.mark.parametrize(
+    ("frames", "size", "fps", "seed"),
+    [(90, (1280, 720), 30, 0), (40, (64, 48), 5, 1), (200, (96, 160), 60, 2), (1, (32, 32), 1, 3)],
+)
+def test_every_view_stays_inside_the_panorama(
+    frames: int, size: tuple[int, int], fps: int, seed: int
+) -> None:
     path, ph, pw = plan_path(frames, size, fps, np.random.default_rng(seed))
     w, h = size
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T

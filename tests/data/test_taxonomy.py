@@ -14,11 +14,14 @@ def test_shelf10() -> None:
     assert len(set(SHELF10.colors)) == 10
 
 
-@pytest.mark.parametrize("names, colors, message", [
-    (("a", "b"), ((0, 0, 0),), "2 names but 1 colours"),
-    (("a", "a"), ((0, 0, 0), (1, 1, 1)), "duplicate class names"),
-    ((), (), "0 classes"),
-])
+@pytest.mark.parametrize(
+    "names, colors, message",
+    [
+        (("a", "b"), ((0, 0, 0),), "2 names but 1 colours"),
+        (("a", "a"), ((0, 0, 0), (1, 1, 1)), "duplicate class names"),
+        ((), (), "0 classes"),
+    ],
+)
 def test_invalid_lists(names, colors, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         ClassList(names, colors)

@@ -59,21 +59,25 @@ def test_cvat_masks_are_instances_by_default_and_counted(tmp_path, caplog) -> No
         out = convert(src, tmp_path / "mine")
     messages = [r.getMessage() for r in caplog.records]
     assert any("skipped 3 box-only annotations" in m for m in messages), messages
-    assert any("6 mask region(s) marked iscrowd=1 imported as instances (--crowd instance" in m
-               for m in messages), messages
+    assert any(
+        "6 mask region(s) marked iscrowd=1 imported as instances (--crowd instance" in m for m in messages
+    ), messages
     anns = json.loads((out / "instances.json").read_text())["annotations"]
     assert [a["iscrowd"] for a in anns] == [0, 0, 0] * 3
     assert (out / "labels" / "store_a__img1.txt").read_text().count("\n") == 3
-    assert any("2 images share a file name" in m and "store_a/img1.jpg -> store_a__img1)" in m
-               for m in messages), messages
+    assert any(
+        "2 images share a file name" in m and "store_a/img1.jpg -> store_a__img1)" in m for m in messages
+    ), messages
 
 
 def test_cvat_masks_as_ignore_regions_on_request(tmp_path, caplog) -> None:
     src, _ = cvat_coco(tmp_path / "cvat")
     with caplog.at_level(logging.INFO):
         out = convert(src, tmp_path / "mine", import_opts=ImportOptions(crowd="ignore"))
-    assert any("6 mask region(s) marked iscrowd=1 imported as ignore regions (255) (--crowd ignore"
-               in r.getMessage() for r in caplog.records)
+    assert any(
+        "6 mask region(s) marked iscrowd=1 imported as ignore regions (255) (--crowd ignore" in r.getMessage()
+        for r in caplog.records
+    )
     mask = masks_of(out)["store_b__img1"]
     assert (mask[circle_mask()] == 255).all()
     assert (mask[triangle_mask()] == 255).all()
@@ -86,12 +90,15 @@ def test_crowd_option_on_the_command_line(tmp_path) -> None:
     assert (masks_of(tmp_path / "mine")["store_a__img1"] == 255).any()
 
 
-@pytest.mark.parametrize("tool, want", [
-    ("cvat-segmentation-mask", {"train": ["frame_000000", "frame_000002"], "val": ["frame_000001"]}),
-    ("roboflow-coco", {"train": ["a.rf.0f1e", "d.rf.41b0"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
-    ("roboflow-yolo", {"train": ["a.rf.0f1e", "d.rf.41b0"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
-    ("ultralytics", {"train": ["t0", "t1"], "val": ["store_a__img1", "store_b__img1"]}),
-])
+@pytest.mark.parametrize(
+    "tool, want",
+    [
+        ("cvat-segmentation-mask", {"train": ["frame_000000", "frame_000002"], "val": ["frame_000001"]}),
+        ("roboflow-coco", {"train": ["a.rf.0f1e", "d.rf.41b0"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
+        ("roboflow-yolo", {"train": ["a.rf.0f1e", "d.rf.41b0"], "val": ["b.rf.9c2d"], "test": ["c.rf.77aa"]}),
+        ("ultralytics", {"train": ["t0", "t1"], "val": ["store_a__img1", "store_b__img1"]}),
+    ],
+)
 def test_tool_splits_become_dataset_splits(tmp_path, tool: str, want: dict) -> None:
     src, _ = BUILDERS[tool][0](tmp_path / "export")
     assert splits_of(convert(src, tmp_path / "mine")) == want
@@ -135,8 +142,15 @@ def test_unknown_layout_exits_2_listing_what_was_looked_for(tmp_path) -> None:
     line = r.output.strip()
     assert "\n" not in line
     assert line.startswith(f"error: {tmp_path / 'src'}: unknown dataset layout: no ")
-    for wanted in ("_annotations.coco.json", "instances.json", "labelmap.txt", "data.yaml",
-                   "*.json with 'shapes'", "labels/", "masks/"):
+    for wanted in (
+        "_annotations.coco.json",
+        "instances.json",
+        "labelmap.txt",
+        "data.yaml",
+        "*.json with 'shapes'",
+        "labels/",
+        "masks/",
+    ):
         assert wanted in line, wanted
     assert not (tmp_path / "out").exists()
 

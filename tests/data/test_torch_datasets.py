@@ -47,8 +47,9 @@ def test_resized_train_items(tiny_dataset: Path) -> None:
 
 @pytest.mark.parametrize("train", [False, True])
 def test_instances_follow_the_mask(tiny_dataset: Path, train: bool) -> None:
-    ds = GroceryShelfDataset(tiny_dataset, "train", size=(64, 80), augmentation=STRONG, train=train,
-                             with_instances=True)
+    ds = GroceryShelfDataset(
+        tiny_dataset, "train", size=(64, 80), augmentation=STRONG, train=train, with_instances=True
+    )
     for i in range(4):
         item = ds[i]
         ids, mask = item["instances"], item["mask"]

@@ -126,13 +126,16 @@ def test_names_list_or_dict_and_foreign_names(tmp_path) -> None:
         read_names(tmp_path / "x" / "dataset.yaml")
 
 
-@pytest.mark.parametrize("line, message", [
-    ("a 0.1 0.1 0.2 0.2 0.3 0.3", "not a YOLO-seg line"),
-    ("9 0.1 0.1 0.2 0.2 0.3 0.3", "class 9 is outside 0..8"),
-    ("1 0.1 0.1 0.2 0.2", "got 4"),
-    ("1 0.1 0.1 0.2 0.2 0.3", "got 5"),
-    ("1 0.1 0.1 0.2 0.2 3.0 0.3", "normalised to 0..1"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("a 0.1 0.1 0.2 0.2 0.3 0.3", "not a YOLO-seg line"),
+        ("9 0.1 0.1 0.2 0.2 0.3 0.3", "class 9 is outside 0..8"),
+        ("1 0.1 0.1 0.2 0.2", "got 4"),
+        ("1 0.1 0.1 0.2 0.2 0.3", "got 5"),
+        ("1 0.1 0.1 0.2 0.2 3.0 0.3", "normalised to 0..1"),
+    ],
+)
 def test_malformed_lines(line: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         parse_label_line(line, 9, "labels/x.txt:3")

@@ -77,20 +77,54 @@ def cvat_coco(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     anns, images = [], []
     for n, (folder, name) in enumerate((("store_a", "img1"), ("store_b", "img1"), ("store_b", "img2")), 1):
         photo(root / "images" / "default" / folder / f"{name}.jpg", n)
-        images.append({"id": n, "width": W, "height": H, "file_name": f"{folder}/{name}.jpg", "license": 0,
-                       "flickr_url": "", "coco_url": "", "date_captured": 0})
-        objects = [(1, [corner_polygon(*RECT)], 0), (2, uncompressed_rle(circle_mask()), 1),
-                   (1, uncompressed_rle(triangle_mask()), 1), (2, [], 0)]
+        images.append(
+            {
+                "id": n,
+                "width": W,
+                "height": H,
+                "file_name": f"{folder}/{name}.jpg",
+                "license": 0,
+                "flickr_url": "",
+                "coco_url": "",
+                "date_captured": 0,
+            }
+        )
+        objects = [
+            (1, [corner_polygon(*RECT)], 0),
+            (2, uncompressed_rle(circle_mask()), 1),
+            (1, uncompressed_rle(triangle_mask()), 1),
+            (2, [], 0),
+        ]
         for cat, seg, crowd in objects:
-            anns.append({"id": len(anns) + 1, "image_id": n, "category_id": cat, "segmentation": seg,
-                         "area": 0.0, "bbox": [60.0, 2.0, 10.0, 10.0], "iscrowd": crowd,
-                         "attributes": {"occluded": False}})
-    data = {"licenses": [{"name": "", "id": 0, "url": ""}],
-            "info": {"contributor": "", "date_created": "", "description": "", "url": "", "version": "",
-                     "year": ""},
-            "categories": [{"id": 1, "name": "bottle", "supercategory": ""},
-                           {"id": 2, "name": "can", "supercategory": ""}],
-            "images": images, "annotations": anns}
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": n,
+                    "category_id": cat,
+                    "segmentation": seg,
+                    "area": 0.0,
+                    "bbox": [60.0, 2.0, 10.0, 10.0],
+                    "iscrowd": crowd,
+                    "attributes": {"occluded": False},
+                }
+            )
+    data = {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": {
+            "contributor": "",
+            "date_created": "",
+            "description": "",
+            "url": "",
+            "version": "",
+            "year": "",
+        },
+        "categories": [
+            {"id": 1, "name": "bottle", "supercategory": ""},
+            {"id": 2, "name": "can", "supercategory": ""},
+        ],
+        "images": images,
+        "annotations": anns,
+    }
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "instances_default.json").write_text(json.dumps(data))
     want = paint((1, rect_mask()), (2, circle_mask()), (1, triangle_mask()))
@@ -134,25 +168,55 @@ ROBOFLOW_STEMS = [stem for stems in ROBOFLOW_SPLITS.values() for stem in stems]
 def roboflow_coco(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """train/ valid/ test/ each with _annotations.coco.json and its images; category 0 is the
     project's name, the supercategory of the real classes, used by no annotation."""
-    cats = [{"id": 0, "name": "shelf-products", "supercategory": "none"},
-            {"id": 1, "name": "bottle", "supercategory": "shelf-products"},
-            {"id": 2, "name": "can", "supercategory": "shelf-products"}]
+    cats = [
+        {"id": 0, "name": "shelf-products", "supercategory": "none"},
+        {"id": 1, "name": "bottle", "supercategory": "shelf-products"},
+        {"id": 2, "name": "can", "supercategory": "shelf-products"},
+    ]
     small = (50, 40, 70, 55)
     for k, (split, stems) in enumerate(ROBOFLOW_SPLITS.items()):
         images, anns = [], []
         for n, stem in enumerate(stems):
             photo(root / split / f"{stem}.jpg", 3 * k + n)
-            images.append({"id": n, "license": 1, "file_name": f"{stem}.jpg", "height": H, "width": W,
-                           "date_captured": "2026-01-01T00:00:00+00:00"})
-            anns += [{"id": 2 * n, "image_id": n, "category_id": 1, "segmentation": [corner_polygon(*RECT)],
-                      "area": 480, "bbox": [5, 6, 20, 24], "iscrowd": 0},
-                     {"id": 2 * n + 1, "image_id": n, "category_id": 2,
-                      "segmentation": [corner_polygon(*small)], "area": 336, "bbox": [50, 40, 21, 16],
-                      "iscrowd": 0}]
-        data = {"info": {"year": "2026", "version": "1", "description": "Exported from roboflow.com"},
-                "licenses": [{"id": 1, "url": "https://creativecommons.org/licenses/by/4.0/",
-                              "name": "CC BY 4.0"}],
-                "categories": cats, "images": images, "annotations": anns}
+            images.append(
+                {
+                    "id": n,
+                    "license": 1,
+                    "file_name": f"{stem}.jpg",
+                    "height": H,
+                    "width": W,
+                    "date_captured": "2026-01-01T00:00:00+00:00",
+                }
+            )
+            anns += [
+                {
+                    "id": 2 * n,
+                    "image_id": n,
+                    "category_id": 1,
+                    "segmentation": [corner_polygon(*RECT)],
+                    "area": 480,
+                    "bbox": [5, 6, 20, 24],
+                    "iscrowd": 0,
+                },
+                {
+                    "id": 2 * n + 1,
+                    "image_id": n,
+                    "category_id": 2,
+                    "segmentation": [corner_polygon(*small)],
+                    "area": 336,
+                    "bbox": [50, 40, 21, 16],
+                    "iscrowd": 0,
+                },
+            ]
+        data = {
+            "info": {"year": "2026", "version": "1", "description": "Exported from roboflow.com"},
+            "licenses": [
+                {"id": 1, "url": "https://creativecommons.org/licenses/by/4.0/", "name": "CC BY 4.0"}
+            ],
+            "categories": cats,
+            "images": images,
+            "annotations": anns,
+        }
         (root / split / "_annotations.coco.json").write_text(json.dumps(data))
     (root / "README.roboflow.txt").write_text("Exported via roboflow.com\n")
     want = paint((1, rect_mask()), (2, rect_mask(*small)))
@@ -185,7 +249,8 @@ def roboflow_yolo(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     (root / "data.yaml").write_text(
         "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 2\n"
         "names: ['bottle', 'can']\n\nroboflow:\n  workspace: ws\n  project: shelf-products\n"
-        "  version: 1\n  license: CC BY 4.0\n  url: https://universe.roboflow.com/ws/shelf-products/dataset/1\n")
+        "  version: 1\n  license: CC BY 4.0\n  url: https://universe.roboflow.com/ws/shelf-products/dataset/1\n"
+    )
     return root, {stem: paint(*YOLO_WANT) for stem in ROBOFLOW_STEMS}
 
 
@@ -197,22 +262,38 @@ def ultralytics_yolo(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     for k, store in enumerate(("store_a", "store_b")):
         _yolo_sample(root / "images" / store, root / "labels" / store, "img1", 2 + k)
     (root / "train.txt").write_text("./images/train/t0.jpg\n./images/train/t1.jpg\n")
-    (root / "shelves.yaml").write_text("path: .\ntrain: train.txt\nval: [images/store_a, images/store_b]\n"
-                                       "names:\n  0: bottle\n  1: can\n")
+    (root / "shelves.yaml").write_text(
+        "path: .\ntrain: train.txt\nval: [images/store_a, images/store_b]\nnames:\n  0: bottle\n  1: can\n"
+    )
     want = paint(*YOLO_WANT)
     return root, {s: want for s in ("t0", "t1", "store_a__img1", "store_b__img1")}
 
 
 # ---- LabelMe
 def labelme_json(image_name: str, shapes: list[dict], image_data: bytes | None = None) -> str:
-    return json.dumps({"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_name,
-                       "imageData": base64.b64encode(image_data).decode() if image_data else None,
-                       "imageHeight": H, "imageWidth": W})
+    return json.dumps(
+        {
+            "version": "5.4.1",
+            "flags": {},
+            "shapes": shapes,
+            "imagePath": image_name,
+            "imageData": base64.b64encode(image_data).decode() if image_data else None,
+            "imageHeight": H,
+            "imageWidth": W,
+        }
+    )
 
 
 def shape(label: str, kind: str, points, group=None) -> dict:
-    return {"label": label, "points": [[float(x), float(y)] for x, y in points], "group_id": group,
-            "description": "", "shape_type": kind, "flags": {}, "mask": None}
+    return {
+        "label": label,
+        "points": [[float(x), float(y)] for x, y in points],
+        "group_id": group,
+        "description": "",
+        "shape_type": kind,
+        "flags": {},
+        "mask": None,
+    }
 
 
 LABELME_SHAPES = [
@@ -236,6 +317,11 @@ def labelme(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     return root, {"store_a__img1": want, "store_b__img1": want, "img2": want}
 
 
-BUILDERS = {"cvat-coco": (cvat_coco, "coco"), "cvat-segmentation-mask": (cvat_segmentation_mask, "voc"),
-            "roboflow-coco": (roboflow_coco, "coco"), "roboflow-yolo": (roboflow_yolo, "yolo"),
-            "ultralytics": (ultralytics_yolo, "yolo"), "labelme": (labelme, "labelme")}
+BUILDERS = {
+    "cvat-coco": (cvat_coco, "coco"),
+    "cvat-segmentation-mask": (cvat_segmentation_mask, "voc"),
+    "roboflow-coco": (roboflow_coco, "coco"),
+    "roboflow-yolo": (roboflow_yolo, "yolo"),
+    "ultralytics": (ultralytics_yolo, "yolo"),
+    "labelme": (labelme, "labelme"),
+}

@@ -123,13 +123,19 @@ def test_markers_are_well_formed(page: Path) -> None:
     for block in attached:
         assert block.lang in SHELL_LANGS, f"{block.where}: a test marker on a ```{block.lang} block"
         assert SKIP.match(block.marker) or EXIT.match(block.marker), (
-            f"{block.where}: marker {block.marker!r}; use `skip (reason)` or `exit N`")
+            f"{block.where}: marker {block.marker!r}; use `skip (reason)` or `exit N`"
+        )
 
 
 def run_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PRODSEG_OFFLINE="1", OMP_NUM_THREADS="1", MPLBACKEND="Agg", YOLO_OFFLINE="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    env.update(
+        PRODSEG_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        YOLO_OFFLINE="1",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
     env.pop("MLFLOW_TRACKING_URI", None)  # the examples' runs stay in their temporary folder
     return env
 
@@ -159,19 +165,28 @@ def test_examples_run(page: Path, tmp_path: Path, first_blocks: dict[str, Path])
 
 def run_block(block: Block, cwd: Path) -> None:
     """Run one block in `cwd`: it exits with its documented code, and bad input ends with one error line."""
-    proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.script()], cwd=cwd, env=run_env(),
-                          capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+    proc = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", block.script()],
+        cwd=cwd,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_S,
+    )
     assert proc.returncode == block.expected_exit, (
         f"{block.where}: exit {proc.returncode}, documented {block.expected_exit}\n"
         f"--- block\n{block.script()}--- stdout (end)\n{proc.stdout[-3000:]}\n"
-        f"--- stderr (end)\n{proc.stderr[-3000:]}")
+        f"--- stderr (end)\n{proc.stderr[-3000:]}"
+    )
     if block.expected_exit == 2:
         assert "Traceback" not in proc.stderr, f"{block.where}: a traceback for bad input"
         assert proc.stderr.strip().splitlines()[-1].startswith("error: "), (
-            f"{block.where}: bad input did not end with a one-line error:\n{proc.stderr[-2000:]}")
+            f"{block.where}: bad input did not end with a one-line error:\n{proc.stderr[-2000:]}"
+        )
 
 
 # --- every option the docs give a prodseg command exists in its click definition -----------------------
+
 
 def _options(command: click.Command) -> set[str]:
     names = {"--help", "-h"}
@@ -233,9 +248,9 @@ def named_options(line: str) -> list[tuple[str, str]]:
     starts = list(COMMAND.finditer(line))
     for i, start in enumerate(starts):
         end = starts[i + 1].start() if i + 1 < len(starts) else len(line)
-        rest = line[start.end():end]
+        rest = line[start.end() : end]
         cut = SEPARATOR.search(rest)
-        rest = rest[:cut.start()] if cut else rest
+        rest = rest[: cut.start()] if cut else rest
         name = start["script"] or "prodseg-train"
         words = rest.split()
         if name in ("prodseg-data",) and words and not words[0].startswith("-"):
@@ -258,10 +273,26 @@ def test_documented_options_exist(page: Path) -> None:
 
 
 # Options of other tools that the docs name on their own, in prose (`--benchmark-compare-fail=...`).
-FOREIGN_OPTIONS = {"--benchmark-json", "--benchmark-save", "--benchmark-compare", "--benchmark-compare-fail",
-                   "--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port",
-                   "--backend-store-uri", "--logdir", "--tolerance", "--rounds", "--seconds",
-                   "--video", "--file", "--set", "--query"}
+FOREIGN_OPTIONS = {
+    "--benchmark-json",
+    "--benchmark-save",
+    "--benchmark-compare",
+    "--benchmark-compare-fail",
+    "--nproc_per_node",
+    "--nnodes",
+    "--node_rank",
+    "--master_addr",
+    "--master_port",
+    "--backend-store-uri",
+    "--logdir",
+    "--tolerance",
+    "--rounds",
+    "--seconds",
+    "--video",
+    "--file",
+    "--set",
+    "--query",
+}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
@@ -279,9 +310,14 @@ def test_options_in_prose_exist(page: Path) -> None:
 
 def test_the_option_check_can_fail() -> None:
     assert named_options("prodseg-bench v.mp4 --model m.onnx --min-fps 5 # --not-this") == [
-        ("prodseg-bench", "--model"), ("prodseg-bench", "--min-fps")]
+        ("prodseg-bench", "--model"),
+        ("prodseg-bench", "--min-fps"),
+    ]
     assert named_options("torchrun --nproc_per_node 2 -m prodseg.train --sync-bn") == [
-        ("prodseg-train", "--sync-bn")]
+        ("prodseg-train", "--sync-bn")
+    ]
     assert named_options("prodseg-data synth s --images 8; prodseg-eval --data s") == [
-        ("prodseg-data synth", "--images"), ("prodseg-eval", "--data")]
+        ("prodseg-data synth", "--images"),
+        ("prodseg-eval", "--data"),
+    ]
     assert "--no-such-flag" not in cli_options()["prodseg-export"]

@@ -20,8 +20,14 @@ from tests.docs.test_examples import read_blocks, run_env
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "your-data.md"
 MARKER = "<!-- your-data: five commands -->"
-TOOLS = ["cvat_coco", "cvat_segmentation_mask", "roboflow_coco", "roboflow_yolo", "ultralytics_yolo",
-         "labelme"]
+TOOLS = [
+    "cvat_coco",
+    "cvat_segmentation_mask",
+    "roboflow_coco",
+    "roboflow_yolo",
+    "ultralytics_yolo",
+    "labelme",
+]
 
 
 def five_commands() -> str:
@@ -34,8 +40,14 @@ def five_commands() -> str:
 
 
 def run(script: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=cwd, env=run_env(),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=cwd,
+        env=run_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"{script}\n--- stderr (end)\n{proc.stderr[-3000:]}"
     return proc
 
@@ -58,8 +70,11 @@ def test_five_commands_carry_the_users_classes(tool: str, tmp_path: Path, shelf_
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert [r["classes"] for r in bench["results"]] == [names, names]
     assert {r["label"] for r in bench["results"]} == {"exported/model.onnx", "openvino/model.xml"}
-    run("prodseg-eval --model exported/model.onnx --data data/mine --report eval_report\n"
-        "prodseg-predict shelf.mp4 --model exported/model.onnx --out predictions --max-frames 3", tmp_path)
+    run(
+        "prodseg-eval --model exported/model.onnx --data data/mine --report eval_report\n"
+        "prodseg-predict shelf.mp4 --model exported/model.onnx --out predictions --max-frames 3",
+        tmp_path,
+    )
     report = (tmp_path / "eval_report/report.md").read_text()
     assert all(re.search(rf"\| {name} \|", report) for name in names), report
     assert json.loads((tmp_path / "predictions/summary.json").read_text())["classes"] == names

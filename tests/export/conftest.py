@@ -11,8 +11,9 @@ from prodseg.config import Config
 SIZE = [64, 64]
 
 
-def make_checkpoint(path: Path, arch: str = "deeplabv3plus", data_root: Path | str = "data/shelves",
-                    seed: int = 0) -> Path:
+def make_checkpoint(
+    path: Path, arch: str = "deeplabv3plus", data_root: Path | str = "data/shelves", seed: int = 0
+) -> Path:
     """Save a randomly initialised `arch` model at 64x64 as a prodseg checkpoint (shelf10 classes)."""
     import torch
 

@@ -65,8 +65,18 @@ def test_default_is_onnx_and_full_run_is_verified(tmp_path, deeplab_ckpt, tiny_d
     assert sorted(p.name for p in out.iterdir()) == ["export_manifest.json", "model.onnx"]
 
     # FP16 ONNX is covered by test_onnx_fp16; the FP16 IR is verified here.
-    res = run(deeplab_ckpt, "--out", out, "--onnx", "--openvino", "--int8", "--calib-images", "4",
-              "--verify-images", "2")
+    res = run(
+        deeplab_ckpt,
+        "--out",
+        out,
+        "--onnx",
+        "--openvino",
+        "--int8",
+        "--calib-images",
+        "4",
+        "--verify-images",
+        "2",
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "export_manifest.json").read_text())
     rows = {r["artifact"]: r for r in manifest["verification"]["rows"]}
@@ -76,16 +86,32 @@ def test_default_is_onnx_and_full_run_is_verified(tmp_path, deeplab_ckpt, tiny_d
     assert all(r["status"] == "ok" for r in rows.values()), rows
     assert all(0 <= r["miou"] <= 1 for r in rows.values())  # fractions in data, percent in the table
     assert "export verification vs PyTorch" in res.output
-    for rel in ("model.onnx", "model_int8.onnx", "openvino/model.xml",
-                "openvino_fp16/model.json", "openvino_int8/model.bin"):
+    for rel in (
+        "model.onnx",
+        "model_int8.onnx",
+        "openvino/model.xml",
+        "openvino_fp16/model.json",
+        "openvino_int8/model.bin",
+    ):
         assert (out / rel).is_file(), rel
     assert not [p for p in out.rglob(".*") if p.name != "calib_cache"]  # no temporaries left
     int8 = next(a for a in manifest["artifacts"] if a["name"] == "onnx_int8")
     assert int8["calib_images"] == 4 and int8["calib_cache_reused"] is False
 
     # Same model and images: the cached ranges are reused; an impossible gate fails with --strict.
-    res = run(deeplab_ckpt, "--out", out, "--int8", "--calib-images", "4", "--verify-images", "2",
-              "--strict", "--int8-delta-miou", "-1")
+    res = run(
+        deeplab_ckpt,
+        "--out",
+        out,
+        "--int8",
+        "--calib-images",
+        "4",
+        "--verify-images",
+        "2",
+        "--strict",
+        "--int8-delta-miou",
+        "-1",
+    )
     assert res.exit_code == 1 and "verification failed (--strict)" in res.output
     manifest = json.loads((out / "export_manifest.json").read_text())
     int8 = next(a for a in manifest["artifacts"] if a["name"] == "onnx_int8")

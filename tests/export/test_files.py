@@ -32,20 +32,29 @@ def temporaries(out: Path) -> list[Path]:
 
 def fail_after_onnx(exc: BaseException, seen: list[Path]):
     """An exporter step that raises once the new model.onnx is in the (temporary) export folder."""
+
     def step(ctx) -> None:
         assert (ctx.out / "model.onnx").is_file()
         seen.append(ctx.out)
         raise exc
+
     return step
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exc, code, says", [
-    (RuntimeError("converter crashed"), 3, "internal error: RuntimeError: converter crashed"),
-    (OSError(errno.ENOSPC, "No space left on device", "model_fp16.onnx"), 2,
-     "error: model_fp16.onnx: No space left on device"),
-    (KeyboardInterrupt(), 130, "interrupted"),
-], ids=["bug", "disk-full", "ctrl-c"])
+@pytest.mark.parametrize(
+    "exc, code, says",
+    [
+        (RuntimeError("converter crashed"), 3, "internal error: RuntimeError: converter crashed"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "model_fp16.onnx"),
+            2,
+            "error: model_fp16.onnx: No space left on device",
+        ),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+    ids=["bug", "disk-full", "ctrl-c"],
+)
 def test_failure_mid_export_keeps_the_earlier_set(exc, code, says, tmp_path, deeplab_ckpt, monkeypatch):
     out = earlier_export(tmp_path / "out")
     before = snapshot(out)
@@ -60,6 +69,7 @@ def test_failure_mid_export_keeps_the_earlier_set(exc, code, says, tmp_path, dee
 
 def test_failed_first_export_leaves_no_folder(tmp_path, deeplab_ckpt, monkeypatch):
     """Parent folders created for a new --out are removed again when the export fails."""
+
     def onnx_then_fail(ctx) -> None:
         (ctx.out / "model.onnx").write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device", str(ctx.out / "model.onnx"))
@@ -112,9 +122,23 @@ def test_sigkill_mid_export_keeps_the_earlier_set(tmp_path, deeplab_ckpt):
     out = earlier_export(tmp_path / "out")
     before = snapshot(out)
     flag = tmp_path / "stalled"
-    proc = subprocess.Popen([sys.executable, "-c", STALL_AFTER_ONNX, str(flag), str(deeplab_ckpt),
-                             "--onnx", "--fp16", "--no-verify", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            STALL_AFTER_ONNX,
+            str(flag),
+            str(deeplab_ckpt),
+            "--onnx",
+            "--fp16",
+            "--no-verify",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
     try:
         deadline = time.monotonic() + 120
         while not flag.is_file() and proc.poll() is None and time.monotonic() < deadline:

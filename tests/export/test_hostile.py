@@ -78,8 +78,13 @@ def _foreign_class(env: Env) -> Path:
 
 def _out_unwritable(env: Env) -> Path:
     real_access = os.access
-    env.monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: (
-        False if Path(p) == env.tmp and mode & os.W_OK else real_access(p, mode, *a, **k)))
+    env.monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode, *a, **k: (
+            False if Path(p) == env.tmp and mode & os.W_OK else real_access(p, mode, *a, **k)
+        ),
+    )
     return env.out
 
 
@@ -115,27 +120,43 @@ CASES: dict[str, Builder] = {
     "ckpt-foreign-class": lambda e: ([_foreign_class(e), "--no-verify"], "foreign.pt"),
     # output folder
     "out-is-file": lambda e: ([e.ckpt, "--no-verify", "--out", e.file("out", b"x")], "is a file"),
-    "out-under-file": lambda e: ([e.ckpt, "--no-verify", "--out", e.file("blocker", b"x") / "out"],
-                                 "cannot create the output folder"),
-    "out-foreign-folder": lambda e: ([e.ckpt, "--no-verify", "--out", e.ckpt.parent],
-                                     "no export_manifest.json"),
+    "out-under-file": lambda e: (
+        [e.ckpt, "--no-verify", "--out", e.file("blocker", b"x") / "out"],
+        "cannot create the output folder",
+    ),
+    "out-foreign-folder": lambda e: (
+        [e.ckpt, "--no-verify", "--out", e.ckpt.parent],
+        "no export_manifest.json",
+    ),
     "out-unwritable": lambda e: ([e.ckpt, "--no-verify", "--out", _out_unwritable(e)], "not writable"),
     "out-holds-checkpoint": lambda e: (
-        [shutil.copy(e.ckpt, earlier_export(e.out) / "best.pt"), "--no-verify"], "contains the input"),
+        [shutil.copy(e.ckpt, earlier_export(e.out) / "best.pt"), "--no-verify"],
+        "contains the input",
+    ),
     # calibration / verification images
-    "calib-missing": lambda e: ([e.ckpt, "--int8", "--calib-data", e.tmp / "nodata"],
-                                "nodata: calibration folder not found"),
+    "calib-missing": lambda e: (
+        [e.ckpt, "--int8", "--calib-data", e.tmp / "nodata"],
+        "nodata: calibration folder not found",
+    ),
     "calib-empty": lambda e: ([e.ckpt, "--int8", "--calib-data", e.tmp], "no images"),
     "calib-no-images": lambda e: ([e.ckpt, "--int8", "--calib-data", _text_folder(e)], "texts: no images"),
-    "calib-is-file": lambda e: ([e.ckpt, "--int8", "--calib-data", e.file("a.png", b"x")],
-                                "a.png: is a file"),
+    "calib-is-file": lambda e: (
+        [e.ckpt, "--int8", "--calib-data", e.file("a.png", b"x")],
+        "a.png: is a file",
+    ),
     "calib-empty-dataset": lambda e: ([e.ckpt, "--int8", "--calib-data", _empty_dataset(e)], "ds: no images"),
-    "calib-images-only-to-verify": lambda e: ([e.ckpt, "--calib-data", image_folder(e.tmp / "imgs")],
-                                              "imgs: --calib-data has no masks"),
-    "int8-checkpoint-dataset-gone": lambda e: ([e.checkpoint_without_dataset(), "--int8", "--no-verify"],
-                                               "gone: calibration folder not found"),
-    "verify-checkpoint-dataset-gone": lambda e: ([e.checkpoint_without_dataset()],
-                                                 "gone: the checkpoint's dataset folder is not here"),
+    "calib-images-only-to-verify": lambda e: (
+        [e.ckpt, "--calib-data", image_folder(e.tmp / "imgs")],
+        "imgs: --calib-data has no masks",
+    ),
+    "int8-checkpoint-dataset-gone": lambda e: (
+        [e.checkpoint_without_dataset(), "--int8", "--no-verify"],
+        "gone: calibration folder not found",
+    ),
+    "verify-checkpoint-dataset-gone": lambda e: (
+        [e.checkpoint_without_dataset()],
+        "gone: the checkpoint's dataset folder is not here",
+    ),
     # option values
     "input-size-not-a-size": lambda e: ([e.ckpt, "--input-size", "abc"], "--input-size abc: give HxW"),
     "input-size-zero": lambda e: ([e.ckpt, "--input-size", "0x64"], "--input-size 0x64"),
@@ -156,10 +177,14 @@ CASES: dict[str, Builder] = {
     "calib-method-without-int8": lambda e: ([e.ckpt, "--calib-method", "entropy"], "--calib-method: has no"),
     "calib-images-without-int8": lambda e: ([e.ckpt, "--calib-images", "4"], "--calib-images: has no"),
     "delta-miou-without-int8": lambda e: ([e.ckpt, "--int8-delta-miou", "2"], "--int8-delta-miou: has no"),
-    "verify-images-without-verify": lambda e: ([e.ckpt, "--no-verify", "--verify-images", "2"],
-                                               "--verify-images: has no effect"),
-    "calib-data-unused": lambda e: ([e.ckpt, "--no-verify", "--calib-data", e.dataset],
-                                    "--calib-data: has no effect"),
+    "verify-images-without-verify": lambda e: (
+        [e.ckpt, "--no-verify", "--verify-images", "2"],
+        "--verify-images: has no effect",
+    ),
+    "calib-data-unused": lambda e: (
+        [e.ckpt, "--no-verify", "--calib-data", e.dataset],
+        "--calib-data: has no effect",
+    ),
 }
 
 

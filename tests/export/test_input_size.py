@@ -22,8 +22,18 @@ def export(*args: object) -> dict:
 
 @pytest.mark.slow
 def test_export_at_another_size(deeplab_ckpt: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    manifest = export(deeplab_ckpt, "--out", tmp_path / "e", "--openvino", "--input-size", "96x128",
-                      "--calib-data", tiny_dataset, "--verify-images", 2)
+    manifest = export(
+        deeplab_ckpt,
+        "--out",
+        tmp_path / "e",
+        "--openvino",
+        "--input-size",
+        "96x128",
+        "--calib-data",
+        tiny_dataset,
+        "--verify-images",
+        2,
+    )
     assert manifest["metadata"]["input_size"] == [96, 128] and manifest["options"]["input_size"] == [96, 128]
     for name in ("model.onnx", "openvino/model.xml"):
         with rt.load(tmp_path / "e" / name) as p:
@@ -33,8 +43,17 @@ def test_export_at_another_size(deeplab_ckpt: Path, tiny_dataset: Path, tmp_path
 
 @pytest.mark.slow
 def test_export_dynamic(deeplab_ckpt: Path, tiny_dataset: Path, tmp_path: Path) -> None:
-    manifest = export(deeplab_ckpt, "--out", tmp_path / "e", "--openvino", "--dynamic",
-                      "--calib-data", tiny_dataset, "--verify-images", 2)
+    manifest = export(
+        deeplab_ckpt,
+        "--out",
+        tmp_path / "e",
+        "--openvino",
+        "--dynamic",
+        "--calib-data",
+        tiny_dataset,
+        "--verify-images",
+        2,
+    )
     assert manifest["metadata"]["input_size"] == [64, 64]  # the training size: what verification ran at
     assert all(row["status"] == "ok" for row in manifest["verification"]["rows"])
     for name in ("model.onnx", "openvino/model.xml"):

@@ -24,8 +24,10 @@ def test_fp16_graph_keeps_float32_io_and_agrees(tmp_path, exported_onnx):
     assert meta.precision == "fp16" and meta.class_names == source.meta.class_names
     assert path.stat().st_size < 0.6 * fp32.stat().st_size
     x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
-    run = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
-           for p in (fp32, path)}
+    run = {
+        p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
+        for p in (fp32, path)
+    }
     a, b = run[fp32], run[path]
     scale = float(np.abs(a).max())
     assert float(np.abs(a - b).max()) <= 1e-2 * scale

@@ -73,5 +73,7 @@ def test_yolo_exports_both_outputs(tmp_path):
     assert [o.name for o in sess.get_outputs()] == ["output0", "output1"]
     out0, out1 = sess.run(None, {"images": np.zeros((1, 3, 64, 64), np.float32)})
     assert out0.shape[:2] == (1, 4 + 9 + 32) and out1.shape == (1, 32, 16, 16)
-    assert ArtifactMetadata.from_props({p.key: p.value for p in onnx.load(str(path)).metadata_props}
-                                       ).output_kind == "yolo_seg"
+    assert (
+        ArtifactMetadata.from_props({p.key: p.value for p in onnx.load(str(path)).metadata_props}).output_kind
+        == "yolo_seg"
+    )

@@ -17,11 +17,18 @@ def conv(name, x, w, y):
 
 
 def test_head_nodes_walk_back_to_the_last_conv():
-    nodes = [conv("c1", "x", "w1", "a"), conv("c2", "a", "w2", "b"),
-             helper.make_node("Sigmoid", ["b"], ["s"], name="sig"),
-             helper.make_node("Concat", ["s", "a"], ["y"], name="cat", axis=1)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    nodes = [
+        conv("c1", "x", "w1", "a"),
+        conv("c2", "a", "w2", "b"),
+        helper.make_node("Sigmoid", ["b"], ["s"], name="sig"),
+        helper.make_node("Concat", ["s", "a"], ["y"], name="cat", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     # Concat reaches c1 directly and c2 through the sigmoid: both convs stop the walk.
     assert sorted(head_nodes(helper.make_model(graph))) == ["c1", "c2", "cat", "sig"]
 
@@ -56,7 +63,8 @@ def test_int8_qdq_and_calibration_cache_reuse(tmp_path, exported_onnx, tiny_data
     floats = {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
     assert classifier.input[1] in floats
     (out,) = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"]).run(
-        None, preprocess(source.meta)(np.zeros((64, 64, 3), np.uint8)))
+        None, preprocess(source.meta)(np.zeros((64, 64, 3), np.uint8))
+    )
     assert out.shape == (1, 10, 64, 64) and np.isfinite(out).all()
 
     stamp = res.cache.stat().st_mtime_ns

@@ -14,8 +14,9 @@ from prodseg.export.cli import main
 
 
 def _verify_miou(ckpt, data, out) -> tuple[int, float | None, str]:
-    res = CliRunner().invoke(main, [str(a) for a in (ckpt, "--out", out, "--calib-data", data,
-                                                      "--verify-images", "2")])
+    res = CliRunner().invoke(
+        main, [str(a) for a in (ckpt, "--out", out, "--calib-data", data, "--verify-images", "2")]
+    )
     if res.exit_code != 0:
         return res.exit_code, None, res.stderr
     rows = json.loads((out / "export_manifest.json").read_text())["verification"]["rows"]
@@ -33,8 +34,11 @@ def test_a_reordered_classes_yaml_gives_the_same_verification_miou(deeplab_ckpt,
     new_of_old[255] = 255
     for new, old in enumerate(order):
         new_of_old[old] = new
-    (reordered / "classes.yaml").write_text(yaml.safe_dump(
-        {"names": [raw["names"][o] for o in order], "colors": [raw["colors"][o] for o in order]}))
+    (reordered / "classes.yaml").write_text(
+        yaml.safe_dump(
+            {"names": [raw["names"][o] for o in order], "colors": [raw["colors"][o] for o in order]}
+        )
+    )
     for mask in (reordered / "masks").glob("*.png"):
         write_mask(mask, new_of_old[read_mask(mask)])
     code, remapped, err = _verify_miou(deeplab_ckpt, reordered, tmp_path / "b")
@@ -67,5 +71,7 @@ def test_the_plan_runs_every_family_after_the_files_it_reads() -> None:
     assert export_order(cfg("trt", "fp16")) == ["onnx", "fp16", "trt"]
     assert export_order(cfg("trt", "int8", trt_calibrator=True)) == ["onnx", "int8", "trt"]
     line = plan(cfg("int8", "openvino"), Path("out"), [1, 2], [Path("a.jpg")] * 3)
-    assert line.startswith("plan: onnx -> model.onnx (FP32); int8 from onnx -> model_int8.onnx (INT8 QDQ, "
-                           "calibrated), 3 calibration images; openvino from onnx -> openvino/")
+    assert line.startswith(
+        "plan: onnx -> model.onnx (FP32); int8 from onnx -> model_int8.onnx (INT8 QDQ, "
+        "calibrated), 3 calibration images; openvino from onnx -> openvino/"
+    )

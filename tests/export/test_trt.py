@@ -73,8 +73,10 @@ def test_engine_plan_per_precision(tmp_path, monkeypatch):
         return [(a.precision, s.onnx.name, s.engine.name) for a, s in zip(arts, specs, strict=True)]
 
     assert plan("trt") == [("fp32", "model.onnx", "model.engine")]
-    assert plan("trt", "fp16", "int8") == [("fp16", "model_fp16.onnx", "model_fp16.engine"),
-                                           ("int8", "model_int8.onnx", "model_int8.engine")]
+    assert plan("trt", "fp16", "int8") == [
+        ("fp16", "model_fp16.onnx", "model_fp16.engine"),
+        ("int8", "model_int8.onnx", "model_int8.engine"),
+    ]
     assert all(s.timing_cache == tmp_path / "trt_timing.cache" and s.calibrator_feeds is None for s in specs)
     assert plan("trt", "int8", calibrator=True) == [("int8", "model.onnx", "model_int8.engine")]
     assert specs[0].calibrator_feeds is not None and specs[0].calibration_cache.name == "model_int8.trt.calib"

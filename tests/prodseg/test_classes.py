@@ -23,8 +23,9 @@ def test_a_reordered_list_is_remapped_by_name_and_scores_the_same() -> None:
     model = ["background", "empty_space", "product", "price_label"]
     match = match_classes(model, DATA, "model.onnx", "data/classes.yaml")
     assert match.lut is not None and match.lut[:4].tolist() == [0, 3, 1, 2]
-    assert match.note == ("model.onnx's classes are matched to data/classes.yaml's by name "
-                          "(same names, another order)")
+    assert match.note == (
+        "model.onnx's classes are matched to data/classes.yaml's by name (same names, another order)"
+    )
     truth = np.array([[0, 1, 2, 3]], np.uint8)  # in the data's order
     in_model_order = np.array([[0, 2, 3, 1]], np.uint8)  # the same pixels in the model's numbering
     cm = ConfusionMatrix(4)
@@ -38,7 +39,8 @@ def test_different_names_are_refused_listing_both() -> None:
     assert str(err.value) == (
         "model.onnx and classes.yaml have different classes: model [background, bottle] (2), "
         "data [background, product, price_label, empty_space] (4); not in the data: bottle; "
-        "a --class-map FILE (YAML: model class -> data class) maps them")
+        "a --class-map FILE (YAML: model class -> data class) maps them"
+    )
 
 
 def test_a_class_map_merges_model_classes_into_data_classes(tmp_path) -> None:

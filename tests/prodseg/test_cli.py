@@ -72,8 +72,10 @@ def test_with_verbose_the_traceback_is_printed() -> None:
 
 def test_a_full_disk_is_bad_input_naming_the_path_and_click_errors_stay_click_errors() -> None:
     res = CliRunner().invoke(crashes, ["--kind", "disk"])
-    expected = ("error: /data/out/model.onnx: No space left on device "
-                "(the disk is full; free space or choose another output location)\n")
+    expected = (
+        "error: /data/out/model.onnx: No space left on device "
+        "(the disk is full; free space or choose another output location)\n"
+    )
     assert (res.exit_code, res.stderr) == (2, expected)
     res = CliRunner().invoke(crashes, ["--kind", "click"])
     assert res.exit_code == 2 and "Invalid value for --x: not a number" in res.stderr
@@ -87,22 +89,30 @@ def test_sigterm_runs_cleanup_and_exits_143(tmp_path) -> None:
         "@click.command()\n@handle_errors\ndef main():\n"
         "    try:\n        print('ready', flush=True); time.sleep(30)\n"
         f"    finally:\n        open({str(done)!r}, 'w').close()\n"
-        "main()\n")
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+        "main()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 143 and err.startswith("interrupted") and done.exists()
 
 
-@pytest.mark.parametrize("command, args, expected", [
-    ("prodseg-train", ["--epochs", "x"], "error: Invalid value for '--epochs': 'x' is not a valid integer; "
-                                         "see 'prodseg-train --help'"),
-    ("prodseg-data", ["nope"], "error: No such command 'nope'; see 'prodseg-data --help'"),
-    ("prodseg-data", ["convert"], "error: Missing argument 'SRC'; see 'prodseg-data convert --help'"),
-    ("prodseg-eval", ["--bogus"], "error: No such option '--bogus'"),
-])
+@pytest.mark.parametrize(
+    "command, args, expected",
+    [
+        (
+            "prodseg-train",
+            ["--epochs", "x"],
+            "error: Invalid value for '--epochs': 'x' is not a valid integer; see 'prodseg-train --help'",
+        ),
+        ("prodseg-data", ["nope"], "error: No such command 'nope'; see 'prodseg-data --help'"),
+        ("prodseg-data", ["convert"], "error: Missing argument 'SRC'; see 'prodseg-data convert --help'"),
+        ("prodseg-eval", ["--bogus"], "error: No such option '--bogus'"),
+    ],
+)
 def test_usage_errors_of_every_command_are_one_line(command, args, expected) -> None:
     from importlib.metadata import entry_points
 
@@ -113,9 +123,11 @@ def test_usage_errors_of_every_command_are_one_line(command, args, expected) -> 
 
 def test_a_closed_pipe_stops_quietly(tmp_path) -> None:
     script = tmp_path / "talk.py"
-    script.write_text("import click\nfrom prodseg.cli import handle_errors\n"
-                      "@click.command()\n@handle_errors\ndef main():\n"
-                      "    for i in range(200000):\n        click.echo(f'line {i}')\n"
-                      "main()\n")
+    script.write_text(
+        "import click\nfrom prodseg.cli import handle_errors\n"
+        "@click.command()\n@handle_errors\ndef main():\n"
+        "    for i in range(200000):\n        click.echo(f'line {i}')\n"
+        "main()\n"
+    )
     out = subprocess.run(f"{sys.executable} {script} | head -1", shell=True, capture_output=True, text=True)
     assert out.stdout == "line 0\n" and "internal error" not in out.stderr and "Traceback" not in out.stderr

@@ -36,9 +36,12 @@ def test_shipped_configs_load(path: Path) -> None:
 
 
 def test_values_are_read_and_coerced(tmp_path) -> None:
-    p = write(tmp_path, "model: {architecture: unet, num_classes: 5}\n"
-                        "training: {hyperparameters: {learning_rate: 1e-3, num_epochs: 2},\n"
-                        "           scheduler: {min_lr: 1e-6, warmup_epochs: 1}}\n")
+    p = write(
+        tmp_path,
+        "model: {architecture: unet, num_classes: 5}\n"
+        "training: {hyperparameters: {learning_rate: 1e-3, num_epochs: 2},\n"
+        "           scheduler: {min_lr: 1e-6, warmup_epochs: 1}}\n",
+    )
     cfg = load_config(p)
     assert cfg.model.architecture == "unet" and cfg.model.num_classes == 5
     assert cfg.training.hyperparameters.learning_rate == 0.001  # YAML 1.1 reads '1e-3' as a string
@@ -49,41 +52,55 @@ def test_values_are_read_and_coerced(tmp_path) -> None:
 def test_unknown_top_level_key_names_it_and_the_allowed_keys(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, {"modle": {}}))
-    assert str(e.value) == f"{tmp_path / 'cfg.yaml'}: unknown key 'modle'; allowed keys there: " \
-                           "data, logging, model, search, training"
+    assert (
+        str(e.value) == f"{tmp_path / 'cfg.yaml'}: unknown key 'modle'; allowed keys there: "
+        "data, logging, model, search, training"
+    )
 
 
 def test_unknown_nested_key_names_its_dotted_path(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown key 'training.optimizer.tpye'; allowed keys there: "
-                                          r"betas, decay_bias_and_norm, momentum, nesterov, type"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'training.optimizer.tpye'; allowed keys there: "
+        r"betas, decay_bias_and_norm, momentum, nesterov, type",
+    ):
         load_config(write(tmp_path, {"training": {"optimizer": {"tpye": "sgd"}}}))
 
 
 def test_bad_choice_lists_the_choices(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"model.architecture: 'segformer' is not allowed; "
-                                          r"choose one of deeplabv3plus, unet, yolov8_seg"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.architecture: 'segformer' is not allowed; "
+        r"choose one of deeplabv3plus, unet, yolov8_seg",
+    ):
         load_config(write(tmp_path, {"model": {"architecture": "segformer"}}))
 
 
-@pytest.mark.parametrize("section, key, value, message", [
-    ("model", "num_classes", 300, r"model.num_classes: 300 is out of range \(1 .. 254\)"),
-    ("model", "iou_threshold", 1.5, r"model.iou_threshold: 1.5 is out of range \(0.0 .. 1.0\)"),
-    ("data", "num_workers", -1, r"data.num_workers: -1 is out of range \(0 .. 256\)"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "num_classes", 300, r"model.num_classes: 300 is out of range \(1 .. 254\)"),
+        ("model", "iou_threshold", 1.5, r"model.iou_threshold: 1.5 is out of range \(0.0 .. 1.0\)"),
+        ("data", "num_workers", -1, r"data.num_workers: -1 is out of range \(0 .. 256\)"),
+    ],
+)
 def test_out_of_range(tmp_path, section: str, key: str, value, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, {section: {key: value}}))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"model": {"num_classes": "ten"}}, r"model.num_classes: expected int, got 'ten'"),
-    ({"model": {"pretrained": "yes"}}, r"model.pretrained: expected bool, got 'yes'"),
-    ({"data": {"image_size": True}}, r"data.image_size: expected a list, got True"),
-    ({"data": {"image_size": [256, "x"]}}, r"data.image_size\[1\]: expected int"),
-    ({"training": {"loss": ["ce"]}}, r"training.loss: expected a mapping"),
-    ({"training": {"hyperparameters": {"learning_rate": "fast"}}}, r"learning_rate: expected float"),
-    ({"model": 3}, r"'model' must be a mapping, got int"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"model": {"num_classes": "ten"}}, r"model.num_classes: expected int, got 'ten'"),
+        ({"model": {"pretrained": "yes"}}, r"model.pretrained: expected bool, got 'yes'"),
+        ({"data": {"image_size": True}}, r"data.image_size: expected a list, got True"),
+        ({"data": {"image_size": [256, "x"]}}, r"data.image_size\[1\]: expected int"),
+        ({"training": {"loss": ["ce"]}}, r"training.loss: expected a mapping"),
+        ({"training": {"hyperparameters": {"learning_rate": "fast"}}}, r"learning_rate: expected float"),
+        ({"model": 3}, r"'model' must be a mapping, got int"),
+    ],
+)
 def test_wrong_types(tmp_path, data, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, data))
@@ -104,8 +121,10 @@ def test_file_errors(tmp_path) -> None:
 
 
 def test_overrides_apply_and_revalidate(tmp_path) -> None:
-    cfg = load_config(write(tmp_path, {"model": {"architecture": "unet"}}),
-                      {"training.hyperparameters.batch_size": 2, "data.root": "/d", "model.backbone": None})
+    cfg = load_config(
+        write(tmp_path, {"model": {"architecture": "unet"}}),
+        {"training.hyperparameters.batch_size": 2, "data.root": "/d", "model.backbone": None},
+    )
     assert cfg.training.hyperparameters.batch_size == 2
     assert cfg.data.root == "/d"
     assert cfg.model.backbone == "mobilenet_v2"  # None = option not given
@@ -150,46 +169,82 @@ def test_dict_round_trip() -> None:
 
 # Each hostile value refused the same way from YAML and from the command line (apply_overrides).
 HOSTILE_VALUES = [
-    ("data.image_size", 100, r"data.image_size: \[100, 100\] is not allowed; height and width must be "
-                             r"multiples of 32, e.g. \[96, 96\]"),
+    (
+        "data.image_size",
+        100,
+        r"data.image_size: \[100, 100\] is not allowed; height and width must be "
+        r"multiples of 32, e.g. \[96, 96\]",
+    ),
     ("data.image_size", 0, r"data.image_size\[0\]: 0 is out of range \(32 .. 8192\)"),
     ("data.image_size", -64, r"data.image_size\[0\]: -64 is out of range"),
     ("data.image_size", [96, 128, 3], r"data.image_size: \[96, 128, 3\] has 3 value\(s\); give 2"),
     ("data.image_size", "big", r"data.image_size: 'big' is not allowed; give SIZE or HxW"),
-    ("training.optimizer.betas", [0.9], r"training.optimizer.betas: \[0.9\] has 1 value\(s\); give 2, "
-                                        r"e.g. \[0.9, 0.999\]"),
-    ("training.optimizer.betas", [0.9, 1.5], r"training.optimizer.betas\[1\]: 1.5 is out of range "
-                                             r"\(>= 0.0 and < 1.0\)"),
+    (
+        "training.optimizer.betas",
+        [0.9],
+        r"training.optimizer.betas: \[0.9\] has 1 value\(s\); give 2, "
+        r"e.g. \[0.9, 0.999\]",
+    ),
+    (
+        "training.optimizer.betas",
+        [0.9, 1.5],
+        r"training.optimizer.betas\[1\]: 1.5 is out of range "
+        r"\(>= 0.0 and < 1.0\)",
+    ),
     ("training.optimizer.betas", [-0.1, 0.9], r"betas\[0\]: -0.1 is out of range"),
     ("training.augmentation.scale", [1.0], r"training.augmentation.scale: \[1.0\] has 1 value\(s\); give 2"),
-    ("training.augmentation.scale", [1.25, 0.75], r"scale: \[1.25, 0.75\] is not allowed; give \[low, high\] "
-                                                  r"with low <= high"),
+    (
+        "training.augmentation.scale",
+        [1.25, 0.75],
+        r"scale: \[1.25, 0.75\] is not allowed; give \[low, high\] "
+        r"with low <= high",
+    ),
     ("training.augmentation.scale", [0.0, 1.0], r"scale\[0\]: 0.0 is out of range \(> 0.0 and <= 4.0\)"),
-    ("training.hyperparameters.learning_rate", float("nan"), r"learning_rate: expected float \(a finite "
-                                                             r"number\), got nan"),
+    (
+        "training.hyperparameters.learning_rate",
+        float("nan"),
+        r"learning_rate: expected float \(a finite "
+        r"number\), got nan",
+    ),
     ("training.hyperparameters.learning_rate", "inf", r"learning_rate: expected float \(a finite number\)"),
     ("training.hyperparameters.learning_rate", -1e-3, r"learning_rate: -0.001 is out of range \(> 0.0\)"),
     ("training.hyperparameters.learning_rate", 0, r"learning_rate: 0.0 is out of range \(> 0.0\)"),
-    ("training.hyperparameters.learning_rate", 10**400, r"learning_rate: expected float \(a finite number\), "
-                                                        r"got 1000"),
+    (
+        "training.hyperparameters.learning_rate",
+        10**400,
+        r"learning_rate: expected float \(a finite number\), "
+        r"got 1000",
+    ),
     ("training.hyperparameters.weight_decay", float("-inf"), r"weight_decay: expected float"),
     ("training.hyperparameters.weight_decay", -1.0, r"weight_decay: -1.0 is out of range \(>= 0.0\)"),
     ("training.optimizer.momentum", 1.5, r"momentum: 1.5 is out of range \(0.0 .. 1.0\)"),
     ("training.loss", {"ce": -1.0}, r"training.loss.ce: -1.0 is out of range \(>= 0.0\)"),
-    ("training.loss", {"ce": 0.0}, r"training.loss: \{'ce': 0.0\} is not allowed; needs at least one "
-                                   r"positive weight"),
+    (
+        "training.loss",
+        {"ce": 0.0},
+        r"training.loss: \{'ce': 0.0\} is not allowed; needs at least one "
+        r"positive weight",
+    ),
     ("training.loss", {"lovasz": 1.0}, r"unknown loss 'lovasz'; choose from ce, focal, dice"),
     ("training.loss.dice", float("nan"), r"training.loss.dice: expected float"),
     ("training.class_weights", [0.0, 0.0], r"class_weights: \[0.0, 0.0\] is not allowed; at least one"),
     ("training.focal_alpha", 2.0, r"focal_alpha: 2.0 is out of range \(0.0 .. 1.0\)"),
-    ("training.hyperparameters.seed", 2**70, r"seed: 1180591620717411303424 is out of range "
-                                             r"\(0 .. 4294967295\)"),
+    (
+        "training.hyperparameters.seed",
+        2**70,
+        r"seed: 1180591620717411303424 is out of range "
+        r"\(0 .. 4294967295\)",
+    ),
     ("training.hyperparameters.seed", -1, r"seed: -1 is out of range"),
     ("training.hyperparameters.seed", 10**5000, r"seed: <a number too large to print> is out of range"),
     ("training.hyperparameters.grad_clip_norm", -1.0, r"grad_clip_norm: -1.0 is out of range \(>= 0.0\)"),
     ("training.hyperparameters.early_stopping_patience", 0, r"early_stopping_patience: 0 is out of range"),
-    ("training.hyperparameters.batch_size", 2**40, r"batch_size: 1099511627776 is out of range "
-                                                   r"\(1 .. 2147483647\)"),
+    (
+        "training.hyperparameters.batch_size",
+        2**40,
+        r"batch_size: 1099511627776 is out of range "
+        r"\(1 .. 2147483647\)",
+    ),
     ("training.hyperparameters.batch_size", "8", r"batch_size: expected int or 'auto', got '8'"),
     ("training.hyperparameters.batch_size", [8], r"batch_size: expected int or 'auto', got \[8\]"),
     ("training.hyperparameters.batch_size", 8.0, r"batch_size: expected int or 'auto', got 8.0"),
@@ -207,8 +262,9 @@ HOSTILE_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("key, value, message", HOSTILE_VALUES, ids=[f"{k}={show(v, 20)}" for k, v, _ in
-                                                                     HOSTILE_VALUES])
+@pytest.mark.parametrize(
+    "key, value, message", HOSTILE_VALUES, ids=[f"{k}={show(v, 20)}" for k, v, _ in HOSTILE_VALUES]
+)
 def test_hostile_values_are_refused_alike_from_yaml_and_overrides(tmp_path, key, value, message) -> None:
     with pytest.raises(ConfigError, match=message) as from_cli:
         apply_overrides(load_config(), {key: value}, "command line")
@@ -219,8 +275,11 @@ def test_hostile_values_are_refused_alike_from_yaml_and_overrides(tmp_path, key,
     for part in parents:
         node = node[part]
     node[leaf] = value
-    if not any(isinstance(v, float) and not math.isfinite(v) for v in (value,)) and not (
-            isinstance(value, int) and value > 10**100) and "\0" not in str(value):
+    if (
+        not any(isinstance(v, float) and not math.isfinite(v) for v in (value,))
+        and not (isinstance(value, int) and value > 10**100)
+        and "\0" not in str(value)
+    ):
         path = write(tmp_path, raw)  # YAML cannot hold every value above; those go through dicts alone
         with pytest.raises(ConfigError, match=message) as from_yaml:
             load_config(path)
@@ -229,10 +288,17 @@ def test_hostile_values_are_refused_alike_from_yaml_and_overrides(tmp_path, key,
         config_from_dict(raw, "stored")
 
 
-@pytest.mark.parametrize("value, expected", [
-    (128, [128, 128]), ("128", [128, 128]), ("96x128", [96, 128]), ("96,128", [96, 128]),
-    ([96, 128], [96, 128]), ((64, 32), [64, 32]),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (128, [128, 128]),
+        ("128", [128, 128]),
+        ("96x128", [96, 128]),
+        ("96,128", [96, 128]),
+        ([96, 128], [96, 128]),
+        ((64, 32), [64, 32]),
+    ],
+)
 def test_image_size_accepts_one_size_for_a_square_and_hxw_text(value, expected) -> None:
     assert apply_overrides(load_config(), {"data.image_size": value}).data.image_size == expected
 
@@ -254,26 +320,33 @@ def test_yaml_reads_special_floats_and_huge_numbers_as_hostile(tmp_path) -> None
 
 def test_grad_clip_norm_zero_or_null_means_off() -> None:
     for value in (0, 0.0, None):
-        cfg = apply_overrides(load_config(), {"training.hyperparameters.grad_clip_norm": value},
-                              skip_none=False)
+        cfg = apply_overrides(
+            load_config(), {"training.hyperparameters.grad_clip_norm": value}, skip_none=False
+        )
         assert not cfg.training.hyperparameters.grad_clip_norm
 
 
 def test_scale_is_checked_together_with_strength() -> None:
     cfg = apply_overrides(load_config(), {"training.augmentation.scale": [0.25, 1.0]})  # fine at strength 1
-    with pytest.raises(ConfigError, match=r"training.augmentation.scale: \[0.25, 1.0\] with strength 2.0 "
-                                          r"gives a zoom of -0.5; keep 1 \+ \(low - 1\) \* strength > 0"):
+    with pytest.raises(
+        ConfigError,
+        match=r"training.augmentation.scale: \[0.25, 1.0\] with strength 2.0 "
+        r"gives a zoom of -0.5; keep 1 \+ \(low - 1\) \* strength > 0",
+    ):
         apply_overrides(cfg, {"training.augmentation.strength": 2.0})
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary", "not a text file (not UTF-8); pass a YAML config"),
-    (b"just a string", "the top level must be a mapping"),
-    (b"42", "the top level must be a mapping"),
-    (b"model: {a: 1}\n  bad: [indent", "not valid YAML ("),
-    (b"a: !!python/object:os.system {}", "not valid YAML ("),
-    (b"seed: 2024-13-45", "not valid YAML ("),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary", "not a text file (not UTF-8); pass a YAML config"),
+        (b"just a string", "the top level must be a mapping"),
+        (b"42", "the top level must be a mapping"),
+        (b"model: {a: 1}\n  bad: [indent", "not valid YAML ("),
+        (b"a: !!python/object:os.system {}", "not valid YAML ("),
+        (b"seed: 2024-13-45", "not valid YAML ("),
+    ],
+)
 def test_unreadable_config_files_are_one_line_config_errors(tmp_path, content: bytes, message: str) -> None:
     path = tmp_path / "cfg.yaml"
     path.write_bytes(content)
@@ -303,14 +376,24 @@ PLAUSIBLE: dict[str, list] = {
     "search": [{}, {"x": {"type": "float"}}],
 }
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
     st.sampled_from(["nan", "inf", "-1", "1e-3", "128", "96x128", "x", "cuda:0", ""]),
 )
-hostile = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)), max_leaves=8)
+hostile = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 override = st.sampled_from(sorted(PLAUSIBLE)).flatmap(
-    lambda key: st.tuples(st.just(key), st.one_of(st.sampled_from(PLAUSIBLE[key]), hostile)))
+    lambda key: st.tuples(st.just(key), st.one_of(st.sampled_from(PLAUSIBLE[key]), hostile))
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,8 +21,10 @@ def test_stage_is_a_prodseg_subpackage(stage: str) -> None:
 def test_no_bare_top_level_stage_module(bare: str, tmp_path, monkeypatch) -> None:
     # Run from an empty folder so the checkout itself is not on sys.path.
     monkeypatch.chdir(tmp_path)
-    code = f"import importlib.util, sys; sys.path = [p for p in sys.path if p not in ('', '.')]; " \
-           f"print(importlib.util.find_spec('{bare}') is None)"
+    code = (
+        f"import importlib.util, sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
+        f"print(importlib.util.find_spec('{bare}') is None)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 
@@ -54,7 +56,9 @@ def test_make_test_runs_every_test_folder() -> None:
 
 def test_scoring_saved_masks_needs_no_torch() -> None:
     """prodseg-eval --predictions DIR --gt DIR runs on an edge box: its modules leave torch out."""
-    code = "import sys, prodseg.train.eval_cli, prodseg.train.evaluate, prodseg.data.check; " \
-           "print('torch' in sys.modules)"
+    code = (
+        "import sys, prodseg.train.eval_cli, prodseg.train.evaluate, prodseg.data.check; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

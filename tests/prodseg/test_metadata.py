@@ -11,8 +11,12 @@ from prodseg.metadata import METADATA_PREFIX, ArtifactMetadata, read_sidecar, si
 
 
 def meta(**kw) -> ArtifactMetadata:
-    base = dict(arch="deeplabv3plus", class_names=["background", "shelf"],
-                class_colors=[[0, 0, 0], [1, 2, 3]], input_size=[64, 96])
+    base = dict(
+        arch="deeplabv3plus",
+        class_names=["background", "shelf"],
+        class_colors=[[0, 0, 0], [1, 2, 3]],
+        input_size=[64, 96],
+    )
     return ArtifactMetadata(**{**base, **kw})
 
 
@@ -36,11 +40,14 @@ def test_props_with_bad_json() -> None:
         ArtifactMetadata.from_props({"prodseg.arch": "{"}, "m.onnx")
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"output_kind": "boxes"}, "output_kind 'boxes' is not one of semantic_logits, yolo_seg"),
-    ({"precision": "fp8"}, "precision 'fp8' is not one of fp32, fp16, bf16, int8"),
-    ({"input_size": [64]}, r"input_size must be \[height, width\]"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"output_kind": "boxes"}, "output_kind 'boxes' is not one of semantic_logits, yolo_seg"),
+        ({"precision": "fp8"}, "precision 'fp8' is not one of fp32, fp16, bf16, int8"),
+        ({"input_size": [64]}, r"input_size must be \[height, width\]"),
+    ],
+)
 def test_invalid_values(kw, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         meta(**kw)

@@ -22,8 +22,12 @@ rng = np.random.default_rng(7)
 TRUTHS = [rng.integers(0, 4, (12, 16)).astype(np.uint8) for _ in range(3)]
 for t in TRUTHS:
     t[0, :3] = 255  # ignore pixels
-PREDS = [np.where(rng.random(t.shape) < 0.7, np.where(t == 255, 0, t), rng.integers(0, 4, t.shape))
-         .astype(np.uint8) for t in TRUTHS]
+PREDS = [
+    np.where(rng.random(t.shape) < 0.7, np.where(t == 255, 0, t), rng.integers(0, 4, t.shape)).astype(
+        np.uint8
+    )
+    for t in TRUTHS
+]
 
 
 @dataclass
@@ -82,8 +86,9 @@ def test_the_three_scorers_agree(tmp_path: Path) -> None:
             return {"x": np.zeros(1)}
 
     samples = [Sample(str(i), tmp_path / f"{i}.jpg", tmp_path / f"{i}.png") for i in range(len(TRUTHS))]
-    row = compare(Artifact("onnx", tmp_path / "m.onnx", "fp32"), Runner(), samples, Reference(),
-                  ClassMatch(None))
+    row = compare(
+        Artifact("onnx", tmp_path / "m.onnx", "fp32"), Runner(), samples, Reference(), ClassMatch(None)
+    )
     assert evaluated.metrics["miou"] == pytest.approx(expected, abs=0)
     assert video.result().miou == pytest.approx(expected, abs=0)
     assert row.miou == pytest.approx(expected, abs=0) and row.miou_torch == row.miou and row.agreement == 1.0

@@ -24,9 +24,13 @@ YOLO_SIZE = 128
 
 
 def _semantic_meta(arch: str, size: tuple[int, int]) -> ArtifactMetadata:
-    return ArtifactMetadata(arch=arch, class_names=list(SHELF10.names),
-                            class_colors=[list(c) for c in SHELF10.colors], input_size=list(size),
-                            prodseg_version="test")
+    return ArtifactMetadata(
+        arch=arch,
+        class_names=list(SHELF10.names),
+        class_colors=[list(c) for c in SHELF10.colors],
+        input_size=list(size),
+        prodseg_version="test",
+    )
 
 
 def _add_props(path: Path, props: dict[str, str]) -> None:
@@ -48,8 +52,15 @@ def export_smp(arch: str, path: Path, size: tuple[int, int] = SEM_SIZE) -> tuple
     cls = {"deeplabv3plus": smp.DeepLabV3Plus, "unet": smp.Unet}[arch]
     kw = {"encoder_depth": 3, "decoder_channels": (32, 16, 8)} if arch == "unet" else {}
     model = cls(encoder_name="resnet18", encoder_weights=None, classes=10, **kw).eval()
-    torch.onnx.export(model, torch.zeros(1, 3, *size), str(path), input_names=["images"],
-                      output_names=["logits"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 3, *size),
+        str(path),
+        input_names=["images"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+    )
     _add_props(path, _semantic_meta(arch, size).to_props())
     return path, model
 
@@ -81,17 +92,31 @@ def export_yolo(path: Path, ultralytics_meta: bool = False) -> tuple[Path, objec
     import torch
 
     model = yolo_torch_model()
-    torch.onnx.export(model, torch.zeros(1, 3, YOLO_SIZE, YOLO_SIZE), str(path), input_names=["images"],
-                      output_names=["output0", "output1"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 3, YOLO_SIZE, YOLO_SIZE),
+        str(path),
+        input_names=["images"],
+        output_names=["output0", "output1"],
+        opset_version=17,
+        dynamo=False,
+    )
     names = {i: n for i, n in enumerate(SHELF10.names[1:])}
     if ultralytics_meta:
         props = {"names": str(names), "imgsz": str([YOLO_SIZE, YOLO_SIZE]), "task": "segment", "stride": "32"}
     else:
-        props = ArtifactMetadata(arch="yolov8_seg", class_names=list(SHELF10.names),
-                                 class_colors=[list(c) for c in SHELF10.colors],
-                                 input_size=[YOLO_SIZE, YOLO_SIZE], mean=[0, 0, 0], std=[1, 1, 1],
-                                 output_kind="yolo_seg", resize="letterbox", confidence_threshold=0.01,
-                                 iou_threshold=0.5).to_props()
+        props = ArtifactMetadata(
+            arch="yolov8_seg",
+            class_names=list(SHELF10.names),
+            class_colors=[list(c) for c in SHELF10.colors],
+            input_size=[YOLO_SIZE, YOLO_SIZE],
+            mean=[0, 0, 0],
+            std=[1, 1, 1],
+            output_kind="yolo_seg",
+            resize="letterbox",
+            confidence_threshold=0.01,
+            iou_threshold=0.5,
+        ).to_props()
     _add_props(path, props)
     return path, model
 
@@ -236,9 +261,16 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.models import build_model
 
-    cfg = config_from_dict({"model": {"architecture": "deeplabv3plus", "backbone": "resnet18",
-                                      "num_classes": len(SHELF10.names)},
-                            "data": {"image_size": [64, 96]}})
+    cfg = config_from_dict(
+        {
+            "model": {
+                "architecture": "deeplabv3plus",
+                "backbone": "resnet18",
+                "num_classes": len(SHELF10.names),
+            },
+            "data": {"image_size": [64, 96]},
+        }
+    )
     colors = [list(c) for c in SHELF10.colors]
     ckpt = build_checkpoint(build_model(cfg.model), cfg, list(SHELF10.names), colors)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", ckpt)

@@ -25,9 +25,12 @@ def tiny_semantic(classes: int = len(SHELF10)):
 
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Upsample(scale_factor=4, mode="bilinear"), nn.Conv2d(16, classes, 1),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Upsample(scale_factor=4, mode="bilinear"),
+        nn.Conv2d(16, classes, 1),
     ).eval()
 
 
@@ -38,8 +41,16 @@ def export_semantic(path: Path, size: tuple[int, int] = (64, 64), dynamic: bool 
     import torch
 
     axes = {"input": {2: "height", 3: "width"}, "out": {2: "height", 3: "width"}} if dynamic else None
-    torch.onnx.export(tiny_semantic(), torch.zeros(1, 3, *size), str(path), input_names=["input"],
-                      output_names=["out"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        tiny_semantic(),
+        torch.zeros(1, 3, *size),
+        str(path),
+        input_names=["input"],
+        output_names=["out"],
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 
@@ -64,8 +75,15 @@ def fake_yolo(swap: bool = False, nc: int = len(YOLO_NAMES)):
             centres = torch.stack([xs, ys]).float().reshape(1, 2, -1) * 8 + 4
             raw = self.head(f).flatten(2)
             sizes = torch.sigmoid(raw[:, 2:4]) * 16 + 12
-            pred = torch.cat([centres + raw[:, :2].tanh() * 4, sizes, torch.sigmoid(raw[:, 4:4 + nc]),
-                              raw[:, 4 + nc:].abs() + 0.1], 1)
+            pred = torch.cat(
+                [
+                    centres + raw[:, :2].tanh() * 4,
+                    sizes,
+                    torch.sigmoid(raw[:, 4 : 4 + nc]),
+                    raw[:, 4 + nc :].abs() + 0.1,
+                ],
+                1,
+            )
             protos = torch.relu(self.proto(f)) + 0.1
             return (protos, pred) if swap else (pred, protos)
 
@@ -80,8 +98,15 @@ def export_yolo(path: Path, swap: bool = False, size: int = 64) -> Path:
     import torch
 
     names = ["protos", "pred"] if swap else ["pred", "protos"]
-    torch.onnx.export(fake_yolo(swap), torch.zeros(1, 3, size, size), str(path), input_names=["images"],
-                      output_names=names, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        fake_yolo(swap),
+        torch.zeros(1, 3, size, size),
+        str(path),
+        input_names=["images"],
+        output_names=names,
+        opset_version=17,
+        dynamo=False,
+    )
     return path
 
 

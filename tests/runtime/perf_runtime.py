@@ -62,11 +62,27 @@ def export_yolo640(path: Path, frame: np.ndarray, candidates: int = 100) -> Path
             seq[-1].bias += float(torch.logit(torch.tensor(0.25)) - kth) + 1e-3
     for h in hooks:
         h.remove()
-    torch.onnx.export(model, torch.zeros(1, 3, 640, 640), str(path), input_names=["images"],
-                      output_names=["output0", "output1"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 3, 640, 640),
+        str(path),
+        input_names=["images"],
+        output_names=["output0", "output1"],
+        opset_version=17,
+        dynamo=False,
+    )
     names = {i: f"class{i}" for i in range(80)}
-    _add_props(path, {"names": str(names), "imgsz": "[640, 640]", "task": "segment", "stride": "32",
-                      "batch": "1", "args": str({"batch": 1, "half": False, "dynamic": False, "nms": False})})
+    _add_props(
+        path,
+        {
+            "names": str(names),
+            "imgsz": "[640, 640]",
+            "task": "segment",
+            "stride": "32",
+            "batch": "1",
+            "args": str({"batch": 1, "half": False, "dynamic": False, "nms": False}),
+        },
+    )
     onnx.checker.check_model(str(path))
     return path
 
@@ -102,7 +118,8 @@ def ultralytics_fps(model: Path, video: Path, frames: int) -> float:
         "    n += 1\n"
         "    if n == 1: t0 = time.perf_counter()\n"  # exclude session creation, as for prodseg
         f"    if n >= {frames}: break\n"
-        "print((n - 1) / (time.perf_counter() - t0))\n")
+        "print((n - 1) / (time.perf_counter() - t0))\n"
+    )
     env = {**os.environ, "YOLO_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -119,8 +136,9 @@ def instance_counts(pred, video: Path, n: int) -> list[int]:
     return counts
 
 
-def crafted_outputs(real: dict[str, np.ndarray], n_inst: int,
-                    rng: np.random.Generator) -> dict[str, np.ndarray]:
+def crafted_outputs(
+    real: dict[str, np.ndarray], n_inst: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Real protos; output0 with n_inst separated 30x40-px boxes inside a 720p frame's letterboxed content."""
     out0 = np.zeros_like(real["output0"])
     out0[0, 4:84] = rng.random((80, out0.shape[2])) * 0.1  # below threshold everywhere else
@@ -156,8 +174,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.video.is_file():
         tool = str(Path(sys.executable).with_name("prodseg-data"))
-        subprocess.run([tool, "video", str(args.video), "--frames", str(args.frames), "--size", "1280x720"],
-                       check=True)
+        subprocess.run(
+            [tool, "video", str(args.video), "--frames", str(args.frames), "--size", "1280x720"], check=True
+        )
     import prodseg.runtime as rt
     from prodseg.runtime.sources import open_source
 
@@ -175,15 +194,20 @@ def main() -> None:
     model_fps = 1000 / statistics.median(mo + mo_again)
     pp = postprocess_cost(pred, frame, 160)
     report = {
-        "threads": args.threads, "model_only_ms_median": round(statistics.median(mo + mo_again), 1),
-        "model_only_fps": round(model_fps, 2), "pipelined": e2e,
+        "threads": args.threads,
+        "model_only_ms_median": round(statistics.median(mo + mo_again), 1),
+        "model_only_fps": round(model_fps, 2),
+        "pipelined": e2e,
         "pipelined_over_model_only": round(e2e["fps"] / model_fps, 3),
         "pipelined_no_spinning": e2e_nospin,
         "pipelined_no_spinning_over_model_only": round(e2e_nospin["fps"] / model_fps, 3),
-        "ultralytics_fps": round(ul, 2), "prodseg_over_ultralytics": round(e2e["fps"] / ul, 3),
-        "instances_first_10_frames": per_frame, "postprocess_crafted": pp,
+        "ultralytics_fps": round(ul, 2),
+        "prodseg_over_ultralytics": round(e2e["fps"] / ul, 3),
+        "instances_first_10_frames": per_frame,
+        "postprocess_crafted": pp,
         "postprocess_over_infer": round(pp["post_ms"] / statistics.median(mo + mo_again), 3),
-        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "load_avg": os.getloadavg(),
     }
     print(json.dumps(report, indent=2))
 

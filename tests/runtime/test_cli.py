@@ -47,11 +47,14 @@ def test_truncated_video_processes_what_decodes_and_exits_2(deeplab, truncated_v
     assert 0 < n < 30 and f"stopped at frame {n} " in res.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such.mp4", "--model", "MODEL"], "no such video"),
-    (["VIDEO", "--model", "/no/model.onnx"], "model file not found"),
-    (["VIDEO", "--model", "MODEL", "--save-video"], "need --out DIR"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such.mp4", "--model", "MODEL"], "no such video"),
+        (["VIDEO", "--model", "/no/model.onnx"], "model file not found"),
+        (["VIDEO", "--model", "MODEL", "--save-video"], "need --out DIR"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(args, message, deeplab, tiny_video) -> None:
     swap = {"MODEL": str(deeplab[0]), "VIDEO": str(tiny_video[0])}
     res = _run(*[swap.get(a, a) for a in args])
@@ -112,8 +115,11 @@ def test_yolo_instances_carry_class_names_and_rle_masks(yolo, tiny_video, tmp_pa
     res = _run(tiny_video[0], "--model", art, "--out", out, "--max-frames", "3", "--conf", "0.001")
     assert res.exit_code == 0, res.output
     names = json.loads((out / "summary.json").read_text())["classes"]
-    found = [i for line in (out / "predictions.jsonl").read_text().splitlines()
-             for i in json.loads(line)["instances"]]
+    found = [
+        i
+        for line in (out / "predictions.jsonl").read_text().splitlines()
+        for i in json.loads(line)["instances"]
+    ]
     assert found and all(i["class_name"] == names[i["class_id"]] for i in found)
     rle = found[0]["segmentation"]
     mask = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()})

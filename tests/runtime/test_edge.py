@@ -27,9 +27,12 @@ BACKENDS = ["onnxruntime", "openvino"]
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("edge_models")
     semantic = em.write_semantic(d / "semantic.onnx")
-    return {"semantic": semantic, "ir": em.to_openvino(semantic, em.semantic_metadata()),
-            "yolo": em.write_yolo_seg(d / "yolo.onnx"),
-            "yolo_swapped": em.save(em.yolo_seg_onnx(swap=True), d / "swapped.onnx", em.yolo_metadata())}
+    return {
+        "semantic": semantic,
+        "ir": em.to_openvino(semantic, em.semantic_metadata()),
+        "yolo": em.write_yolo_seg(d / "yolo.onnx"),
+        "yolo_swapped": em.save(em.yolo_seg_onnx(swap=True), d / "swapped.onnx", em.yolo_metadata()),
+    }
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed here")
@@ -97,21 +100,51 @@ def test_predict_on_an_image_folder_writes_the_exact_masks(models, tmp_path: Pat
     for stem, size in {"a": (64, 96), "b": (128, 192)}.items():
         image, expected[stem] = em.stripes_rgb(size)
         cv2.imwrite(str(images / f"{stem}.png"), image[..., ::-1])
-    res = CliRunner().invoke(main, [str(images), "--model", str(models["semantic"]), "--out", str(out),
-                                    "--save-masks", "--threads", "1"])
+    res = CliRunner().invoke(
+        main,
+        [
+            str(images),
+            "--model",
+            str(models["semantic"]),
+            "--out",
+            str(out),
+            "--save-masks",
+            "--threads",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     for stem, labels in expected.items():
         assert np.array_equal(cv2.imread(str(out / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED), labels)
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert lines[0]["class_pixels"] == {"background": 24 * 64, "shelf": 24 * 64, "price_tag": 24 * 64,
-                                        "bottle": 24 * 64}
+    assert lines[0]["class_pixels"] == {
+        "background": 24 * 64,
+        "shelf": 24 * 64,
+        "price_tag": 24 * 64,
+        "bottle": 24 * 64,
+    }
 
 
 def test_predict_writes_the_exact_instances(models, tiny_video, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, [str(tiny_video[0]), "--model", str(models["yolo"]), "--out", str(out),
-                                    "--max-frames", "2", "--threads", "1"])
+    res = CliRunner().invoke(
+        main,
+        [
+            str(tiny_video[0]),
+            "--model",
+            str(models["yolo"]),
+            "--out",
+            str(out),
+            "--max-frames",
+            "2",
+            "--threads",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     first = json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
-    assert [(i["class_name"], i["score"]) for i in first["instances"]] == [("bottle", 0.9), ("can", 0.7),
-                                                                           ("box", 0.6)]
+    assert [(i["class_name"], i["score"]) for i in first["instances"]] == [
+        ("bottle", 0.9),
+        ("can", 0.7),
+        ("box", 0.6),
+    ]

@@ -31,23 +31,29 @@ YOLO = ["--task", "yolo-seg", "--names", ",".join(YOLO_NAMES)]
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("foreign")
     yolo = export_yolo(d / "yolo.onnx")
-    return {"static": export_semantic(d / "seg.onnx"),
-            "dynamic": export_semantic(d / "dyn.onnx", dynamic=True),
-            "yolo": yolo, "yolo_swapped": export_yolo(d / "yolo_swapped.onnx", swap=True),
-            "ultra_ir": ultralytics_openvino(d / "yolo_openvino_model", yolo)}
+    return {
+        "static": export_semantic(d / "seg.onnx"),
+        "dynamic": export_semantic(d / "dyn.onnx", dynamic=True),
+        "yolo": yolo,
+        "yolo_swapped": export_yolo(d / "yolo_swapped.onnx", swap=True),
+        "ultra_ir": ultralytics_openvino(d / "yolo_openvino_model", yolo),
+    }
 
 
 def predict(*args: object) -> object:
     return CliRunner().invoke(predict_main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("shapes, kind, roles, classes", [
-    ([(1, 10, 64, 64)], "semantic_logits", {"logits": 0}, 10),
-    ([(1, 10, "h", "w")], "semantic_logits", {"logits": 0}, 10),
-    ([(1, 39, 64), (1, 32, 8, 8)], "yolo_seg", {"pred": 0, "protos": 1}, 3),
-    ([(1, 32, 8, 8), (1, 39, 64)], "yolo_seg", {"pred": 1, "protos": 0}, 3),
-    ([(1, "c", "n"), (1, 32, "h", "w")], "yolo_seg", {"pred": 0, "protos": 1}, None),
-])
+@pytest.mark.parametrize(
+    "shapes, kind, roles, classes",
+    [
+        ([(1, 10, 64, 64)], "semantic_logits", {"logits": 0}, 10),
+        ([(1, 10, "h", "w")], "semantic_logits", {"logits": 0}, 10),
+        ([(1, 39, 64), (1, 32, 8, 8)], "yolo_seg", {"pred": 0, "protos": 1}, 3),
+        ([(1, 32, 8, 8), (1, 39, 64)], "yolo_seg", {"pred": 1, "protos": 0}, 3),
+        ([(1, "c", "n"), (1, 32, "h", "w")], "yolo_seg", {"pred": 0, "protos": 1}, None),
+    ],
+)
 def test_outputs_are_classified_by_shape(shapes, kind, roles, classes) -> None:
     layout = classify_outputs(shapes)
     assert (layout.kind, layout.roles, layout.num_classes) == (kind, roles, classes)
@@ -70,14 +76,22 @@ def test_input_size_parses(text: str, size: tuple[int, int]) -> None:
     assert parse_input_size(text) == size
 
 
-@pytest.mark.parametrize("raw, phrase", [
-    ({"input_size": "abc"}, "--input-size abc: give HxW"), ({"input_size": "0x64"}, "from 1 to 16384"),
-    ({"mean": "0.5,0.5"}, "--mean 0.5,0.5: give 3"), ({"std": "1,0,1"}, "must be > 0"),
-    ({"task": "detect"}, "--task detect: choose one of semantic, yolo-seg"),
-    ({"names": "a,,b"}, "without empty"), ({"names": "a,b,a"}, "'a' appears twice"),
-    ({"resize": "crop"}, "choose one of stretch, letterbox"), ({"conf": "2"}, "from 0 to 1"),
-    ({"max_det": "0"}, "at least 1"), ({"names": "nope.yaml"}, "nope.yaml: --names file not found"),
-])
+@pytest.mark.parametrize(
+    "raw, phrase",
+    [
+        ({"input_size": "abc"}, "--input-size abc: give HxW"),
+        ({"input_size": "0x64"}, "from 1 to 16384"),
+        ({"mean": "0.5,0.5"}, "--mean 0.5,0.5: give 3"),
+        ({"std": "1,0,1"}, "must be > 0"),
+        ({"task": "detect"}, "--task detect: choose one of semantic, yolo-seg"),
+        ({"names": "a,,b"}, "without empty"),
+        ({"names": "a,b,a"}, "'a' appears twice"),
+        ({"resize": "crop"}, "choose one of stretch, letterbox"),
+        ({"conf": "2"}, "from 0 to 1"),
+        ({"max_det": "0"}, "at least 1"),
+        ({"names": "nope.yaml"}, "nope.yaml: --names file not found"),
+    ],
+)
 def test_bad_flag_values_are_bad_input(raw: dict, phrase: str) -> None:
     with pytest.raises(BadInput, match=phrase.replace("(", r"\(")):
         ModelFlags(raw).spec()
@@ -90,23 +104,42 @@ def test_aspect_size_rounds_to_the_stride() -> None:
 
 
 def test_runner_options_are_typed(foreign) -> None:
-    with pytest.raises(BadInput, match="onnxruntime: unknown runner option 'hint'; valid options: "
-                                       "graph_optimization, allow_spinning, providers"):
+    with pytest.raises(
+        BadInput,
+        match="onnxruntime: unknown runner option 'hint'; valid options: "
+        "graph_optimization, allow_spinning, providers",
+    ):
         rt.load(foreign["yolo"], backend="onnxruntime", hint="LATENCY")
     with pytest.raises(BadInput, match="openvino: hint 'FAST' is not one of LATENCY"):
         rt.load(foreign["ultra_ir"], hint="fast")
 
 
 def test_a_model_without_metadata_names_the_flags(foreign) -> None:
-    with pytest.raises(BadInput, match=r"has no prodseg metadata; describe the model with --task "
-                                       r"semantic\|yolo-seg and --names .* --save-card .*seg\.json"):
+    with pytest.raises(
+        BadInput,
+        match=r"has no prodseg metadata; describe the model with --task "
+        r"semantic\|yolo-seg and --names .* --save-card .*seg\.json",
+    ):
         rt.load(foreign["static"])
 
 
 def test_semantic_onnx_runs_with_flags_and_its_card(foreign, tiny_video, tmp_path: Path) -> None:
     card = tmp_path / "seg.json"
-    res = predict(tiny_video[0], "--model", foreign["static"], "--out", tmp_path / "o", "--task", "semantic",
-                  "--names", NAMES, "--max-frames", 3, "--save-card", card)
+    res = predict(
+        tiny_video[0],
+        "--model",
+        foreign["static"],
+        "--out",
+        tmp_path / "o",
+        "--task",
+        "semantic",
+        "--names",
+        NAMES,
+        "--max-frames",
+        3,
+        "--save-card",
+        card,
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["frames"] == 3 and summary["settings"]["input_shape"] == [1, 3, 64, 64]
@@ -125,8 +158,21 @@ def test_dynamic_onnx_needs_input_size_then_follows_the_video(foreign, tiny_vide
         rt.load(foreign["dynamic"], spec=SEMANTIC)
     with pytest.raises(BadInput, match="a dynamic model needs multiples of 32"):
         rt.load(foreign["dynamic"], spec=dataclasses.replace(SEMANTIC, input_size=(65, 64)))
-    res = predict(tiny_video[0], "--model", foreign["dynamic"], "--out", tmp_path / "o", "--task", "semantic",
-                  "--names", NAMES, "--input-size", "64x96", "--max-frames", 2)
+    res = predict(
+        tiny_video[0],
+        "--model",
+        foreign["dynamic"],
+        "--out",
+        tmp_path / "o",
+        "--task",
+        "semantic",
+        "--names",
+        NAMES,
+        "--input-size",
+        "64x96",
+        "--max-frames",
+        2,
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["settings"]["input_shape"] == [1, 3, 64, 96]
@@ -167,12 +213,32 @@ def test_nameless_openvino_outputs_run_and_agree_with_onnx(foreign, shelf_frame)
 
 
 def test_conf_iou_max_det_and_classes(foreign, tiny_video, tmp_path: Path) -> None:
-    res = predict(tiny_video[0], "--model", foreign["ultra_ir"], "--out", tmp_path / "o", "--max-frames", 2,
-                  "--conf", "0.3", "--iou", "0.5", "--max-det", "4", "--classes", "can,1")
+    res = predict(
+        tiny_video[0],
+        "--model",
+        foreign["ultra_ir"],
+        "--out",
+        tmp_path / "o",
+        "--max-frames",
+        2,
+        "--conf",
+        "0.3",
+        "--iou",
+        "0.5",
+        "--max-det",
+        "4",
+        "--classes",
+        "can,1",
+    )
     assert res.exit_code == 0, res.output
     settings = json.loads((tmp_path / "o" / "summary.json").read_text())["settings"]
-    assert settings == {"input_shape": [1, 3, 64, 64], "conf": 0.3, "iou": 0.5, "max_det": 4,
-                        "classes": ["bottle", "can"]}
+    assert settings == {
+        "input_shape": [1, 3, 64, 64],
+        "conf": 0.3,
+        "iou": 0.5,
+        "max_det": 4,
+        "classes": ["bottle", "can"],
+    }
     records = [json.loads(line) for line in (tmp_path / "o" / "predictions.jsonl").read_text().splitlines()]
     found = [d for r in records for d in r["instances"]]
     assert found and len(found) <= 8 and {d["class_id"] for d in found} <= {1, 2}
@@ -184,8 +250,18 @@ def test_conf_iou_max_det_and_classes(foreign, tiny_video, tmp_path: Path) -> No
 def test_precision_flags_need_a_checkpoint(foreign, checkpoint, tiny_video, tmp_path: Path) -> None:
     res = predict(tiny_video[0], "--model", foreign["yolo"], *YOLO, "--precision", "bf16")
     assert res.exit_code == 2 and "--precision: apply to .pt checkpoints" in res.output
-    res = predict(tiny_video[0], "--model", checkpoint, "--precision", "bf16", "--channels-last",
-                  "--max-frames", 2, "--out", tmp_path / "o")
+    res = predict(
+        tiny_video[0],
+        "--model",
+        checkpoint,
+        "--precision",
+        "bf16",
+        "--channels-last",
+        "--max-frames",
+        2,
+        "--out",
+        tmp_path / "o",
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -201,9 +277,24 @@ def ultralytics_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_ultralytics_pt_predicts_on_cpu(ultralytics_pt: Path, tiny_video, tmp_path: Path) -> None:
-    res = predict(tiny_video[0], "--model", ultralytics_pt, "--device", "cpu", "--out", tmp_path / "o",
-                  "--max-frames", 2, "--conf", "0.5", "--precision", "bf16", "--channels-last",
-                  "--threads", 1)
+    res = predict(
+        tiny_video[0],
+        "--model",
+        ultralytics_pt,
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "o",
+        "--max-frames",
+        2,
+        "--conf",
+        "0.5",
+        "--precision",
+        "bf16",
+        "--channels-last",
+        "--threads",
+        1,
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["backend"] == "torch" and summary["frames"] == 2

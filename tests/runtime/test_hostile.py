@@ -96,8 +96,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "missing model": (_model(lambda t, fx: str(t / "m.onnx")), "model file not found"),
     "garbage onnx": (_model(lambda t, fx: _junk(t, "m.onnx")), ONNX_CANNOT),
     # without torch (an edge install) a .pt is refused before it is read, naming the extra to install
-    "garbage checkpoint": (_model(lambda t, fx: _junk(t, "m.pt")),
-                           "m.pt"),  # with torch: not a checkpoint; without: torch is missing to read m.pt
+    "garbage checkpoint": (
+        _model(lambda t, fx: _junk(t, "m.pt")),
+        "m.pt",
+    ),  # with torch: not a checkpoint; without: torch is missing to read m.pt
     "garbage xml": (_model(lambda t, fx: _junk(t, "m.xml")), "m.xml: not a valid OpenVINO IR"),
     "xml without bin": (_model(lambda t, fx: _ir_copy(t, fx, lambda b: None)), ".bin: missing"),
     "truncated bin": (_model(lambda t, fx: _ir_copy(t, fx, lambda b: b[: len(b) // 3])), ".bin: truncated"),
@@ -111,30 +113,48 @@ CASES: dict[str, tuple[Setup, str]] = {
     "out under a file": (lambda t, fx: _file_out(t, fx)[:-1] + [str(t / "out" / "sub")], "is a file"),
     "out not empty": (lambda t, fx: _foreign_out(t, fx, False), "not empty"),
     "overwrite foreign files": (lambda t, fx: _foreign_out(t, fx, True), "notes.txt"),
-    "overwrite a folder named like an output": (lambda t, fx: _lookalike_out(t, fx, "summary.json/x"),
-                                                "summary.json"),
-    "overwrite masks holding other files": (lambda t, fx: _lookalike_out(t, fx, "masks/notes.txt"),
-                                            "masks/notes.txt"),
+    "overwrite a folder named like an output": (
+        lambda t, fx: _lookalike_out(t, fx, "summary.json/x"),
+        "summary.json",
+    ),
+    "overwrite masks holding other files": (
+        lambda t, fx: _lookalike_out(t, fx, "masks/notes.txt"),
+        "masks/notes.txt",
+    ),
     "masks without out": (lambda t, fx: [fx["video"], "--model", fx["onnx"], "--save-masks"], "need --out"),
     # model flags
-    "input size not a size": (_model(lambda t, fx: str(fx["onnx"]), "--input-size", "abc"),
-                              "--input-size abc: give HxW"),
+    "input size not a size": (
+        _model(lambda t, fx: str(fx["onnx"]), "--input-size", "abc"),
+        "--input-size abc: give HxW",
+    ),
     "input size zero": (_model(lambda t, fx: str(fx["onnx"]), "--input-size", "0x64"), "from 1 to 16384"),
-    "input size off a static model": (_model(lambda t, fx: str(fx["onnx"]), "--input-size", "65x64"),
-                                      "takes a fixed 64x96 input"),
-    "names count off the model": (_model(lambda t, fx: str(fx["onnx"]), "--names", "a,b"),
-                                  "--names gives 2 names but the model outputs 10 classes"),
-    "mean with 2 values": (_model(lambda t, fx: str(fx["onnx"]), "--mean", "0.5,0.5"),
-                           "--mean 0.5,0.5: give 3"),
+    "input size off a static model": (
+        _model(lambda t, fx: str(fx["onnx"]), "--input-size", "65x64"),
+        "takes a fixed 64x96 input",
+    ),
+    "names count off the model": (
+        _model(lambda t, fx: str(fx["onnx"]), "--names", "a,b"),
+        "--names gives 2 names but the model outputs 10 classes",
+    ),
+    "mean with 2 values": (
+        _model(lambda t, fx: str(fx["onnx"]), "--mean", "0.5,0.5"),
+        "--mean 0.5,0.5: give 3",
+    ),
     "task unknown": (_model(lambda t, fx: str(fx["onnx"]), "--task", "detect"), "--task detect: choose one"),
-    "task against the outputs": (_model(lambda t, fx: str(fx["onnx"]), "--task", "yolo-seg"),
-                                 "not yolo-seg; pass --task semantic"),
+    "task against the outputs": (
+        _model(lambda t, fx: str(fx["onnx"]), "--task", "yolo-seg"),
+        "not yolo-seg; pass --task semantic",
+    ),
     "no metadata, no flags": (_model(lambda t, fx: _bare_onnx(t, fx)), "describe the model with --task"),
-    "conf for a semantic model": (_model(lambda t, fx: str(fx["onnx"]), "--conf", "0.5"),
-                                  "--conf: apply to YOLO-seg models"),
+    "conf for a semantic model": (
+        _model(lambda t, fx: str(fx["onnx"]), "--conf", "0.5"),
+        "--conf: apply to YOLO-seg models",
+    ),
     "unknown class to keep": (_model(lambda t, fx: str(fx["onnx"]), "--classes", "cat"), "--classes cat"),
-    "precision for onnx": (_model(lambda t, fx: str(fx["onnx"]), "--precision", "bf16"),
-                           "apply to .pt checkpoints"),
+    "precision for onnx": (
+        _model(lambda t, fx: str(fx["onnx"]), "--precision", "bf16"),
+        "apply to .pt checkpoints",
+    ),
     "save-card is a folder": (_model(lambda t, fx: str(fx["onnx"]), "--save-card", "."), "--save-card"),
 }
 
@@ -142,7 +162,6 @@ CASES: dict[str, tuple[Setup, str]] = {
 @pytest.fixture(scope="module")
 def fx(deeplab, deeplab_ir, tiny_video) -> dict[str, Path]:
     return {"onnx": deeplab[0], "ir": deeplab_ir, "video": tiny_video[0]}
-
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -160,8 +179,9 @@ def test_hostile_input_exits_2_with_one_line(case: str, fx: dict[str, Path], tmp
     assert res.exit_code == 2, (case, res.output)
     assert phrase in one_error_line(res.output)
     assert _snapshot(tmp_path) == before  # nothing written, nothing removed
-    assert not [p for p in tmp_path.rglob("*") if p.is_dir() and p.name in ("out", "masks")
-                and not any(p.iterdir())], "an empty output folder was left"
+    assert not [
+        p for p in tmp_path.rglob("*") if p.is_dir() and p.name in ("out", "masks") and not any(p.iterdir())
+    ], "an empty output folder was left"
 
 
 def test_vfr_mkv_runs_to_the_end(deeplab, vfr_video, tmp_path: Path) -> None:
@@ -204,16 +224,28 @@ def _fail_at(monkeypatch, at: int, exc: BaseException) -> None:
     monkeypatch.setattr(Predictor, "postprocess", failing)
 
 
-@pytest.mark.parametrize("at, exc, code, message", [
-    (4, RuntimeError("boom"), 3, "boom"),  # a bug after 3 masks are on disk: the run's outputs go
-    (1, KeyboardInterrupt(), 130, "interrupted: nothing was written"),  # before the first frame
-])
-def test_a_run_that_stops_without_results_leaves_nothing(deeplab, tiny_video, tmp_path: Path, monkeypatch,
-                                                         at: int, exc: BaseException, code: int,
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    "at, exc, code, message",
+    [
+        (4, RuntimeError("boom"), 3, "boom"),  # a bug after 3 masks are on disk: the run's outputs go
+        (1, KeyboardInterrupt(), 130, "interrupted: nothing was written"),  # before the first frame
+    ],
+)
+def test_a_run_that_stops_without_results_leaves_nothing(
+    deeplab, tiny_video, tmp_path: Path, monkeypatch, at: int, exc: BaseException, code: int, message: str
+) -> None:
     _fail_at(monkeypatch, at, exc)
-    res = _run(tiny_video[0], "--model", deeplab[0], "--out", tmp_path / "o", "--save-masks", "--save-video",
-               "--queue-size", "1")
+    res = _run(
+        tiny_video[0],
+        "--model",
+        deeplab[0],
+        "--out",
+        tmp_path / "o",
+        "--save-masks",
+        "--save-video",
+        "--queue-size",
+        "1",
+    )
     assert res.exit_code == code and message in res.output
     assert not (tmp_path / "o").exists()
 
@@ -223,10 +255,17 @@ def test_interrupt_after_frames_keeps_them_complete(deeplab, tiny_video, tmp_pat
     out = tmp_path / "o"
     res = _run(tiny_video[0], "--model", deeplab[0], "--out", out, "--save-masks", "--queue-size", "1")
     assert res.exit_code == 130
-    assert f"interrupted after 3 frames: {out}/predictions.jsonl holds 3 frames, {out}/masks 3 PNGs" \
+    assert (
+        f"interrupted after 3 frames: {out}/predictions.jsonl holds 3 frames, {out}/masks 3 PNGs"
         in res.output
-    assert sorted(p.name for p in out.rglob("*")) == ["000000.png", "000001.png", "000002.png", "masks",
-                                                      "predictions.jsonl"]
+    )
+    assert sorted(p.name for p in out.rglob("*")) == [
+        "000000.png",
+        "000001.png",
+        "000002.png",
+        "masks",
+        "predictions.jsonl",
+    ]
 
 
 def _long_video(path: Path, frames: int) -> Path:
@@ -254,12 +293,30 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _start_and_signal(model: Path, video: Path, out: Path, sig: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENCV_FFMPEG_LOGLEVEL": "-8"}
-    cmd = [sys.executable, "-m", "prodseg.runtime.cli", str(video), "--model", str(model), "--out", str(out),
-           "--save-masks", "--save-video", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "prodseg.runtime.cli",
+        str(video),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--save-masks",
+        "--save-video",
+        "--threads",
+        "1",
+    ]
     # A job started in the background inherits SIGINT ignored (CI may run the tests that way): give the
     # child Ctrl-C back, as a terminal would.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "masks").is_dir() and len(list((out / "masks").glob("*.png"))) >= 5:
@@ -273,8 +330,9 @@ def _start_and_signal(model: Path, video: Path, out: Path, sig: int) -> subproce
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_keeps_complete_frames_and_says_what_is_there(deeplab, long_video, tmp_path: Path,
-                                                                 sig: int, code: int) -> None:
+def test_interrupt_keeps_complete_frames_and_says_what_is_there(
+    deeplab, long_video, tmp_path: Path, sig: int, code: int
+) -> None:
     out = tmp_path / "o"
     res = _start_and_signal(deeplab[0], long_video, out, sig)
     lines = res.stderr.strip().splitlines()

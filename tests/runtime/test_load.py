@@ -101,11 +101,13 @@ def test_openvino_ir_needs_sidecar(deeplab_ir, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_runtime_import_and_onnx_load_leave_torch_out(deeplab) -> None:
-    code = ("import sys, numpy as np, prodseg.runtime as rt, prodseg.runtime.pipeline, prodseg.runtime.cli\n"
-            f"p = rt.load({str(deeplab[0])!r})\n"
-            "p.predict(np.zeros((40, 50, 3), np.uint8))\n"
-            "bad = [m for m in ('torch', 'prodseg.train', 'prodseg.export') if m in sys.modules]\n"
-            "print('LEAKED', bad) if bad else print('CLEAN')\n")
+    code = (
+        "import sys, numpy as np, prodseg.runtime as rt, prodseg.runtime.pipeline, prodseg.runtime.cli\n"
+        f"p = rt.load({str(deeplab[0])!r})\n"
+        "p.predict(np.zeros((40, 50, 3), np.uint8))\n"
+        "bad = [m for m in ('torch', 'prodseg.train', 'prodseg.export') if m in sys.modules]\n"
+        "print('LEAKED', bad) if bad else print('CLEAN')\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "CLEAN", out.stdout + out.stderr
 

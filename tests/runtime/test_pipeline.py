@@ -41,8 +41,9 @@ def test_file_source_keeps_every_frame_in_order(deeplab, tiny_video) -> None:
     first = next(iter(open_source(tiny_video[0])))
     direct = pred.predict_frame(first)
     again: list[np.ndarray] = []
-    run_pipeline(open_source(tiny_video[0]), pred, max_frames=1,
-                 on_result=lambda f, p: again.append(p.label_map))
+    run_pipeline(
+        open_source(tiny_video[0]), pred, max_frames=1, on_result=lambda f, p: again.append(p.label_map)
+    )
     assert len(again) == 1 and np.array_equal(again[0], direct.label_map)
 
 

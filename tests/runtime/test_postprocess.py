@@ -106,10 +106,16 @@ def _yolo_case(frame_hw: tuple[int, int], boxes: int = 12):
     pred[0, 4 + rng.integers(0, 3, boxes), idx] = rng.uniform(0.5, 0.95, boxes)
     pred[0][7:, idx] = rng.normal(0, 1, (32, boxes))
     protos = np.stack([cv2.GaussianBlur(p, (0, 0), 2) * 10 for p in rng.normal(0, 1, (32, 32, 32))])
-    meta = ArtifactMetadata(arch="yolov8_seg", class_names=["background", "a", "b", "c"],
-                            class_colors=[[0, 0, 0]] * 4, input_size=[128, 128], mean=[0, 0, 0],
-                            std=[1, 1, 1],
-                            output_kind="yolo_seg", resize="letterbox")
+    meta = ArtifactMetadata(
+        arch="yolov8_seg",
+        class_names=["background", "a", "b", "c"],
+        class_colors=[[0, 0, 0]] * 4,
+        input_size=[128, 128],
+        mean=[0, 0, 0],
+        std=[1, 1, 1],
+        output_kind="yolo_seg",
+        resize="letterbox",
+    )
     outputs = {"output0": pred, "output1": protos[None].astype(np.float32)}
     return outputs, meta, geometry(frame_hw, (128, 128), "letterbox")
 

@@ -40,10 +40,13 @@ def test_unreadable_image_stops_and_is_reported(tmp_path: Path) -> None:
     assert len(list(src)) == 1 and src.decode_error == 1
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("/nonexistent/clip.mp4", "no such video, image folder, camera index or URL"),
-    ("97", "camera 97: cannot open this camera"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("/nonexistent/clip.mp4", "no such video, image folder, camera index or URL"),
+        ("97", "camera 97: cannot open this camera"),
+    ],
+)
 def test_bad_specs_are_bad_input(spec: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         open_source(spec)
@@ -76,14 +79,17 @@ def test_variable_frame_rate_mkv_decodes_to_the_end(vfr_video: tuple[Path, list[
     assert [f.timestamp_s for f in frames] == pytest.approx(expected, abs=2e-3)
 
 
-@pytest.mark.parametrize("decoded, count, fps, last, gap, early", [
-    (13, 30, 30.0, 0.4, 1 / 30, True),  # truncated CFR file
-    (30, 30, 30.0, 29 / 30, 1 / 30, False),  # complete
-    (29, 30, 30.0, 28 / 30, 1 / 30, True),  # one frame missing
-    (21, 68, 30.0, 2.248, 0.4, False),  # VFR Matroska: count is an estimate, time reached the end
-    (5, 68, 30.0, 0.4, 0.4, True),  # VFR file cut short
-    (5, None, 30.0, 0.1, 0.03, False),  # no count known
-])
+@pytest.mark.parametrize(
+    "decoded, count, fps, last, gap, early",
+    [
+        (13, 30, 30.0, 0.4, 1 / 30, True),  # truncated CFR file
+        (30, 30, 30.0, 29 / 30, 1 / 30, False),  # complete
+        (29, 30, 30.0, 28 / 30, 1 / 30, True),  # one frame missing
+        (21, 68, 30.0, 2.248, 0.4, False),  # VFR Matroska: count is an estimate, time reached the end
+        (5, 68, 30.0, 0.4, 0.4, True),  # VFR file cut short
+        (5, None, 30.0, 0.1, 0.03, False),  # no count known
+    ],
+)
 def test_stopped_early(decoded, count, fps, last, gap, early) -> None:
     from prodseg.runtime.sources import stopped_early
 

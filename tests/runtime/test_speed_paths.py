@@ -26,9 +26,13 @@ def conv_model(path: Path, dtype: str = "float32", inputs: int = 1) -> Path:
     graph_inputs = [helper.make_tensor_value_info("images", elem, ["n", 3, 8, 12])]
     if inputs == 2:
         graph_inputs.append(helper.make_tensor_value_info("extra", elem, [1]))
-    graph = helper.make_graph(nodes, "conv", graph_inputs,
-                              [helper.make_tensor_value_info("out", elem, ["n", 2, 8, 12])],
-                              [numpy_helper.from_array(w.astype(dtype), "w")])
+    graph = helper.make_graph(
+        nodes,
+        "conv",
+        graph_inputs,
+        [helper.make_tensor_value_info("out", elem, ["n", 2, 8, 12])],
+        [numpy_helper.from_array(w.astype(dtype), "w")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -44,8 +48,9 @@ def test_onnx_uint8_input_equals_python_preprocessing(tmp_path: Path) -> None:
     path = conv_model(tmp_path / "m.onnx")
     fused = ort.InferenceSession(uint8_bgr_input(str(path), MEAN, STD))
     plain = ort.InferenceSession(str(path))
-    assert [(i.name, i.type, i.shape) for i in fused.get_inputs()] == [("images", "tensor(uint8)",
-                                                                          ["n", 8, 12, 3])]
+    assert [(i.name, i.type, i.shape) for i in fused.get_inputs()] == [
+        ("images", "tensor(uint8)", ["n", 8, 12, 3])
+    ]
     bgr = pixels()
     want = plain.run(None, {"images": to_nchw(bgr, normalize_lut(MEAN, STD), bgr=True)})[0]
     got = fused.run(None, {"images": bgr[None]})[0]
@@ -61,8 +66,9 @@ def test_onnx_fp16_model_gets_a_cast(tmp_path: Path) -> None:
     path = conv_model(tmp_path / "h.onnx", dtype="float16")
     fused = ort.InferenceSession(uint8_bgr_input(str(path), [0, 0, 0], [1, 1, 1]))
     bgr = pixels()
-    want = ort.InferenceSession(str(path)).run(None, {"images": to_nchw(
-        bgr, normalize_lut([0, 0, 0], [1, 1, 1]), bgr=True, dtype=np.float16)})[0]
+    want = ort.InferenceSession(str(path)).run(
+        None, {"images": to_nchw(bgr, normalize_lut([0, 0, 0], [1, 1, 1]), bgr=True, dtype=np.float16)}
+    )[0]
     np.testing.assert_allclose(fused.run(None, {"images": bgr[None]})[0], want, atol=2e-3)
 
 

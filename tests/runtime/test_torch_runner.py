@@ -19,8 +19,14 @@ def test_checkpoint_agrees_with_its_onnx_export(checkpoint: Path, shelf_frame, t
     assert pt.backend == "torch" and pt.meta.input_size == [64, 96]
     assert len(pt.meta.source_checkpoint_sha256) == 64
     onnx_path = tmp_path / "m.onnx"
-    torch.onnx.export(pt.runner.module, torch.zeros(1, 3, 64, 96), str(onnx_path), input_names=["images"],
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        pt.runner.module,
+        torch.zeros(1, 3, 64, 96),
+        str(onnx_path),
+        input_names=["images"],
+        opset_version=17,
+        dynamo=False,
+    )
     model = onnx.load(str(onnx_path))
     for k, v in pt.meta.to_props().items():
         e = model.metadata_props.add()

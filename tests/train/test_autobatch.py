@@ -56,14 +56,21 @@ def test_config_accepts_a_number_or_auto(value, want) -> None:
     assert cfg.training.hyperparameters.batch_size == want
 
 
-@pytest.mark.parametrize("key, value, phrase", [
-    ("training.hyperparameters.batch_size", "eight", "batch_size: expected int or 'auto', got 'eight'"),
-    ("training.hyperparameters.batch_size", 0, "batch_size: 0 is out of range"),
-    ("training.hyperparameters.batch_size", 2.5, "batch_size: expected int or 'auto', got 2.5"),
-    ("training.hyperparameters.effective_batch_size", 0, "effective_batch_size: 0 is out of range"),
-    ("training.batch_memory_fraction", 0, "batch_memory_fraction: 0.0 is out of range (> 0.0 and <= 1.0)"),
-    ("training.batch_memory_fraction", 1.5, "batch_memory_fraction: 1.5 is out of range"),
-])
+@pytest.mark.parametrize(
+    "key, value, phrase",
+    [
+        ("training.hyperparameters.batch_size", "eight", "batch_size: expected int or 'auto', got 'eight'"),
+        ("training.hyperparameters.batch_size", 0, "batch_size: 0 is out of range"),
+        ("training.hyperparameters.batch_size", 2.5, "batch_size: expected int or 'auto', got 2.5"),
+        ("training.hyperparameters.effective_batch_size", 0, "effective_batch_size: 0 is out of range"),
+        (
+            "training.batch_memory_fraction",
+            0,
+            "batch_memory_fraction: 0.0 is out of range (> 0.0 and <= 1.0)",
+        ),
+        ("training.batch_memory_fraction", 1.5, "batch_memory_fraction: 1.5 is out of range"),
+    ],
+)
 def test_config_refuses(key, value, phrase) -> None:
     with pytest.raises(ConfigError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
         load_config(None, {key: value})
@@ -84,13 +91,22 @@ def test_auto_on_the_command_line_keeps_the_configs_effective_batch(tmp_path: Pa
 @pytest.fixture
 def tiny_cfg(tiny_dataset: Path, tmp_path: Path):
     def make(**overrides):
-        base = {"model.architecture": "unet", "model.num_classes": 10, "data.root": str(tiny_dataset),
-                "data.image_size": 64,
-                "training.hyperparameters.amp": False, "training.device": "cpu",
-                "training.hyperparameters.num_epochs": 1, "training.hyperparameters.precise_bn_batches": 0,
-                "logging.out_dir": str(tmp_path / "out"), "logging.mlflow": False,
-                "logging.tensorboard": False, "data.num_workers": 0}
+        base = {
+            "model.architecture": "unet",
+            "model.num_classes": 10,
+            "data.root": str(tiny_dataset),
+            "data.image_size": 64,
+            "training.hyperparameters.amp": False,
+            "training.device": "cpu",
+            "training.hyperparameters.num_epochs": 1,
+            "training.hyperparameters.precise_bn_batches": 0,
+            "logging.out_dir": str(tmp_path / "out"),
+            "logging.mlflow": False,
+            "logging.tensorboard": False,
+            "data.num_workers": 0,
+        }
         return load_config(None, {**base, **overrides})
+
     return make
 
 
@@ -140,8 +156,9 @@ def test_a_small_budget_keeps_the_effective_batch_through_accumulation(tiny_cfg,
 
     monkeypatch.setattr(autobatch, "measure_footprint", fake)
     monkeypatch.setitem(autobatch.AVAILABLE, "cpu", lambda device: 260_000_000)
-    cfg = tiny_cfg(**{"training.hyperparameters.batch_size": "auto",
-                      "training.hyperparameters.effective_batch_size": 8})
+    cfg = tiny_cfg(
+        **{"training.hyperparameters.batch_size": "auto", "training.hyperparameters.effective_batch_size": 8}
+    )
     with caplog.at_level("INFO", logger="prodseg.train"):
         result = fit(cfg, progress=False)
     assert calls == [2, 4]
@@ -167,8 +184,9 @@ def quiet_config(folder: Path) -> str:
 
 OOM_ERRORS = {
     "cuda": lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    "cpu allocator": lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
-                                          "allocate 123456789 bytes. Error code 12"),
+    "cpu allocator": lambda: RuntimeError(
+        "DefaultCPUAllocator: can't allocate memory: you tried to allocate 123456789 bytes. Error code 12"
+    ),
     "MemoryError": MemoryError,
 }
 
@@ -187,16 +205,40 @@ def test_out_of_memory_stops_in_one_line_and_keeps_last_pt(tiny_dataset, tmp_pat
 
     monkeypatch.setattr(fit_module, "train_one_epoch", second_epoch_runs_out)
     out = tmp_path / "out"
-    args = ["--config", quiet_config(tmp_path), "--arch", "unet", "--image-size", "64", "--epochs", "2",
-            "--batch-size", "4", "--device", "cpu", "--no-amp", "--workers", "0", "--no-progress",
-            "--data", str(tiny_dataset), "--out", str(out)]
+    args = [
+        "--config",
+        quiet_config(tmp_path),
+        "--arch",
+        "unet",
+        "--image-size",
+        "64",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--no-amp",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--data",
+        str(tiny_dataset),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(train_main, args)
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
     assert lines[0].startswith("error: training.hyperparameters.batch_size: out of memory training batch 4 ")
-    for phrase in ("image size 64x64", "--batch-size auto", "--accumulate-grad-batches", "--image-size",
-                   "gradient_checkpointing"):
+    for phrase in (
+        "image size 64x64",
+        "--batch-size auto",
+        "--accumulate-grad-batches",
+        "--image-size",
+        "gradient_checkpointing",
+    ):
         assert phrase in lines[0]
     (run,) = out.iterdir()
     assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 1  # the finished epoch's
@@ -210,9 +252,28 @@ def test_out_of_memory_in_the_first_epoch_leaves_no_run_folder(tiny_dataset, tmp
 
     monkeypatch.setattr(fit_module, "train_one_epoch", runs_out)
     out = tmp_path / "out"
-    result = CliRunner().invoke(train_main, [
-        "--config", quiet_config(tmp_path), "--arch", "unet", "--image-size", "64", "--epochs", "1",
-        "--device", "cpu", "--no-progress", "--data", str(tiny_dataset), "--out", str(out), "--workers", "0"])
+    result = CliRunner().invoke(
+        train_main,
+        [
+            "--config",
+            quiet_config(tmp_path),
+            "--arch",
+            "unet",
+            "--image-size",
+            "64",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+        ],
+    )
     assert result.exit_code == 2 and result.stderr.startswith("error: training.hyperparameters.batch_size")
     assert not out.exists() or not any(out.iterdir())
 

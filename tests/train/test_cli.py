@@ -72,8 +72,22 @@ def test_image_size_must_be_multiples_of_32():
 
 def train_one_epoch(config: str, data, out, *extra: str):
     """prodseg-train CONFIG on `data` for one epoch at 64x64, batch 4, into `out`."""
-    args = ["--config", config, "--data", str(data), "--epochs", "1", "--image-size", "64",
-            "--batch-size", "4", "--out", str(out), "--no-progress", *extra]
+    args = [
+        "--config",
+        config,
+        "--data",
+        str(data),
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
     return CliRunner().invoke(main, args)
 
 
@@ -135,6 +149,7 @@ def test_resume_with_a_config_warns_about_settings_that_differ_from_the_checkpoi
     same = build_config(str(tmp_path / "same.yaml"), str(ckpt), {"epochs": 9, "out": "/elsewhere"})
     assert warn_resume_drift(str(ckpt), same) == [] and "differ" not in caplog.text
     build_config(str(tmp_path / "same.yaml"), str(ckpt), {"batch_size": 2, "learning_rate": 0.5})
-    assert ("2 setting(s) differ from the checkpoint's and the new values apply: "
-            "training.hyperparameters.batch_size 4 -> 2, training.hyperparameters.learning_rate 0.005 -> 0.5"
-            ) in caplog.text
+    assert (
+        "2 setting(s) differ from the checkpoint's and the new values apply: "
+        "training.hyperparameters.batch_size 4 -> 2, training.hyperparameters.learning_rate 0.005 -> 0.5"
+    ) in caplog.text

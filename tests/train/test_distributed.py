@@ -125,8 +125,18 @@ def test_collectives_in_a_real_two_process_gloo_group(tmp_path: Path) -> None:
 # --- torchrun training runs -------------------------------------------------------------------------
 
 TRAIN = [
-    "--arch", "unet", "--image-size", "64", "--augmentation-strength", "0",
-    "--device", "cpu", "--no-amp", "--workers", "0", "--no-progress",
+    "--arch",
+    "unet",
+    "--image-size",
+    "64",
+    "--augmentation-strength",
+    "0",
+    "--device",
+    "cpu",
+    "--no-amp",
+    "--workers",
+    "0",
+    "--no-progress",
 ]
 
 
@@ -137,7 +147,11 @@ def _train(args: list[str], torchrun: bool, cwd: Path) -> None:
         env.pop(key, None)
     proc = subprocess.run(
         [sys.executable, *launcher, "-m", "prodseg.train", *TRAIN, *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -152,10 +166,14 @@ def _constant_lr_config(folder: Path, gradient_checkpointing: bool) -> Path:
     from prodseg.config import load_config
     from prodseg.train.cli import resolve_config_path
 
-    cfg = load_config(resolve_config_path("fast_cpu"), {
-        "training.scheduler.type": "constant", "training.scheduler.warmup_epochs": 0,
-        "model.gradient_checkpointing": gradient_checkpointing,
-    })
+    cfg = load_config(
+        resolve_config_path("fast_cpu"),
+        {
+            "training.scheduler.type": "constant",
+            "training.scheduler.warmup_epochs": 0,
+            "model.gradient_checkpointing": gradient_checkpointing,
+        },
+    )
     path = folder / f"constant_ckpt{int(gradient_checkpointing)}.yaml"
     path.write_text(cfg.to_yaml())
     return path
@@ -182,8 +200,11 @@ def test_two_processes_match_one_and_resume_under_ddp(ddp_data: Path, tmp_path: 
     check that it works inside DDP."""
     data = ["--config", str(_constant_lr_config(tmp_path, False)), "--data", str(ddp_data)]
     one, two = tmp_path / "one", tmp_path / "two"
-    _train([*data, "--epochs", "2", "--batch-size", "1", "--accumulate-grad-batches", "2",
-            "--out", str(one)], torchrun=False, cwd=tmp_path)
+    _train(
+        [*data, "--epochs", "2", "--batch-size", "1", "--accumulate-grad-batches", "2", "--out", str(one)],
+        torchrun=False,
+        cwd=tmp_path,
+    )
     data = ["--config", str(_constant_lr_config(tmp_path, True)), "--data", str(ddp_data)]
     _train([*data, "--epochs", "1", "--batch-size", "2", "--out", str(two)], torchrun=True, cwd=tmp_path)
     (run_two,) = [p for p in two.iterdir() if p.is_dir() and p.name.startswith("unet-")]  # rank 0's only

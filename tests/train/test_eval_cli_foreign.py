@@ -18,8 +18,10 @@ from foreign_models import SHELF10, export_semantic  # noqa: E402
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("foreign_eval")
-    return {"static": export_semantic(d / "seg.onnx"),
-            "dynamic": export_semantic(d / "dyn.onnx", dynamic=True)}
+    return {
+        "static": export_semantic(d / "seg.onnx"),
+        "dynamic": export_semantic(d / "dyn.onnx", dynamic=True),
+    }
 
 
 def evaluate(*args: object) -> object:
@@ -29,24 +31,49 @@ def evaluate(*args: object) -> object:
 @pytest.mark.parametrize("kind, extra", [("static", []), ("dynamic", ["--input-size", "96x128"])])
 def test_semantic_onnx_with_flags_only(models, tiny_dataset: Path, tmp_path: Path, kind: str, extra) -> None:
     card = tmp_path / "card.json"
-    res = evaluate("--model", models[kind], "--data", tiny_dataset, "--task", "semantic",
-                   "--names", tiny_dataset / "classes.yaml", *extra, "--save-card", card)
+    res = evaluate(
+        "--model",
+        models[kind],
+        "--data",
+        tiny_dataset,
+        "--task",
+        "semantic",
+        "--names",
+        tiny_dataset / "classes.yaml",
+        *extra,
+        "--save-card",
+        card,
+    )
     assert res.exit_code == 0, res.output
     assert "mIoU" in res.output
     assert json.loads(card.read_text())["class_names"] == SHELF10
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["--task", "semantic", "--names", "a,b"], "--names gives 2 names but the model outputs 10 classes"),
-    (["--task", "semantic"], "has no prodseg metadata; describe the model with --task"),
-    (["--mean", "1,2"], "--mean 1,2: give 3 comma-separated numbers"),
-    (["--task", "panoptic"], "--task panoptic: choose one of semantic, yolo-seg"),
-    (["--task", "semantic", "--names", ",".join(SHELF10), "--input-size", "65x64"],
-     "takes a fixed 64x64 input"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["--task", "semantic", "--names", "a,b"], "--names gives 2 names but the model outputs 10 classes"),
+        (["--task", "semantic"], "has no prodseg metadata; describe the model with --task"),
+        (["--mean", "1,2"], "--mean 1,2: give 3 comma-separated numbers"),
+        (["--task", "panoptic"], "--task panoptic: choose one of semantic, yolo-seg"),
+        (
+            ["--task", "semantic", "--names", ",".join(SHELF10), "--input-size", "65x64"],
+            "takes a fixed 64x64 input",
+        ),
+    ],
+)
 def test_bad_model_flags_are_one_line(models, tiny_dataset: Path, tmp_path: Path, args, phrase: str) -> None:
-    res = evaluate("--model", models["static"], "--data", tiny_dataset, *args, "--report", tmp_path / "rep",
-                   "--save-card", tmp_path / "card.json")
+    res = evaluate(
+        "--model",
+        models["static"],
+        "--data",
+        tiny_dataset,
+        *args,
+        "--report",
+        tmp_path / "rep",
+        "--save-card",
+        tmp_path / "card.json",
+    )
     lines = res.output.strip().splitlines()
     assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.output
     assert phrase in lines[0] and "Traceback" not in res.output

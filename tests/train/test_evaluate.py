@@ -75,8 +75,9 @@ def test_checkpoints_run_through_the_runtimes_torch_runner(tiny_dataset, tmp_pat
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.models import build_model
 
-    cfg = load_config(None, {"model.backbone": "mobilenet_v2", "model.num_classes": 10,
-                             "data.image_size": [64, 64]})
+    cfg = load_config(
+        None, {"model.backbone": "mobilenet_v2", "model.num_classes": 10, "data.image_size": [64, 64]}
+    )
     classes = ShelfDataset(tiny_dataset).classes
     path = save_checkpoint(
         tmp_path / "m.pt",
@@ -127,8 +128,10 @@ class GroundTruthInstances:
         self.shift = class_shift
 
     def with_instances(self, stem, image):
-        found = [{"class_id": (i.class_id + self.shift - 1) % 9 + 1, "score": 1.0, "mask": i.mask}
-                 for i in self.records[stem].instances]
+        found = [
+            {"class_id": (i.class_id + self.shift - 1) % 9 + 1, "score": 1.0, "mask": i.mask}
+            for i in self.records[stem].instances
+        ]
         return self.masks[stem], found
 
 
@@ -152,11 +155,20 @@ def test_yolo_checkpoint_gives_instances_at_image_size_and_mask_map(tiny_dataset
     from prodseg.train.checkpoint import build_checkpoint, save_checkpoint
     from prodseg.train.models import build_model
 
-    cfg = load_config(None, {"model.architecture": "yolov8_seg", "model.num_classes": 9,
-                             "model.confidence_threshold": 0.001, "data.image_size": [64, 64]})
+    cfg = load_config(
+        None,
+        {
+            "model.architecture": "yolov8_seg",
+            "model.num_classes": 9,
+            "model.confidence_threshold": 0.001,
+            "data.image_size": [64, 64],
+        },
+    )
     classes = ShelfDataset(tiny_dataset).classes
-    path = save_checkpoint(tmp_path / "y.pt", build_checkpoint(
-        build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]))
+    path = save_checkpoint(
+        tmp_path / "y.pt",
+        build_checkpoint(build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]),
+    )
     predictor = load_label_maps(path)
     assert predictor.instance_output
     sample = ShelfDataset(tiny_dataset).split("val")[0]
@@ -208,8 +220,19 @@ def test_plain_folders_of_masks_score_without_a_dataset(tiny_dataset, tmp_path):
         mask = read_mask(s.mask)
         write_mask(truth / f"{s.stem}.png", mask)
         write_mask(preds / f"{s.stem}.png", np.where(mask == 255, 0, mask).astype(np.uint8))
-    res = CliRunner().invoke(main, ["--predictions", str(preds), "--gt", str(truth), "--classes",
-                                    str(tiny_dataset / "classes.yaml"), "--report", str(tmp_path / "rep")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "--predictions",
+            str(preds),
+            "--gt",
+            str(truth),
+            "--classes",
+            str(tiny_dataset / "classes.yaml"),
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "mIoU 1.0000" in res.output and "price_tag" in res.output
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())

@@ -19,8 +19,11 @@ def test_an_unset_class_count_comes_from_classes_yaml(tiny_dataset, arch, expect
 
 def test_a_config_that_disagrees_with_the_dataset_names_both(tiny_dataset) -> None:
     cfg = load_config(None, {"model.num_classes": 4, "data.root": str(tiny_dataset)})
-    with pytest.raises(ConfigError, match=r"model.num_classes: the config says 4 but .*classes.yaml lists 10 "
-                                          r"classes \(background, shelf, price_tag"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.num_classes: the config says 4 but .*classes.yaml lists 10 "
+        r"classes \(background, shelf, price_tag",
+    ):
         resolve_classes(cfg, ShelfDataset(tiny_dataset))
     agreeing = load_config(None, {"model.num_classes": 10, "data.root": str(tiny_dataset)})
     assert resolve_classes(agreeing, ShelfDataset(tiny_dataset)) is agreeing

@@ -20,8 +20,12 @@ from prodseg.train.checkpoint import load_checkpoint
 def _stepped() -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Sequential(nn.Conv2d(4, 2, 1)))
-    optimizer = torch.optim.AdamW([{"params": model[0].parameters()},
-                                   {"params": [*model[1].parameters(), *model[2].parameters()], "lr": 0.1}])
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model[0].parameters()},
+            {"params": [*model[1].parameters(), *model[2].parameters()], "lr": 0.1},
+        ]
+    )
     model(torch.randn(2, 3, 4, 4)).sum().backward()
     optimizer.step()
     return model, optimizer
@@ -61,8 +65,24 @@ def test_single_process_leaves_the_model_and_state_alone(monkeypatch: pytest.Mon
         assert not torch.is_grad_enabled()
 
 
-TRAIN = ["--config", "fast_cpu", "--arch", "unet", "--image-size", "64", "--augmentation-strength", "0",
-         "--device", "cpu", "--no-amp", "--workers", "0", "--no-progress", "--batch-size", "4"]
+TRAIN = [
+    "--config",
+    "fast_cpu",
+    "--arch",
+    "unet",
+    "--image-size",
+    "64",
+    "--augmentation-strength",
+    "0",
+    "--device",
+    "cpu",
+    "--no-amp",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--batch-size",
+    "4",
+]
 
 
 def _torchrun(args: list[str], cwd: Path) -> None:
@@ -70,9 +90,23 @@ def _torchrun(args: list[str], cwd: Path) -> None:
     for key in distributed.TORCHRUN_ENV:
         env.pop(key, None)
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "prodseg.train", *TRAIN, *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "prodseg.train",
+            *TRAIN,
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -85,8 +119,10 @@ def test_fsdp_matches_ddp_after_two_steps_and_resumes(tmp_path: Path) -> None:
 
     data = generate_dataset(tmp_path / "data", images=10, size=64, seed=5)
     for strategy in ("ddp", "fsdp"):
-        _torchrun(["--data", str(data), "--epochs", "1", "--strategy", strategy,
-                   "--out", str(tmp_path / strategy)], tmp_path)
+        _torchrun(
+            ["--data", str(data), "--epochs", "1", "--strategy", strategy, "--out", str(tmp_path / strategy)],
+            tmp_path,
+        )
     (ddp,) = (tmp_path / "ddp").glob("unet-*/last.pt")
     (fsdp,) = (tmp_path / "fsdp").glob("unet-*/last.pt")
     a, b = load_checkpoint(ddp), load_checkpoint(fsdp)  # the same single-file format

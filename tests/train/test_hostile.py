@@ -22,9 +22,19 @@ from prodseg.train.eval_cli import main as eval_main
 from tests.hostile import check_error
 
 # Fast settings for the cases whose only fault is the dataset or the output folder.
-FAST = ["--config", "fast_cpu", "--image-size", "64", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-        "--no-progress"]
-
+FAST = [
+    "--config",
+    "fast_cpu",
+    "--image-size",
+    "64",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def copy_dataset(src: Path, tmp_path: Path) -> Path:
@@ -47,6 +57,7 @@ def put_label(root: Path, split: str, value: int = 200) -> Path:
 
 
 # --- datasets: each corrupts a copy of tiny_dataset and returns (root, phrase the error must hold) ---
+
 
 def _label_200(root: Path) -> str:
     return f"{put_label(root, 'train')}: label values [200] are outside the 10 classes of classes.yaml"
@@ -155,8 +166,9 @@ def test_train_refuses_a_bad_dataset_before_the_run_folder(tiny_dataset, tmp_pat
     args = [*FAST, "--data", str(root), "--out", str(out), "--workers", workers]
     line = check_error(CliRunner().invoke(train_main, args), phrase)
     if "label" in case:
-        assert "; fix these masks, or list the missing classes in classes.yaml and set model.num_classes" \
-            in line
+        assert (
+            "; fix these masks, or list the missing classes in classes.yaml and set model.num_classes" in line
+        )
         assert f"`prodseg-data check {root}` lists every problem" in line
     assert not out.exists()
 
@@ -204,8 +216,11 @@ def nested(dotted: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("key, value, phrase", CONFIGS, ids=[f"{k}={v}" for k, v, _ in CONFIGS])
 def test_train_refuses_a_bad_config_value(tiny_dataset, tmp_path, key, value, phrase):
     path = tmp_path / "bad.yaml"
-    text = yaml.safe_dump(nested(key, "VALUE")).replace("VALUE", str(value)) if isinstance(value, str) \
-        and value.startswith(".") else yaml.safe_dump(nested(key, value))
+    text = (
+        yaml.safe_dump(nested(key, "VALUE")).replace("VALUE", str(value))
+        if isinstance(value, str) and value.startswith(".")
+        else yaml.safe_dump(nested(key, value))
+    )
     path.write_text(text)
     out = tmp_path / "out"
     args = ["--config", str(path), "--data", str(tiny_dataset), "--out", str(out)]
@@ -217,8 +232,10 @@ def test_train_refuses_a_bad_config_value(tiny_dataset, tmp_path, key, value, ph
 # --- the same values as command-line options: refused by the same validation, naming the same key ---
 
 OPTIONS: list[tuple[list[str], str]] = [
-    (["--image-size", "100"], "command line: data.image_size: [100, 100] is not allowed; height and width "
-                              "must be multiples of 32"),
+    (
+        ["--image-size", "100"],
+        "command line: data.image_size: [100, 100] is not allowed; height and width must be multiples of 32",
+    ),
     (["--image-size", "0"], "command line: data.image_size[0]: 0 is out of range"),
     (["--image-size", "big"], "command line: data.image_size: 'big' is not allowed; give SIZE or HxW"),
     (["--learning-rate", "nan"], "command line: training.hyperparameters.learning_rate: expected float"),
@@ -265,6 +282,7 @@ def test_train_refuses_a_config_file_that_is_no_config(tmp_path, content, phrase
 
 # --- output folders ---
 
+
 def _out_is_a_file(tmp_path: Path) -> tuple[Path, str]:
     out = tmp_path / "out.txt"
     out.write_text("keep me")
@@ -293,8 +311,10 @@ def test_train_refuses_an_unusable_out_before_any_work(tiny_dataset, tmp_path, c
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
-                    reason="root writes into read-only folders")
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+    reason="root writes into read-only folders",
+)
 def test_train_refuses_an_unwritable_out(tiny_dataset, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
@@ -310,14 +330,26 @@ def test_train_refuses_an_unwritable_out(tiny_dataset, tmp_path):
 def test_register_without_mlflow_is_refused_up_front(tiny_dataset, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"logging": {"mlflow": False}}))
-    result = CliRunner().invoke(train_main, ["--config", str(cfg), "--data", str(tiny_dataset), "--out",
-                                             str(tmp_path / "out"), "--register", "shelves"])
+    result = CliRunner().invoke(
+        train_main,
+        [
+            "--config",
+            str(cfg),
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "out"),
+            "--register",
+            "shelves",
+        ],
+    )
     check_error(result, "--register shelves: needs MLflow tracking; set logging.mlflow: true")
     assert not (tmp_path / "out").exists()
 
 
-def test_a_file_broken_after_the_check_fails_in_a_loader_worker_as_one_line(tiny_dataset, tmp_path,
-                                                                             monkeypatch):
+def test_a_file_broken_after_the_check_fails_in_a_loader_worker_as_one_line(
+    tiny_dataset, tmp_path, monkeypatch
+):
     """A BadInput inside a DataLoader worker still ends as one line and exit 2, and the run folder goes."""
     import prodseg.data.check as check
 
@@ -336,6 +368,7 @@ def test_a_file_broken_after_the_check_fails_in_a_loader_worker_as_one_line(tiny
 
 # --- prodseg-tune ---
 
+
 def tune_config(tmp_path: Path, data: Path, search: dict[str, Any]) -> Path:
     from tests.train.test_tune import tiny_config, write_config
 
@@ -344,17 +377,27 @@ def tune_config(tmp_path: Path, data: Path, search: dict[str, Any]) -> Path:
 
 LR = {"training.hyperparameters.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}}
 TUNE_CASES: list[tuple[str, dict[str, Any], str]] = [
-    ("negative grad clip range", {"training.hyperparameters.grad_clip_norm": {"type": "float", "low": -1.0,
-                                                                             "high": 5.0}},
-     "search.training.hyperparameters.grad_clip_norm = -1.0: training.hyperparameters.grad_clip_norm: "
-     "-1.0 is out of range (>= 0.0)"),
-    ("image size off the lattice", {"data.image_size": {"type": "int", "low": 64, "high": 128}},
-     "search.data.image_size = 65: data.image_size: [65, 65] is not allowed"),
-    ("nan bound", {"training.hyperparameters.learning_rate": {"type": "float", "low": float("nan"),
-                                                              "high": 1e-2}},
-     "search.training.hyperparameters.learning_rate: low nan is not a finite number"),
-    ("betas beyond 1", {"training.optimizer.betas": {"type": "categorical", "choices": [[0.9, 1.1]]}},
-     "search.training.optimizer.betas: choice [0.9, 1.1] is not a string, number, bool or null"),
+    (
+        "negative grad clip range",
+        {"training.hyperparameters.grad_clip_norm": {"type": "float", "low": -1.0, "high": 5.0}},
+        "search.training.hyperparameters.grad_clip_norm = -1.0: training.hyperparameters.grad_clip_norm: "
+        "-1.0 is out of range (>= 0.0)",
+    ),
+    (
+        "image size off the lattice",
+        {"data.image_size": {"type": "int", "low": 64, "high": 128}},
+        "search.data.image_size = 65: data.image_size: [65, 65] is not allowed",
+    ),
+    (
+        "nan bound",
+        {"training.hyperparameters.learning_rate": {"type": "float", "low": float("nan"), "high": 1e-2}},
+        "search.training.hyperparameters.learning_rate: low nan is not a finite number",
+    ),
+    (
+        "betas beyond 1",
+        {"training.optimizer.betas": {"type": "categorical", "choices": [[0.9, 1.1]]}},
+        "search.training.optimizer.betas: choice [0.9, 1.1] is not a string, number, bool or null",
+    ),
 ]
 
 
@@ -365,8 +408,9 @@ def test_tune_refuses_a_search_range_the_config_would_refuse(tiny_dataset, tmp_p
     _, search, phrase = next(c for c in TUNE_CASES if c[0] == case)
     cfg = tune_config(tmp_path, tiny_dataset, search)
     out = tmp_path / "out"
-    check_error(CliRunner().invoke(tune_main, ["--config", str(cfg), "--trials", "1", "--out", str(out)]),
-                phrase)
+    check_error(
+        CliRunner().invoke(tune_main, ["--config", str(cfg), "--trials", "1", "--out", str(out)]), phrase
+    )
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
@@ -378,8 +422,9 @@ def test_tune_refuses_a_bad_dataset_before_any_trial(tiny_dataset, tmp_path, cas
     phrase = DATASETS[case](root)
     cfg = tune_config(tmp_path, root, LR)
     out = tmp_path / "out"
-    check_error(CliRunner().invoke(tune_main, ["--config", str(cfg), "--trials", "1", "--out", str(out)]),
-                phrase)
+    check_error(
+        CliRunner().invoke(tune_main, ["--config", str(cfg), "--trials", "1", "--out", str(out)]), phrase
+    )
     assert not out.exists()
 
 
@@ -390,8 +435,9 @@ def test_tune_refuses_an_unusable_out(tiny_dataset, tmp_path, case):
     out, phrase = OUTPUTS[case](tmp_path)
     cfg = tune_config(tmp_path, tiny_dataset, LR)
     before = snapshot(tmp_path)
-    check_error(CliRunner().invoke(tune_main, ["--config", str(cfg), "--trials", "1", "--out", str(out)]),
-                phrase)
+    check_error(
+        CliRunner().invoke(tune_main, ["--config", str(cfg), "--trials", "1", "--out", str(out)]), phrase
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -407,6 +453,7 @@ def test_tune_leaves_no_out_folder_when_the_study_cannot_open(tiny_dataset, tmp_
 
 # --- prodseg-eval (scoring saved masks: no model needed) ---
 
+
 def eval_args(root: Path, predictions: Path, *extra: str) -> list[str]:
     return ["--predictions", str(predictions), "--data", str(root), *extra]
 
@@ -421,17 +468,23 @@ def test_eval_refuses_a_bad_dataset_before_scoring(tiny_dataset, tmp_path, case)
     else:
         phrase = DATASETS[case](root)
     report = tmp_path / "report"
-    line = check_error(CliRunner().invoke(eval_main, eval_args(root, tiny_dataset / "masks", "--report",
-                                                               str(report))), phrase)
+    line = check_error(
+        CliRunner().invoke(eval_main, eval_args(root, tiny_dataset / "masks", "--report", str(report))),
+        phrase,
+    )
     if "label values" in line:
         assert "set model.num_classes" in line
     assert not report.exists()
 
 
-@pytest.mark.parametrize("extra, phrase", [
-    (["--split", "../../etc/passwd"], "--split ../../etc/passwd: give a split name"),
-    (["--device", "gpu"], "--device gpu: choose auto, cpu, cuda or cuda:N"),
-], ids=["split outside the dataset", "device"])
+@pytest.mark.parametrize(
+    "extra, phrase",
+    [
+        (["--split", "../../etc/passwd"], "--split ../../etc/passwd: give a split name"),
+        (["--device", "gpu"], "--device gpu: choose auto, cpu, cuda or cuda:N"),
+    ],
+    ids=["split outside the dataset", "device"],
+)
 def test_eval_refuses_bad_options(tiny_dataset, tmp_path, extra, phrase):
     result = CliRunner().invoke(eval_main, eval_args(tiny_dataset, tiny_dataset / "masks", *extra))
     check_error(result, phrase)
@@ -448,6 +501,7 @@ def test_eval_refuses_an_unusable_report_folder(tiny_dataset, tmp_path, case):
 
 
 # --- the pieces behind the dataset cases ---
+
 
 def test_check_samples_names_the_first_problem_and_counts_them(tiny_dataset, tmp_path):
     from prodseg.data.check import check_samples
@@ -470,8 +524,10 @@ def test_check_samples_names_the_first_problem_and_counts_them(tiny_dataset, tmp
 def test_a_worker_traceback_shrinks_back_to_its_message():
     from prodseg.data.torch_datasets import DataError
 
-    text = ("Caught DataError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
-            '  File "x.py", line 1, in f\n    raise DataError(msg)\n'
-            "prodseg.data.torch_datasets.DataError: /d/images/a.jpg: cannot decode the image; replace it\n")
+    text = (
+        "Caught DataError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    raise DataError(msg)\n'
+        "prodseg.data.torch_datasets.DataError: /d/images/a.jpg: cannot decode the image; replace it\n"
+    )
     assert str(DataError(text)) == "/d/images/a.jpg: cannot decode the image; replace it"
     assert str(DataError("/d/a.png: plain: message")) == "/d/a.png: plain: message"

@@ -14,14 +14,29 @@ from prodseg.train import autobatch
 from prodseg.train.cli import main as train_main
 from tests.hostile import check_error
 
-FAST = ["--config", "fast_cpu", "--arch", "unet", "--image-size", "64", "--epochs", "1", "--device", "cpu",
-        "--no-amp", "--workers", "0", "--no-progress"]
-
+FAST = [
+    "--config",
+    "fast_cpu",
+    "--arch",
+    "unet",
+    "--image-size",
+    "64",
+    "--epochs",
+    "1",
+    "--device",
+    "cpu",
+    "--no-amp",
+    "--workers",
+    "0",
+    "--no-progress",
+]
 
 
 OPTIONS: list[tuple[list[str], str]] = [
-    (["--batch-size", "eight"], "command line: training.hyperparameters.batch_size: expected int or 'auto', "
-                                "got 'eight'"),
+    (
+        ["--batch-size", "eight"],
+        "command line: training.hyperparameters.batch_size: expected int or 'auto', got 'eight'",
+    ),
     (["--batch-size", "0"], "command line: training.hyperparameters.batch_size: 0 is out of range"),
     (["--batch-size", "-3"], "command line: training.hyperparameters.batch_size: -3 is out of range"),
     (["--batch-size", "2.5"], "training.hyperparameters.batch_size: expected int or 'auto', got '2.5'"),
@@ -44,11 +59,15 @@ CONFIGS: list[tuple[dict, str]] = [
     ({"training": {"hyperparameters": {"batch_size": [4]}}}, "batch_size: expected int or 'auto', got [4]"),
     ({"training": {"hyperparameters": {"batch_size": "max"}}}, "batch_size: expected int or 'auto'"),
     ({"training": {"hyperparameters": {"effective_batch_size": 0}}}, "effective_batch_size: 0 is out of"),
-    ({"training": {"hyperparameters": {"effective_batch_size": "auto"}}}, "effective_batch_size: expected int"
-                                                                          ", got 'auto'"),
+    (
+        {"training": {"hyperparameters": {"effective_batch_size": "auto"}}},
+        "effective_batch_size: expected int, got 'auto'",
+    ),
     ({"training": {"batch_memory_fraction": -0.5}}, "training.batch_memory_fraction: -0.5 is out of range"),
-    ({"training": {"distributed": {"strategy": "zero"}}},
-     "training.distributed.strategy: 'zero' is not allowed; choose one of ddp, fsdp"),
+    (
+        {"training": {"distributed": {"strategy": "zero"}}},
+        "training.distributed.strategy: 'zero' is not allowed; choose one of ddp, fsdp",
+    ),
     ({"training": {"distributed": 3}}, "'training.distributed' must be a mapping, got int"),
     ({"training": {"distributed": {"shards": 2}}}, "unknown key 'training.distributed.shards'"),
     ({"data": {"bucket_by_aspect": "yes"}}, "data.bucket_by_aspect: expected bool, got 'yes'"),
@@ -60,8 +79,9 @@ def test_bad_config_value(tiny_dataset: Path, tmp_path: Path, raw: dict, phrase:
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
-    result = CliRunner().invoke(train_main, ["--config", str(path), "--data", str(tiny_dataset), "--out",
-                                             str(out)])
+    result = CliRunner().invoke(
+        train_main, ["--config", str(path), "--data", str(tiny_dataset), "--out", str(out)]
+    )
     line = check_error(result, phrase)
     assert line.startswith(f"error: {path}: ")
     assert not out.exists()
@@ -70,7 +90,8 @@ def test_bad_config_value(tiny_dataset: Path, tmp_path: Path, raw: dict, phrase:
 def test_auto_where_nothing_fits(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(autobatch.AVAILABLE, "cpu", lambda device: 4096)
     out = tmp_path / "out"
-    result = CliRunner().invoke(train_main, [*FAST, "--data", str(tiny_dataset), "--out", str(out),
-                                             "--batch-size", "auto"])
+    result = CliRunner().invoke(
+        train_main, [*FAST, "--data", str(tiny_dataset), "--out", str(out), "--batch-size", "auto"]
+    )
     check_error(result, "training.hyperparameters.batch_size: auto found that not even 2 images of 64x64 fit")
     assert not out.exists()

@@ -76,11 +76,14 @@ def test_build_loss_class_weights_and_focal_settings() -> None:
     assert total == pytest.approx((LOSS_A + 3 * LOSS_B) / 4 + 2 * (LOSS_A + LOSS_B) / 2, abs=1e-6)
 
 
-@pytest.mark.parametrize(("cfg", "words"), [
-    (TrainingConfig(loss={"lovasz": 1.0}), ["lovasz", "ce, focal, dice"]),
-    (TrainingConfig(loss={"ce": 0.0}), ["positive weight"]),
-    (TrainingConfig(class_weights=[1.0, 2.0, 3.0]), ["3 values for 2 classes"]),
-])
+@pytest.mark.parametrize(
+    ("cfg", "words"),
+    [
+        (TrainingConfig(loss={"lovasz": 1.0}), ["lovasz", "ce, focal, dice"]),
+        (TrainingConfig(loss={"ce": 0.0}), ["positive weight"]),
+        (TrainingConfig(class_weights=[1.0, 2.0, 3.0]), ["3 values for 2 classes"]),
+    ],
+)
 def test_build_loss_errors_name_the_problem(cfg: TrainingConfig, words: list[str]) -> None:
     with pytest.raises(ConfigError) as err:
         build_loss(cfg, 2)

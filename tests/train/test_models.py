@@ -14,9 +14,12 @@ from prodseg.train.models import MODELS, SegModel, build_model
 from prodseg.train.models.checkpointing import enable_checkpointing
 from prodseg.train.models.yolo_targets import yolo_targets
 
-SMP = {"deeplabv3plus": ModelConfig(architecture="deeplabv3plus", backbone="resnet18", num_classes=4),
-       "unet": ModelConfig(architecture="unet", encoder_name="mobilenet_v2", num_classes=4,
-                           decoder_channels=[64, 32, 16, 8, 8])}
+SMP = {
+    "deeplabv3plus": ModelConfig(architecture="deeplabv3plus", backbone="resnet18", num_classes=4),
+    "unet": ModelConfig(
+        architecture="unet", encoder_name="mobilenet_v2", num_classes=4, decoder_channels=[64, 32, 16, 8, 8]
+    ),
+}
 YOLO = ModelConfig(architecture="yolov8_seg", num_classes=3)
 
 
@@ -135,8 +138,9 @@ def crafted(conf_a: float, conf_b: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize(("conf_a", "conf_b", "overlap"), [(0.9, 0.6, 1), (0.6, 0.9, 2)])
-def test_yolo_predict_semantic_paints_most_confident_last(yolo: SegModel, conf_a: float, conf_b: float,
-                                                         overlap: int) -> None:
+def test_yolo_predict_semantic_paints_most_confident_last(
+    yolo: SegModel, conf_a: float, conf_b: float, overlap: int
+) -> None:
     model = build_model(dataclasses.replace(YOLO, num_classes=2)) if yolo.nc != 2 else yolo
     labels = model.predict_semantic(crafted(conf_a, conf_b), (32, 32))[0]
     assert labels[8, 8] == 1 and labels[24, 24] == 2 and labels[16, 16] == overlap

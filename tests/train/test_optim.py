@@ -141,8 +141,9 @@ def test_by_default_one_group_holds_every_trainable_parameter():
 
 def test_ultralytics_groups_put_biases_first_and_norm_weights_without_decay():
     model = ConvBN()
-    opt = build_optimizer(model, cfg(**{"hyperparameters.weight_decay": 0.01,
-                                        "optimizer.decay_bias_and_norm": False}))
+    opt = build_optimizer(
+        model, cfg(**{"hyperparameters.weight_decay": 0.01, "optimizer.decay_bias_and_norm": False})
+    )
     groups = {g["name"]: g for g in opt.param_groups}
     assert [g["name"] for g in opt.param_groups] == ["bias", "decay", "no_decay"]
     ids = {name: {id(p) for p in g["params"]} for name, g in groups.items()}
@@ -153,16 +154,26 @@ def test_ultralytics_groups_put_biases_first_and_norm_weights_without_decay():
 
 
 def test_bias_warmup_alone_splits_the_groups_but_keeps_their_decay():
-    opt = build_optimizer(ConvBN(), cfg(**{"hyperparameters.weight_decay": 0.01,
-                                           "scheduler.warmup_bias_lr": 0.1}))
+    opt = build_optimizer(
+        ConvBN(), cfg(**{"hyperparameters.weight_decay": 0.01, "scheduler.warmup_bias_lr": 0.1})
+    )
     assert [(g["name"], g["weight_decay"]) for g in opt.param_groups] == [
-        ("bias", 0.01), ("decay", 0.01), ("no_decay", 0.01)]
+        ("bias", 0.01),
+        ("decay", 0.01),
+        ("no_decay", 0.01),
+    ]
 
 
 def test_biases_warm_up_from_warmup_bias_lr_down_to_the_schedule():
-    train = cfg(**{"hyperparameters.learning_rate": 0.01, "hyperparameters.num_epochs": 2,
-                   "scheduler.warmup_epochs": 1, "scheduler.warmup_bias_lr": 0.1,
-                   "optimizer.decay_bias_and_norm": False})
+    train = cfg(
+        **{
+            "hyperparameters.learning_rate": 0.01,
+            "hyperparameters.num_epochs": 2,
+            "scheduler.warmup_epochs": 1,
+            "scheduler.warmup_bias_lr": 0.1,
+            "optimizer.decay_bias_and_norm": False,
+        }
+    )
     opt = build_optimizer(ConvBN(), train)
     sched = build_scheduler(opt, train, steps_per_epoch=4)
     bias_lrs, weight_lrs = [], []
@@ -179,8 +190,14 @@ def test_biases_warm_up_from_warmup_bias_lr_down_to_the_schedule():
 
 
 def _scheduler(epochs: int, steps: int = 0):
-    train = cfg(**{"hyperparameters.learning_rate": 1.0, "hyperparameters.num_epochs": epochs,
-                   "scheduler.warmup_epochs": 1, "scheduler.min_lr": 0.01})
+    train = cfg(
+        **{
+            "hyperparameters.learning_rate": 1.0,
+            "hyperparameters.num_epochs": epochs,
+            "scheduler.warmup_epochs": 1,
+            "scheduler.min_lr": 0.01,
+        }
+    )
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = build_scheduler(opt, train, steps_per_epoch=10)
     for _ in range(steps):

@@ -45,8 +45,9 @@ def test_ema_follows_ultralytics_formula_on_floats_only():
     assert ema.factor(10**6) == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize(("key", "value"), [("decay", 1.0), ("decay", 0.0), ("decay", -0.5), ("tau", 0),
-                                            ("tau", -1)])
+@pytest.mark.parametrize(
+    ("key", "value"), [("decay", 1.0), ("decay", 0.0), ("decay", -0.5), ("tau", 0), ("tau", -1)]
+)
 def test_ema_settings_out_of_range_are_config_errors(key, value):
     with pytest.raises(ConfigError, match=f"training.ema.{key}"):
         load_config(None, {f"training.ema.{key}": value})
@@ -114,11 +115,14 @@ def test_yolo_val_scores_detections_below_the_deployed_threshold(tiny_dataset, t
     from prodseg.train.evaluate import load_label_maps
     from prodseg.train.models import build_model
 
-    cfg = load_config(None, {"model.architecture": "yolov8_seg", "model.num_classes": 9,
-                             "data.image_size": [64, 64]})
+    cfg = load_config(
+        None, {"model.architecture": "yolov8_seg", "model.num_classes": 9, "data.image_size": [64, 64]}
+    )
     classes = ShelfDataset(tiny_dataset).classes
-    path = save_checkpoint(tmp_path / "y.pt", build_checkpoint(
-        build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]))
+    path = save_checkpoint(
+        tmp_path / "y.pt",
+        build_checkpoint(build_model(cfg.model), cfg, list(classes.names), [list(c) for c in classes.colors]),
+    )
     predictor = load_label_maps(path)
     sample = ShelfDataset(tiny_dataset).split("val")[0]
     image = read_image(sample.image)
@@ -133,13 +137,24 @@ def test_yolo_val_scores_detections_below_the_deployed_threshold(tiny_dataset, t
 
 def fit_cfg(root, out, **over):
     base = {
-        "model.backbone": "mobilenet_v2", "model.aspp_dilate": [2, 4, 6], "data.root": str(root),
-        "data.image_size": [64, 64], "data.num_workers": 0, "logging.out_dir": str(out),
-        "logging.tensorboard": False, "logging.mlflow": False, "logging.sample_images": 0,
-        "training.hyperparameters.batch_size": 4, "training.hyperparameters.num_epochs": 2,
-        "training.hyperparameters.amp": False, "training.hyperparameters.learning_rate": 0.01,
-        "training.scheduler.warmup_epochs": 0.5, "training.device": "cpu",
-        "training.ema.enabled": True, "training.ema.tau": 2.0, "training.ema.decay": 0.9,
+        "model.backbone": "mobilenet_v2",
+        "model.aspp_dilate": [2, 4, 6],
+        "data.root": str(root),
+        "data.image_size": [64, 64],
+        "data.num_workers": 0,
+        "logging.out_dir": str(out),
+        "logging.tensorboard": False,
+        "logging.mlflow": False,
+        "logging.sample_images": 0,
+        "training.hyperparameters.batch_size": 4,
+        "training.hyperparameters.num_epochs": 2,
+        "training.hyperparameters.amp": False,
+        "training.hyperparameters.learning_rate": 0.01,
+        "training.scheduler.warmup_epochs": 0.5,
+        "training.device": "cpu",
+        "training.ema.enabled": True,
+        "training.ema.tau": 2.0,
+        "training.ema.decay": 0.9,
         "training.hyperparameters.precise_bn_batches": 1,
     }
     return load_config(None, {**base, **over})
@@ -170,8 +185,9 @@ def test_resume_with_ema_is_bit_exact_and_checkpoints_hold_the_average(tiny_data
         y = b["model"] if part == "model" else b["ema"]["live_model"]
         for key, tensor in x.items():
             assert torch.equal(tensor, y[key]), (part, key)
-    assert any(not torch.equal(v, a["ema"]["live_model"][k]) for k, v in a["model"].items()
-               if v.is_floating_point())  # the average is not the live weights
+    assert any(
+        not torch.equal(v, a["ema"]["live_model"][k]) for k, v in a["model"].items() if v.is_floating_point()
+    )  # the average is not the live weights
     assert [r["val/miou"] for r in a["history"]] == [r["val/miou"] for r in b["history"]]
     best = load_checkpoint(straight.run_dir / "best.pt")
     assert "ema" in best and best["epoch"] == straight.best_epoch
@@ -181,13 +197,25 @@ def test_resume_with_ema_is_bit_exact_and_checkpoints_hold_the_average(tiny_data
 def test_extending_a_finished_run_keeps_the_lr_low_and_says_so(tiny_dataset, tmp_path, caplog):
     from prodseg.train.fit import fit
 
-    done = fit(fit_cfg(tiny_dataset, tmp_path, **{"training.hyperparameters.num_epochs": 1,
-                                                  "training.ema.enabled": False}), progress=False)
+    done = fit(
+        fit_cfg(
+            tiny_dataset,
+            tmp_path,
+            **{"training.hyperparameters.num_epochs": 1, "training.ema.enabled": False},
+        ),
+        progress=False,
+    )
     end_lr = done.history[-1]["train/lr"]
     with caplog.at_level("INFO", logger="prodseg.train"):
-        longer = fit(fit_cfg(tiny_dataset, tmp_path, **{"training.hyperparameters.num_epochs": 3,
-                                                        "training.ema.enabled": False}),
-                     resume=done.run_dir / "last.pt", progress=False)
+        longer = fit(
+            fit_cfg(
+                tiny_dataset,
+                tmp_path,
+                **{"training.hyperparameters.num_epochs": 3, "training.ema.enabled": False},
+            ),
+            resume=done.run_dir / "last.pt",
+            progress=False,
+        )
     assert "LR schedule is re-planned from step" in caplog.text
     assert [r["train/lr"] for r in longer.history[1:]] == pytest.approx([end_lr, end_lr])  # no jump back up
 
@@ -196,10 +224,27 @@ def test_extending_a_finished_run_keeps_the_lr_low_and_says_so(tiny_dataset, tmp
 def test_compare_script_prints_both_trainers_and_their_ratio(tiny_dataset, tmp_path):
     env = {**os.environ, "YOLO_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "compare_ultralytics_train.py"), str(tiny_dataset),
-         "--epochs", "1", "--imgsz", "64", "--batch", "4", "--out", str(tmp_path / "work"),
-         "--json", str(tmp_path / "r.json")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+        [
+            sys.executable,
+            str(REPO / "scripts" / "compare_ultralytics_train.py"),
+            str(tiny_dataset),
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--batch",
+            "4",
+            "--out",
+            str(tmp_path / "work"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert any(line.split()[:1] == ["prodseg"] and len(line.split()) == 5 for line in lines)

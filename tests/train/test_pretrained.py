@@ -19,8 +19,9 @@ from prodseg.config import ModelConfig
 from prodseg.errors import BadInput, ConfigError
 from prodseg.train.models import build_model
 
-UNET = ModelConfig(architecture="unet", encoder_name="resnet18", num_classes=3,
-                   decoder_channels=[32, 16, 8, 8, 8])
+UNET = ModelConfig(
+    architecture="unet", encoder_name="resnet18", num_classes=3, decoder_channels=[32, 16, 8, 8, 8]
+)
 
 
 @pytest.fixture()
@@ -84,8 +85,9 @@ def test_weights_file_errors(tmp_path: Path) -> None:
         build_model(dataclasses.replace(UNET, weights=str(junk)))
 
 
-def test_yolo_pretrained_without_file_names_both_remedies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_yolo_pretrained_without_file_names_both_remedies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ultralytics.utils import SETTINGS
 
     monkeypatch.setitem(SETTINGS, "weights_dir", str(tmp_path / "weights"))
@@ -142,7 +144,8 @@ def local_server() -> Iterator[tuple[str, type[_Files]]]:
 
 
 def test_encoder_weights_are_downloaded_through_the_hub_client_into_its_cache(
-        hf_cache: Path, local_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    hf_cache: Path, local_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     url, handler = local_server
     reference = build_model(UNET).net.encoder.state_dict()
     blob = tmp_path / "blob.safetensors"
@@ -152,8 +155,11 @@ def test_encoder_weights_are_downloaded_through_the_hub_client_into_its_cache(
     path = f"/{settings['repo_id']}/resolve/{settings['revision']}/model.safetensors"
     handler.files = {path: blob.read_bytes()}
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        url + "/{repo_id}/resolve/{revision}/{filename}",
+    )
     monkeypatch.delenv("PRODSEG_OFFLINE", raising=False)
     loaded = build_model(dataclasses.replace(UNET, encoder_weights="imagenet")).net.encoder.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in reference.items())
@@ -165,12 +171,16 @@ def test_encoder_weights_are_downloaded_through_the_hub_client_into_its_cache(
     assert not any(r.startswith("GET") for r in handler.requests)
 
 
-def test_a_failed_download_names_the_file_and_weights_flag(hf_cache: Path, local_server,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_download_names_the_file_and_weights_flag(
+    hf_cache: Path, local_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url, _ = local_server  # serves nothing: every file is a 404
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", url)
-    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                        url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        huggingface_hub.constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        url + "/{repo_id}/resolve/{revision}/{filename}",
+    )
     monkeypatch.delenv("PRODSEG_OFFLINE", raising=False)
     with pytest.raises(ConfigError, match=r"failed; either pass --weights PATH .*model\.safetensors"):
         build_model(dataclasses.replace(UNET, encoder_weights="imagenet"))
@@ -186,7 +196,8 @@ def test_offline_nothing_is_requested(hf_cache: Path, local_server, monkeypatch:
 
 
 def test_yolo_weights_are_downloaded_with_ultralytics_downloader(
-        local_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    local_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from ultralytics import YOLO
     from ultralytics.utils import SETTINGS
 

@@ -37,21 +37,24 @@ PRUNING_SEED = 37
 def tiny_config(data: Path | str, out: Path | str, search: dict[str, Any] | None = None) -> dict[str, Any]:
     """fast_cpu at 64x64 on CPU, 2 epochs, no trackers, loss {ce: 1.0}: the tests' base config as a dict."""
     cfg = load_config(resolve_config_path("fast_cpu"))
-    cfg = apply_overrides(cfg, {
-        "data.root": str(data),
-        "data.image_size": [64, 64],
-        # Batch 2 gives 4-5 optimizer steps per epoch on the 9 training images: enough for a good learning
-        # rate to beat a hopeless one already at epoch 1 (batch 4 left both at untrained mIoU).
-        "training.hyperparameters.batch_size": 2,
-        "training.hyperparameters.num_epochs": 2,
-        "training.hyperparameters.precise_bn_batches": 4,
-        "training.scheduler.warmup_epochs": 0,
-        "training.device": "cpu",
-        "logging.out_dir": str(out),
-        "logging.mlflow": False,
-        "logging.tensorboard": False,
-        "logging.sample_images": 0,
-    })
+    cfg = apply_overrides(
+        cfg,
+        {
+            "data.root": str(data),
+            "data.image_size": [64, 64],
+            # Batch 2 gives 4-5 optimizer steps per epoch on the 9 training images: enough for a good learning
+            # rate to beat a hopeless one already at epoch 1 (batch 4 left both at untrained mIoU).
+            "training.hyperparameters.batch_size": 2,
+            "training.hyperparameters.num_epochs": 2,
+            "training.hyperparameters.precise_bn_batches": 4,
+            "training.scheduler.warmup_epochs": 0,
+            "training.device": "cpu",
+            "logging.out_dir": str(out),
+            "logging.mlflow": False,
+            "logging.tensorboard": False,
+            "logging.sample_images": 0,
+        },
+    )
     raw = cfg.to_dict()
     raw["training"]["loss"] = {"ce": 1.0}
     raw["search"] = search if search is not None else PRUNING_SPACE
@@ -79,46 +82,91 @@ def with_search(base_cfg, search: Any):
 @pytest.mark.parametrize(
     "key,spec,message",
     [
-        (LR, {"type": "floaty", "low": 1, "high": 2},
-         f"search.{LR}: unknown type 'floaty'; use one of float, int, categorical"),
+        (
+            LR,
+            {"type": "floaty", "low": 1, "high": 2},
+            f"search.{LR}: unknown type 'floaty'; use one of float, int, categorical",
+        ),
         (LR, {"type": "float", "high": 0.1}, f"search.{LR}: type float needs low and high (missing low)"),
-        ("model.backbone", {"type": "categorical"},
-         "search.model.backbone: type categorical needs choices (missing choices)"),
-        ("model.backbone", {"type": "categorical", "choices": []},
-         "search.model.backbone: choices must be a non-empty list"),
-        (LR, {"type": "float", "low": 0.1, "high": 0.01},
-         f"search.{LR}: low 0.1 > high 0.01; swap them so that low <= high"),
-        (LR, {"type": "float", "low": 0.0, "high": 0.01, "log": True},
-         f"search.{LR}: log: true needs low > 0 (got 0.0); raise low or drop log"),
+        (
+            "model.backbone",
+            {"type": "categorical"},
+            "search.model.backbone: type categorical needs choices (missing choices)",
+        ),
+        (
+            "model.backbone",
+            {"type": "categorical", "choices": []},
+            "search.model.backbone: choices must be a non-empty list",
+        ),
+        (
+            LR,
+            {"type": "float", "low": 0.1, "high": 0.01},
+            f"search.{LR}: low 0.1 > high 0.01; swap them so that low <= high",
+        ),
+        (
+            LR,
+            {"type": "float", "low": 0.0, "high": 0.01, "log": True},
+            f"search.{LR}: log: true needs low > 0 (got 0.0); raise low or drop log",
+        ),
         (LR, {"type": "float", "low": "a", "high": 0.01}, f"search.{LR}: low 'a' is not a finite number"),
         (LR, {"type": "float", "low": float("nan"), "high": 0.01}, f"search.{LR}: low nan is not a finite"),
         (LR, {"type": "float", "low": 1e-3, "high": float("inf")}, f"search.{LR}: high inf is not a finite"),
-        ("training.hyperparameters.batch_size", {"type": "int", "low": 2.5, "high": 8},
-         "search.training.hyperparameters.batch_size: low 2.5 is not an integer"),
-        (LR, {"type": "float", "lo": 0.1, "low": 0.1, "high": 1},
-         f"search.{LR}: unknown field 'lo' for type float; allowed: type, low, high, log, step"),
+        (
+            "training.hyperparameters.batch_size",
+            {"type": "int", "low": 2.5, "high": 8},
+            "search.training.hyperparameters.batch_size: low 2.5 is not an integer",
+        ),
+        (
+            LR,
+            {"type": "float", "lo": 0.1, "low": 0.1, "high": 1},
+            f"search.{LR}: unknown field 'lo' for type float; allowed: type, low, high, log, step",
+        ),
         (LR, 0.01, f"search.{LR}: expected a mapping like {{type: float, low: 0.1, high: 1.0}}, got 0.01"),
-        ("training.hyperparameters.lr", {"type": "float", "low": 0.1, "high": 1},
-         "unknown key 'training.hyperparameters.lr'; allowed keys there: accumulate_grad_batches, amp"),
-        ("training.augmentation.strength", {"type": "float", "low": 0.5, "high": 3.0},
-         "training.augmentation.strength: 3.0 is out of range (0.0 .. 2.0)"),
-        ("model.architecture", {"type": "categorical", "choices": ["unet", "segformer"]},
-         "model.architecture: 'segformer' is not allowed; choose one of deeplabv3plus, unet, yolov8_seg"),
-        ("training.loss.dicee", {"type": "float", "low": 0.0, "high": 1.0},
-         "training.loss: {'ce': 1.0, 'dicee': 0.0} is not allowed; unknown loss 'dicee'; choose from ce"),
+        (
+            "training.hyperparameters.lr",
+            {"type": "float", "low": 0.1, "high": 1},
+            "unknown key 'training.hyperparameters.lr'; allowed keys there: accumulate_grad_batches, amp",
+        ),
+        (
+            "training.augmentation.strength",
+            {"type": "float", "low": 0.5, "high": 3.0},
+            "training.augmentation.strength: 3.0 is out of range (0.0 .. 2.0)",
+        ),
+        (
+            "model.architecture",
+            {"type": "categorical", "choices": ["unet", "segformer"]},
+            "model.architecture: 'segformer' is not allowed; choose one of deeplabv3plus, unet, yolov8_seg",
+        ),
+        (
+            "training.loss.dicee",
+            {"type": "float", "low": 0.0, "high": 1.0},
+            "training.loss: {'ce': 1.0, 'dicee': 0.0} is not allowed; unknown loss 'dicee'; choose from ce",
+        ),
         # The config refuses a negative clip norm (it would reverse every gradient): so does the search.
-        ("training.hyperparameters.grad_clip_norm", {"type": "float", "low": -1.0, "high": 5.0},
-         "search.training.hyperparameters.grad_clip_norm = -1.0: training.hyperparameters.grad_clip_norm: "
-         "-1.0 is out of range (>= 0.0)"),
-        ("training.hyperparameters.grad_clip_norm", {"type": "categorical", "choices": [None, 1.0, -2.0]},
-         "grad_clip_norm: -2.0 is out of range"),
+        (
+            "training.hyperparameters.grad_clip_norm",
+            {"type": "float", "low": -1.0, "high": 5.0},
+            "search.training.hyperparameters.grad_clip_norm = -1.0: training.hyperparameters.grad_clip_norm: "
+            "-1.0 is out of range (>= 0.0)",
+        ),
+        (
+            "training.hyperparameters.grad_clip_norm",
+            {"type": "categorical", "choices": [None, 1.0, -2.0]},
+            "grad_clip_norm: -2.0 is out of range",
+        ),
         # Rules on a lattice: every size must be a multiple of 32, which a range without a step breaks.
-        ("data.image_size", {"type": "int", "low": 64, "high": 256},
-         "search.data.image_size = 65: data.image_size: [65, 65] is not allowed; height and width must be "
-         "multiples of 32"),
+        (
+            "data.image_size",
+            {"type": "int", "low": 64, "high": 256},
+            "search.data.image_size = 65: data.image_size: [65, 65] is not allowed; height and width must be "
+            "multiples of 32",
+        ),
         ("training.hyperparameters.seed", {"type": "int", "low": 0, "high": 2**40}, "is out of range (0 .."),
-        ("training.optimizer.betas", {"type": "float", "low": 0.5, "high": 0.9},
-         "training.optimizer.betas: expected a list, got 0.5"),
+        (
+            "training.optimizer.betas",
+            {"type": "float", "low": 0.5, "high": 0.9},
+            "training.optimizer.betas: expected a list, got 0.5",
+        ),
     ],
 )
 def test_bad_search_space_names_the_key_and_the_remedy(base_cfg, key, spec, message):
@@ -155,9 +203,14 @@ FULL_SPACE = {
 
 def test_fixed_trial_values_become_the_trial_config(base_cfg):
     space = parse_search_space(with_search(base_cfg, FULL_SPACE))
-    fixed = {LR: 0.003, "training.hyperparameters.weight_decay": 1e-5, "training.loss.dice": 0.25,
-             "training.augmentation.strength": 1.25, "model.backbone": "resnet18",
-             "training.hyperparameters.batch_size": 6}
+    fixed = {
+        LR: 0.003,
+        "training.hyperparameters.weight_decay": 1e-5,
+        "training.loss.dice": 0.25,
+        "training.augmentation.strength": 1.25,
+        "model.backbone": "resnet18",
+        "training.hyperparameters.batch_size": 6,
+    }
     params = sample(optuna.trial.FixedTrial(fixed), space)
     assert params == fixed
     cfg = trial_config(with_search(base_cfg, FULL_SPACE), params, "/tmp/x/trials")
@@ -201,8 +254,12 @@ def test_a_null_choice_sets_an_optional_key_to_null(base_cfg):
     clip = "training.hyperparameters.grad_clip_norm"
     space = parse_search_space(with_search(base_cfg, {clip: {"type": "categorical", "choices": [None, 1.0]}}))
     assert base_cfg.training.hyperparameters.grad_clip_norm == 5.0
-    assert trial_config(base_cfg, sample(optuna.trial.FixedTrial({clip: None}), space)) \
-        .training.hyperparameters.grad_clip_norm is None
+    assert (
+        trial_config(
+            base_cfg, sample(optuna.trial.FixedTrial({clip: None}), space)
+        ).training.hyperparameters.grad_clip_norm
+        is None
+    )
     assert trial_config(base_cfg, {clip: 1.0}).training.hyperparameters.grad_clip_norm == 1.0
     with pytest.raises(ConfigError, match=r"learning_rate: expected float \(a finite number\), got None"):
         parse_search_space(with_search(base_cfg, {LR: {"type": "categorical", "choices": [None]}}), "c")
@@ -223,9 +280,11 @@ def test_pruner_keeps_the_warmup_epochs_and_then_prunes_below_the_median(tmp_pat
     study = open_study(TuneOptions(out=tmp_path, trials=1, study_name="p", startup_trials=1, warmup_epochs=1))
     assert study.direction.name == "MAXIMIZE"
     dist = optuna.distributions.FloatDistribution(0.0, 1.0)
-    study.add_trial(optuna.trial.create_trial(
-        params={"x": 0.5}, distributions={"x": dist}, value=0.5, intermediate_values={1: 0.4, 2: 0.5}
-    ))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.5}, distributions={"x": dist}, value=0.5, intermediate_values={1: 0.4, 2: 0.5}
+        )
+    )
     trial = study.ask()
     trial.report(0.1, 1)
     assert not trial.should_prune()  # epoch 1 is the warm-up
@@ -243,15 +302,22 @@ def test_unusable_storage_url_is_bad_input(tmp_path):
 def stored_study(values: list[float | None]):
     """An in-memory study with finished trials (None = pruned at epoch 1) over two params."""
     study = optuna.create_study(direction="maximize", study_name="s")
-    dists = {LR: optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
-             "model.backbone": optuna.distributions.CategoricalDistribution(["mobilenet_v2", "resnet18"])}
+    dists = {
+        LR: optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+        "model.backbone": optuna.distributions.CategoricalDistribution(["mobilenet_v2", "resnet18"]),
+    }
     for i, value in enumerate(values):
         state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.PRUNED
-        study.add_trial(optuna.trial.create_trial(
-            params={LR: 1e-3 * (i + 1), "model.backbone": "resnet18"}, distributions=dists, state=state,
-            value=value, intermediate_values={1: 0.01 * (i + 1), **({2: value} if value is not None else {})},
-            user_attrs={"run_dir": f"runs/t{i}", **({} if value is not None else {"pruned_at_epoch": 1})},
-        ))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={LR: 1e-3 * (i + 1), "model.backbone": "resnet18"},
+                distributions=dists,
+                state=state,
+                value=value,
+                intermediate_values={1: 0.01 * (i + 1), **({2: value} if value is not None else {})},
+                user_attrs={"run_dir": f"runs/t{i}", **({} if value is not None else {"pruned_at_epoch": 1})},
+            )
+        )
     return study
 
 
@@ -262,7 +328,10 @@ def test_reports_cover_every_trial_and_degenerate_plots_are_skipped(tmp_path):
     path = write_trials_csv(study, tmp_path / "trials.csv")
     rows = list(csv.DictReader(path.open()))
     assert [(r["number"], r["state"], r["run_dir"], r["pruned_at_epoch"]) for r in rows] == [
-        ("0", "COMPLETE", "runs/t0", ""), ("1", "PRUNED", "runs/t1", "1"), ("2", "COMPLETE", "runs/t2", "")]
+        ("0", "COMPLETE", "runs/t0", ""),
+        ("1", "PRUNED", "runs/t1", "1"),
+        ("2", "COMPLETE", "runs/t2", ""),
+    ]
     assert float(rows[1][LR]) == 0.002 and rows[0]["model.backbone"] == "resnet18"
     console = Console(width=120, record=True)
     console.print(trials_table(study))
@@ -281,8 +350,9 @@ def test_study_prunes_completes_and_the_best_config_trains(tiny_dataset, tmp_pat
 
     base = load_config(write_config(tmp_path / "tune.yaml", tiny_config(tiny_dataset, tmp_path / "runs")))
     out = tmp_path / "tune"
-    opts = TuneOptions(out=out, trials=4, study_name="t", startup_trials=1, warmup_epochs=0,
-                       seed=PRUNING_SEED)
+    opts = TuneOptions(
+        out=out, trials=4, study_name="t", startup_trials=1, warmup_epochs=0, seed=PRUNING_SEED
+    )
     result = tune(base, opts, "tune.yaml")
 
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{out / 'tune.db'}")
@@ -336,8 +406,16 @@ def test_workers_starting_together_on_a_new_storage_all_open_the_study(tmp_path)
 
     start = str(time.time() + 8)  # after every interpreter has imported optuna
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), start], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(tmp_path), start],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _, err in results]
     assert [out.strip() for out, _ in results] == ["race"] * 3

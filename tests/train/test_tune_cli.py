@@ -31,8 +31,10 @@ def error_line(result) -> str:
     "search,message",
     [
         ({}, "the search block is empty"),
-        ({"training.hyperparameters.lr": {"type": "float", "low": 0.1, "high": 1.0}},
-         "unknown key 'training.hyperparameters.lr'; allowed keys there:"),
+        (
+            {"training.hyperparameters.lr": {"type": "float", "low": 0.1, "high": 1.0}},
+            "unknown key 'training.hyperparameters.lr'; allowed keys there:",
+        ),
         ({LR: {"type": "float", "low": 0.0, "high": 0.1, "log": True}}, "log: true needs low > 0 (got 0.0)"),
     ],
 )
@@ -77,12 +79,26 @@ def test_diverging_trials_are_failed_the_study_goes_on_and_exit_is_1(tiny_datase
 
 @pytest.mark.slow
 def test_a_second_process_adds_trials_to_the_same_study_and_its_best_config_trains(tiny_dataset, tmp_path):
-    search = {LR: {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
-              "model.backbone": {"type": "categorical", "choices": ["mobilenet_v2"]}}
+    search = {
+        LR: {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
+        "model.backbone": {"type": "categorical", "choices": ["mobilenet_v2"]},
+    }
     cfg = write_config(tmp_path / "c.yaml", tiny_config(tiny_dataset, tmp_path / "runs", search))
     out, storage = tmp_path / "out", f"sqlite:///{tmp_path / 'shared.db'}"
-    common = ["--config", str(cfg), "--trials", "1", "--epochs", "1", "--out", str(out), "--storage", storage,
-              "--study", "shared"]
+    common = [
+        "--config",
+        str(cfg),
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--storage",
+        storage,
+        "--study",
+        "shared",
+    ]
     first = run_cli([*common, "--seed", "1"])
     assert first.exit_code == 0, first.output
     summary = "this process: 1 trial(s): 1 complete, 0 pruned, 0 failed; study 'shared' holds 1 trial(s)"
@@ -90,8 +106,13 @@ def test_a_second_process_adds_trials_to_the_same_study_and_its_best_config_trai
     assert f"best config: {out / 'best_config.yaml'}" in first.output
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    second = subprocess.run([sys.executable, "-m", "prodseg.train.tune_cli", *common, "--seed", "2"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run(
+        [sys.executable, "-m", "prodseg.train.tune_cli", *common, "--seed", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert second.returncode == 0, second.stderr
     assert "study 'shared' holds 2 trial(s)" in second.stdout
     study = optuna.load_study(study_name="shared", storage=storage)
@@ -103,8 +124,10 @@ def test_a_second_process_adds_trials_to_the_same_study_and_its_best_config_trai
     assert "search" not in yaml.safe_load(best.read_text())
     from prodseg.train.cli import main as train_main
 
-    trained = CliRunner().invoke(train_main, ["--config", str(best), "--epochs", "1", "--no-progress",
-                                              "--out", str(tmp_path / "again")])
+    trained = CliRunner().invoke(
+        train_main,
+        ["--config", str(best), "--epochs", "1", "--no-progress", "--out", str(tmp_path / "again")],
+    )
     assert trained.exit_code == 0, trained.output
     assert "best val mIoU" in trained.output and any(Path(tmp_path / "again").glob("*/best.pt"))
 

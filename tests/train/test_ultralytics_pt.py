@@ -129,8 +129,12 @@ def four_class_export(root: Path) -> Path:
 
     from tests.data.tool_exports import CIRCLE, RECT_POINTS, TRIANGLE, photo, yolo_line
 
-    circle = np.array([[CIRCLE[0][0] + int(CIRCLE[1] * np.cos(a)), CIRCLE[0][1] + int(CIRCLE[1] * np.sin(a))]
-                       for a in np.linspace(0, 2 * np.pi, 12, endpoint=False)])
+    circle = np.array(
+        [
+            [CIRCLE[0][0] + int(CIRCLE[1] * np.cos(a)), CIRCLE[0][1] + int(CIRCLE[1] * np.sin(a))]
+            for a in np.linspace(0, 2 * np.pi, 12, endpoint=False)
+        ]
+    )
     edge = np.array([[2, 58], [77, 58], [77, 62], [2, 62]])
     shapes = [RECT_POINTS, TRIANGLE, circle, edge]
     for split, count in (("train", 4), ("val", 2)):
@@ -138,9 +142,11 @@ def four_class_export(root: Path) -> Path:
             photo(root / "images" / split / f"{split}{k}.jpg", k)
             (root / "labels" / split).mkdir(parents=True, exist_ok=True)
             (root / "labels" / split / f"{split}{k}.txt").write_text(
-                "".join(yolo_line(c, s) for c, s in enumerate(shapes)))
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: "
-                                    + str(list(FOUR)) + "\n")
+                "".join(yolo_line(c, s) for c, s in enumerate(shapes))
+            )
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames: " + str(list(FOUR)) + "\n"
+    )
     return root
 
 
@@ -153,13 +159,34 @@ def test_fine_tuning_an_ultralytics_pt_on_four_user_classes(ultralytics_pt, tmp_
 
     export = four_class_export(tmp_path / "export")
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PRODSEG_OFFLINE": "1", "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PRODSEG_OFFLINE": "1",
+        "YOLO_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     convert = ["prodseg-data", "convert", str(export), "--to", str(tmp_path / "mine")]
     subprocess.run(convert, check=True, env=env, capture_output=True)
-    train = ["prodseg-train", "--arch", "yolov8_seg", "--weights", str(ultralytics_pt[0]),
-             "--data", str(tmp_path / "mine"), "--epochs", "1", "--image-size", "64", "--batch-size", "2",
-             "--workers", "0", "--out", str(tmp_path / "runs")]
+    train = [
+        "prodseg-train",
+        "--arch",
+        "yolov8_seg",
+        "--weights",
+        str(ultralytics_pt[0]),
+        "--data",
+        str(tmp_path / "mine"),
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "runs"),
+    ]
     res = subprocess.run(train, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     loaded = re.search(r"loaded (\d+) tensors from .*yolov8n-seg\.pt \((\d+) skipped", res.stderr)

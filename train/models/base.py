@@ -17,8 +17,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def class_count(cfg: ModelConfig) -> int:
     """cfg.num_classes, which prodseg-train fills in from the dataset; ConfigError when still unset."""
     if cfg.num_classes is None:
-        raise ConfigError("model.num_classes: not set; prodseg-train takes it from the dataset's "
-                          "classes.yaml, anything that builds a model without a dataset must set it")
+        raise ConfigError(
+            "model.num_classes: not set; prodseg-train takes it from the dataset's "
+            "classes.yaml, anything that builds a model without a dataset must set it"
+        )
     return cfg.num_classes
 
 
@@ -41,8 +43,9 @@ class SegModel(nn.Module):
         """Raw network outputs for a (B,3,H,W) normalised batch."""
         raise NotImplementedError
 
-    def compute_loss(self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None
-                     ) -> tuple[Tensor, dict[str, float]]:
+    def compute_loss(
+        self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None
+    ) -> tuple[Tensor, dict[str, float]]:
         """The scalar training loss and its named parts (floats, for logging)."""
         raise NotImplementedError
 

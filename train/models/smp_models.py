@@ -32,8 +32,9 @@ class SmpSegModel(SegModel):
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
 
-    def compute_loss(self, outputs: Tensor, batch: dict[str, Tensor], criterion: nn.Module | None
-                     ) -> tuple[Tensor, dict[str, float]]:
+    def compute_loss(
+        self, outputs: Tensor, batch: dict[str, Tensor], criterion: nn.Module | None
+    ) -> tuple[Tensor, dict[str, float]]:
         if criterion is None:
             raise ValueError(f"{self.arch} needs a criterion (build it with prodseg.train.losses.build_loss)")
         loss = criterion(outputs.float(), batch["mask"])
@@ -112,5 +113,3 @@ def _finish(model: SmpSegModel, cfg: ModelConfig) -> SegModel:
     if cfg.gradient_checkpointing:
         enable_checkpointing(model.encoder())
     return model
-
-

@@ -48,8 +48,9 @@ class YoloSegModel(SegModel):
     def forward(self, images: Tensor) -> Any:
         return self.net(images)
 
-    def compute_loss(self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None = None
-                     ) -> tuple[Tensor, dict[str, float]]:
+    def compute_loss(
+        self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """Ultralytics' box+seg+cls+dfl loss, averaged per image (ultralytics sums over the batch)."""
         targets = yolo_targets(batch["mask"], batch["instances"], self.num_classes, PROTO_STRIDE)
         loss, items = self.criterion()(outputs, targets)
@@ -77,8 +78,9 @@ class YoloSegModel(SegModel):
             return first[0], first[1]
         return outputs[0], outputs[1]  # export mode: (y, proto)
 
-    def detections(self, outputs: Any, conf: float | None = None, iou: float | None = None
-                   ) -> tuple[list[Tensor], Tensor]:
+    def detections(
+        self, outputs: Any, conf: float | None = None, iou: float | None = None
+    ) -> tuple[list[Tensor], Tensor]:
         """Per image (n, 6+32) rows [x1, y1, x2, y2, conf, cls, coeffs] after conf filter + NMS; protos.
 
         `conf`/`iou` default to the deployed thresholds (the model's confidence_threshold, iou_threshold).
@@ -111,8 +113,9 @@ class YoloSegModel(SegModel):
                 labels[i][masks[j]] = int(det[j, 5]) + 1
         return labels
 
-    def predict_instances(self, outputs: Any, size: tuple[int, int], conf: float | None = None,
-                          iou: float | None = None) -> list[list[dict[str, Any]]]:
+    def predict_instances(
+        self, outputs: Any, size: tuple[int, int], conf: float | None = None, iou: float | None = None
+    ) -> list[list[dict[str, Any]]]:
         """Per image, instances as dicts: box xyxy at `size`, score, class_id (semantic), mask (bool HxW);
         down to confidence `conf` (default: the deployed threshold)."""
         dets, proto = self.detections(outputs, conf, iou)
@@ -121,11 +124,17 @@ class YoloSegModel(SegModel):
             masks: Any = self.instance_masks(det, proto[i], size).cpu().numpy() if len(det) else []
             in_h, in_w = proto.shape[-2] * PROTO_STRIDE, proto.shape[-1] * PROTO_STRIDE
             ratio = np.array([size[1] / in_w, size[0] / in_h] * 2)
-            result.append([
-                {"box": (det[j, :4].cpu().numpy() * ratio).tolist(), "score": float(det[j, 4]),
-                 "class_id": int(det[j, 5]) + 1, "mask": masks[j]}
-                for j in range(len(det))
-            ])
+            result.append(
+                [
+                    {
+                        "box": (det[j, :4].cpu().numpy() * ratio).tolist(),
+                        "score": float(det[j, 4]),
+                        "class_id": int(det[j, 5]) + 1,
+                        "mask": masks[j],
+                    }
+                    for j in range(len(det))
+                ]
+            )
         return result
 
     def export_module(self) -> nn.Module:

@@ -35,8 +35,9 @@ def instance_table(semantic: Tensor, instances: Tensor, num_classes: int) -> tup
     return ids, counts[ids].argmax(1), boxes
 
 
-def yolo_targets(semantic: Tensor, instances: Tensor, num_classes: int, mask_ratio: int = 4
-                 ) -> dict[str, Tensor]:
+def yolo_targets(
+    semantic: Tensor, instances: Tensor, num_classes: int, mask_ratio: int = 4
+) -> dict[str, Tensor]:
     """The batch dict `v8SegmentationLoss` expects with `overlap_mask=True`.
 
     `batch_idx` (N,), `cls` (N,1) = semantic class - 1, `bboxes` (N,4) normalised xywh, and `masks`
