@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -103,9 +103,7 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
 
 def unwrap(model: nn.Module) -> SegModel:
     """The SegModel inside a DistributedDataParallel wrapper (or the model itself)."""
-    inner = getattr(model, "module", model)
-    assert isinstance(inner, SegModel), f"expected a SegModel, got {type(inner).__name__}"
-    return inner
+    return cast(SegModel, getattr(model, "module", model))
 
 
 @dataclass
