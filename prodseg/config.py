@@ -177,7 +177,7 @@ class ModelConfig:
     model_size: str = choice("n", ("n", "s", "m", "l", "x"))
     confidence_threshold: float = bounded(0.25, 0.0, 1.0)
     iou_threshold: float = bounded(0.45, 0.0, 1.0)
-    weights: str | None = rule(None, _not_empty)  # a local weights file; nothing is downloaded
+    weights: str | None = rule(None, _not_empty)  # a local weights file (see prodseg.train.pretrained)
     gradient_checkpointing: bool = False
 
 

@@ -30,6 +30,7 @@ OPTION_KEYS: dict[str, str] = {
     "arch": "model.architecture",
     "backbone": "model.backbone",
     "weights": "model.weights",
+    "pretrained": "model.pretrained",
     "epochs": "training.hyperparameters.num_epochs",
     "batch_size": "training.hyperparameters.batch_size",
     "learning_rate": "training.hyperparameters.learning_rate",
@@ -171,7 +172,12 @@ def switch_class_count(cfg: Config, arch: str | None) -> dict[str, Any]:
 @click.option("--seed", type=int)
 @click.option("--image-size", help="Training size: SIZE or HxW (multiples of 32).")
 @click.option("--workers", type=int, help="DataLoader worker processes.")
-@click.option("--weights", help="Initial weights file (state dict or checkpoint); nothing is downloaded.")
+@click.option("--weights", help="Initial weights: a state dict, .safetensors, checkpoint or ultralytics .pt.")
+@click.option(
+    "--pretrained/--no-pretrained",
+    default=None,
+    help="Start from ImageNet encoder / COCO YOLO weights (library cache; downloaded if missing).",
+)
 @click.option("--register", help="Register best.pt in the MLflow model registry under this name.")
 @click.option(
     "--distributed",

@@ -216,3 +216,24 @@ def test_yolo_weights_are_downloaded_with_ultralytics_downloader(
     expected = published.model.state_dict()
     own = model.net.state_dict()
     assert all(torch.equal(own[k], v.half().float()) for k, v in expected.items() if v.is_floating_point())
+
+
+def test_the_training_cli_asks_for_pretrained_weights_and_offline_fails_before_the_run(
+    hf_cache: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from prodseg.train.cli import main
+
+    args = [
+        "--config",
+        "fast_cpu",
+        "--data",
+        str(tiny_dataset),
+        "--pretrained",
+        "--out",
+        str(tmp_path / "runs"),
+    ]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "PRODSEG_OFFLINE is set" in res.stderr and "--weights PATH" in res.stderr
+    assert not (tmp_path / "runs").exists()
