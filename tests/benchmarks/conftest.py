@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def yolo_pipeline_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     cfg = Path(ultralytics.__file__).parent / "cfg/models/v8/yolov8-seg.yaml"
     yaml_path = out / "yolov8n-seg.yaml"  # the 'n' selects the nano scale
     yaml_path.write_text(cfg.read_text().replace("nc: 80", "nc: 9"))
-    onnx_path = ultralytics.YOLO(str(yaml_path), task="segment").export(format="onnx", imgsz=320, opset=17)
+    with contextlib.chdir(out):  # a model built from a YAML exports into the working folder
+        onnx_path = ultralytics.YOLO(str(yaml_path), task="segment").export(
+            format="onnx", imgsz=320, opset=17
+        )
     video = generate_video(out / "shelf720.mp4", frames=30, size=(1280, 720), fps=30, seed=2)
-    return Path(onnx_path), video
+    return out / Path(onnx_path).name, video
