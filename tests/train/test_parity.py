@@ -19,6 +19,8 @@ from prodseg.train.checkpoint import load_checkpoint
 from prodseg.train.ema import ModelEMA, ema_enabled
 from prodseg.train.engine import LoopState, Precision, clip_threshold, train_one_epoch
 from prodseg.train.instance_metrics import StandardAndDeployedMAP
+from tests.train.test_engine import Crash
+from tests.train.test_engine import fit_cfg as engine_fit_cfg
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,33 +137,18 @@ def test_yolo_val_scores_detections_below_the_deployed_threshold(tiny_dataset, t
 # --- fit with EMA (DeepLabV3+ MobileNetV2 at 64x64 on the tiny dataset) -----------------------------
 
 
+# test_engine's resume configuration, with an EMA that moves within its few steps and 2 epochs
+EMA_RUN = {
+    "logging.sample_images": 0,
+    "training.hyperparameters.num_epochs": 2,
+    "training.ema.enabled": True,
+    "training.ema.tau": 2.0,
+    "training.ema.decay": 0.9,
+}
+
+
 def fit_cfg(root, out, **over):
-    base = {
-        "model.backbone": "mobilenet_v2",
-        "model.aspp_dilate": [2, 4, 6],
-        "data.root": str(root),
-        "data.image_size": [64, 64],
-        "data.num_workers": 0,
-        "logging.out_dir": str(out),
-        "logging.tensorboard": False,
-        "logging.mlflow": False,
-        "logging.sample_images": 0,
-        "training.hyperparameters.batch_size": 4,
-        "training.hyperparameters.num_epochs": 2,
-        "training.hyperparameters.amp": False,
-        "training.hyperparameters.learning_rate": 0.01,
-        "training.scheduler.warmup_epochs": 0.5,
-        "training.device": "cpu",
-        "training.ema.enabled": True,
-        "training.ema.tau": 2.0,
-        "training.ema.decay": 0.9,
-        "training.hyperparameters.precise_bn_batches": 1,
-    }
-    return load_config(None, {**base, **over})
-
-
-class Crash(Exception):
-    pass
+    return engine_fit_cfg(root, out, **{**EMA_RUN, **over})
 
 
 @pytest.mark.slow
