@@ -4,9 +4,6 @@ in the same single-file checkpoint (which then resumes under FSDP)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from torch import nn
 
 from prodseg.train import distributed
 from prodseg.train.checkpoint import load_checkpoint
+from tests.train.test_distributed import _train
 
 
 def _stepped() -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -65,50 +63,12 @@ def test_single_process_leaves_the_model_and_state_alone(monkeypatch: pytest.Mon
         assert not torch.is_grad_enabled()
 
 
-TRAIN = [
-    "--config",
-    "fast_cpu",
-    "--arch",
-    "unet",
-    "--image-size",
-    "64",
-    "--augmentation-strength",
-    "0",
-    "--device",
-    "cpu",
-    "--no-amp",
-    "--workers",
-    "0",
-    "--no-progress",
-    "--batch-size",
-    "4",
-]
+# test_distributed's torchrun training runs, from the fast_cpu config at a batch that splits over 2 ranks
+FSDP_RUN = ["--config", "fast_cpu", "--batch-size", "4"]
 
 
 def _torchrun(args: list[str], cwd: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for key in distributed.TORCHRUN_ENV:
-        env.pop(key, None)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "prodseg.train",
-            *TRAIN,
-            *args,
-        ],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _train([*FSDP_RUN, *args], torchrun=True, cwd=cwd)
 
 
 @pytest.mark.slow
