@@ -65,7 +65,8 @@ def to_int8(onnx_path: Path, video: Path, frames: int = 16) -> Path:
     from prodseg.runtime import load
     from prodseg.runtime.sources import open_source
 
-    with load(onnx_path) as predictor:
+    # the quantizer runs the graph itself, which takes normalised float NCHW: no normalisation in the model
+    with load(onnx_path, fuse_preprocess=False) as predictor:
         decoded = itertools.islice(open_source(video), frames)
         feeds = iter([predictor.preprocess(f.image, bgr=True)[0] for f in decoded])
 
