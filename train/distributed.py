@@ -85,6 +85,7 @@ def init(device_type: str, required: bool = False) -> World:
     backend = BACKENDS.get(device_type, "gloo")
     local_rank = int(os.environ["LOCAL_RANK"])
     if backend == "nccl":
+        check_one_gpu_per_process(local_rank)
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend)
     current = world()
@@ -92,6 +93,25 @@ def init(device_type: str, required: bool = False) -> World:
         logging.getLogger("prodseg").setLevel(logging.WARNING)
     log.info("distributed: %d processes, backend %s", current.size, backend)
     return current
+
+
+def check_one_gpu_per_process(local_rank: int) -> None:
+    """NCCL drives one GPU per process: with more processes on a node than GPUs, the extra ranks would fail
+    at set_device ("invalid device ordinal") or NCCL would refuse two ranks on one GPU, after the others
+    started. Refuse on every rank before any work instead (ConfigError)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    # torchrun sets LOCAL_WORLD_SIZE (its --nproc_per_node); other launchers may only set LOCAL_RANK.
+    processes = max(int(os.environ.get("LOCAL_WORLD_SIZE", 0)), local_rank + 1)
+    if processes <= gpus:
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+    raise ConfigError(
+        f"torchrun --nproc_per_node {processes}: {processes} processes on this node but it has {gpus} "
+        f"CUDA GPU(s){shown}, and NCCL needs one GPU per process; "
+        + (f"use --nproc_per_node <= {gpus}, or " if gpus else "use ")
+        + "--device cpu for CPU (gloo) processes"
+    )
 
 
 def shutdown(barrier: bool = True) -> None:

@@ -50,26 +50,34 @@ class Precision:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is a ConfigError."""
+    """`auto` -> CUDA when torch can use it, else CPU (with a warning when a GPU is present but unusable);
+    `cuda[:N]` starts CUDA now, so a driver or device problem is a BadInput naming its cause up front."""
+    from prodseg.train.devices import check_cuda, warn_unusable_gpu
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA GPU is visible here; use --device cpu or auto")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        warn_unusable_gpu()
+        return torch.device("cpu")
     if name != "cpu" and not name.startswith("cuda"):
         raise ConfigError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        check_cuda(device)
+    return device
+
+
+# The dtype behind each explicit amp_dtype.
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_precision(device: torch.device, hp: HyperParameters) -> Precision:
-    """AMP policy: fp16 (auto) or bf16 on CUDA; on CPU bf16 (auto: only with native bf16 kernels)."""
+    """AMP policy. CUDA: `auto` is bf16 where the GPU has native bf16 (no GradScaler needed), else fp16
+    with GradScaler. CPU: bf16 (`auto`: only with native bf16 kernels); fp16 autocast is CUDA-only."""
     if not hp.amp:
         return Precision(device, False)
     if device.type == "cuda":
-        if hp.amp_dtype == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ConfigError(
-                "training.hyperparameters.amp_dtype: bf16 is not supported by this GPU; use fp16"
-            )
-        return Precision(device, True, torch.bfloat16 if hp.amp_dtype == "bf16" else torch.float16)
+        return Precision(device, True, AMP_DTYPES[cuda_amp_dtype(hp.amp_dtype)])
     if hp.amp_dtype == "fp16":
         raise ConfigError(
             "training.hyperparameters.amp_dtype: fp16 autocast needs a CUDA GPU; "
@@ -79,6 +87,24 @@ def resolve_precision(device: torch.device, hp: HyperParameters) -> Precision:
         # Measured on an AVX2-only CPU: emulated bf16 autocast was ~10x slower than fp32, so auto means fp32.
         return Precision(device, False)
     return Precision(device, True, torch.bfloat16)
+
+
+def cuda_amp_dtype(requested: str) -> str:
+    """The autocast dtype on the current GPU: bf16 for `auto` where it is native (compute capability 8.0+:
+    fp32's range, so no loss scaling and no GradScaler sync per step), fp16 on older GPUs."""
+    if requested == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    if requested == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("training.hyperparameters.amp_dtype: bf16 is not supported by this GPU; use fp16")
+    return requested
+
+
+def configure_cudnn(device: torch.device, fixed_shapes: bool) -> None:
+    """cuDNN autotuning (benchmark mode) when every batch has one shape: it times the convolution
+    algorithms once per shape, so it pays off only for fixed shapes (not aspect buckets), and it may pick
+    nondeterministic algorithms, so it stays off when deterministic algorithms were requested."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = fixed_shapes and not torch.are_deterministic_algorithms_enabled()
 
 
 def cpu_has_native_bf16() -> bool:
@@ -114,6 +140,38 @@ class LoopState:
     global_step: int = 0  # optimizer steps taken
 
 
+# Batches between reads of the running loss: each read waits for the device to finish the queued steps.
+LOG_EVERY = 50
+
+
+class EpochSums:
+    """The epoch's sums of the loss and its parts, kept on the loss's device so that a step never waits for
+    it (a GPU->host copy is a sync), and the first non-finite loss (its batch and value), found the same
+    way. float64 sums of the float32 values give the exact sums a host-side float accumulation gives."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, Tensor | float] = {}
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self.bad_value = torch.zeros((), dtype=torch.float64, device=device)
+
+    def add(self, batch: int, loss: Tensor, parts: dict[str, Tensor | float]) -> None:
+        value = loss.detach().to(torch.float64)
+        bad = (self.first_bad < 0) & ~torch.isfinite(value)
+        self.first_bad = torch.where(bad, batch, self.first_bad)
+        self.bad_value = torch.where(bad, value, self.bad_value)
+        for key, part in {"loss": value, **parts}.items():
+            part = part.detach().to(torch.float64) if isinstance(part, Tensor) else float(part)
+            self.sums[key] = self.sums.get(key, 0.0) + part
+
+    def read(self) -> tuple[dict[str, float], int, float]:
+        """(the sums, the first non-finite batch or -1, its loss) on the host: one sync."""
+        keys = list(self.sums)
+        values = [torch.as_tensor(self.sums[k], dtype=torch.float64, device=self.device) for k in keys]
+        *sums, first_bad, bad_value = torch.stack([*values, self.first_bad.double(), self.bad_value]).tolist()
+        return dict(zip(keys, sums, strict=True)), int(first_bad), bad_value
+
+
 def train_one_epoch(
     model: nn.Module,
     criterion: nn.Module | None,
@@ -126,14 +184,17 @@ def train_one_epoch(
     state: LoopState,
     progress: Any = None,
     ema: Any = None,
+    log_every: int = LOG_EVERY,
 ) -> dict[str, float]:
     """One pass over `loader`: micro-steps -> (accumulated) optimizer step -> LR step (-> EMA update);
-    mean train metrics."""
+    mean train metrics. The loss is read on the host only at log points (the first batch, every
+    `log_every` batches, the last): a NaN or infinite loss stops the epoch there, naming its batch."""
     model.train()
     accum, n_batches = hp.accumulate_grad_batches, len(loader)  # type: ignore[arg-type]
     channels_last = precision.device.type == "cuda"
+    sums, first_step = EpochSums(precision.device), state.global_step
     totals: dict[str, float] = {}
-    images, start, step_images = 0, time.perf_counter(), 0
+    images, start, step_images, shown_loss = 0, time.perf_counter(), 0, float("nan")
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader):
         batch = to_device(batch, precision.device, channels_last)
@@ -142,13 +203,7 @@ def train_one_epoch(
             with precision.autocast():
                 outputs = model(batch["image"])
                 loss, parts = unwrap(model).compute_loss(outputs, batch, criterion)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {float(loss.detach())} at epoch {state.epoch + 1}, batch {i + 1} "
-                    f"(optimizer step {state.global_step}); lower the learning rate "
-                    f"(now {optimizer.param_groups[0]['lr']:.3g}), "
-                    "set grad_clip_norm, or check the data; the last good checkpoint was left as it was"
-                )
+            sums.add(i, loss, parts)
             # The last group of an epoch may be short: divide by its real size so each step averages them.
             group = min(accum, n_batches - (i // accum) * accum)
             scaler.scale(loss / group).backward()
@@ -161,16 +216,12 @@ def train_one_epoch(
             if ema is not None:
                 ema.update(model)
         images += batch["image"].shape[0]
-        for key, value in {"loss": float(loss.detach()), **parts}.items():
-            totals[key] = totals.get(key, 0.0) + float(value)
+        if i == 0 or (i + 1) % log_every == 0 or i + 1 == n_batches:
+            totals = checked_totals(sums, state.epoch, first_step, accum, optimizer)
+            shown_loss = totals["loss"] / (i + 1)
         if progress is not None:
-            progress(
-                i + 1,
-                n_batches,
-                loss=totals["loss"] / (i + 1),
-                lr=optimizer.param_groups[0]["lr"],
-                ips=images / (time.perf_counter() - start),
-            )
+            lr = optimizer.param_groups[0]["lr"]
+            progress(i + 1, n_batches, loss=shown_loss, lr=lr, ips=images / (time.perf_counter() - start))
     elapsed = time.perf_counter() - start
     means = {f"train/{k}": v / max(1, n_batches) for k, v in totals.items()}
     return {
@@ -179,6 +230,21 @@ def train_one_epoch(
         "train/images_per_s": images / elapsed,
         "train/seconds": elapsed,
     }
+
+
+def checked_totals(
+    sums: EpochSums, epoch: int, first_step: int, accum: int, optimizer: torch.optim.Optimizer
+) -> dict[str, float]:
+    """The epoch's loss sums so far on the host, or TrainingDiverged naming the first non-finite batch."""
+    totals, bad, value = sums.read()
+    if bad < 0:
+        return totals
+    raise TrainingDiverged(
+        f"loss became {value} at epoch {epoch + 1}, batch {bad + 1} "
+        f"(optimizer step {first_step + bad // accum}); lower the learning rate "
+        f"(now {optimizer.param_groups[0]['lr']:.3g}), "
+        "set grad_clip_norm, or check the data; the last good checkpoint was left as it was"
+    )
 
 
 def gradient_sync(model: nn.Module, stepping: bool) -> contextlib.AbstractContextManager:

@@ -39,6 +39,7 @@ from prodseg.train.ema import ModelEMA, build_ema, live_weights
 from prodseg.train.engine import (
     LoopState,
     Precision,
+    configure_cudnn,
     evaluate,
     recompute_bn_stats,
     resolve_device,
@@ -260,9 +261,8 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     )
     if ckpt is not None:
         load_weights(model, live_weights(ckpt), str(resume), ckpt["arch"])
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    place(model, criterion, device)
+    configure_cudnn(device, fixed_shapes=not cfg.data.bucket_by_aspect)
     model = distributed.wrap(model, device, cfg.training.sync_batchnorm, cfg.training.distributed.strategy)
     # batch_size auto: measured on the placed (under FSDP: sharded) model, before the loaders batch.
     cfg = autobatch.resolve(cfg, model, criterion, precision)
@@ -292,6 +292,16 @@ def setup(cfg: Config, resume: str | Path | None = None) -> Run:
     if ckpt is not None:
         restore(run, ckpt, str(resume))
     return run
+
+
+def place(model: nn.Module, criterion: nn.Module | None, device: torch.device) -> None:
+    """Move the model and the loss to `device`: the loss holds tensors too (class weights as buffers),
+    and a CUDA forward against CPU weights fails (channels-last memory on CUDA, where it is faster)."""
+    model.to(device)
+    if criterion is not None:
+        criterion.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
 
 
 def restore(run: Run, ckpt: dict[str, Any], path: str | Path) -> None:

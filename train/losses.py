@@ -107,19 +107,20 @@ class DiceLoss(nn.Module):
 
 
 class CompoundLoss(nn.Module):
-    """Weighted sum of named terms; `last_terms` holds the latest value of each term and the total."""
+    """Weighted sum of named terms; `last_terms` holds the latest value of each term and the total, as
+    detached 0-d tensors on the loss's device (a float() here would wait for the GPU on every step)."""
 
     def __init__(self, terms: dict[str, nn.Module], weights: dict[str, float]) -> None:
         super().__init__()
         self.terms = nn.ModuleDict(terms)
         self.weights = dict(weights)
-        self.last_terms: dict[str, float] = {}
+        self.last_terms: dict[str, Tensor] = {}
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         values = {name: term(logits, target) for name, term in self.terms.items()}
         total = sum(self.weights[name] * value for name, value in values.items())
-        self.last_terms = {name: float(value.detach()) for name, value in values.items()}
-        self.last_terms["loss"] = float(total.detach())
+        self.last_terms = {name: value.detach() for name, value in values.items()}
+        self.last_terms["loss"] = total.detach()
         return total
 
 

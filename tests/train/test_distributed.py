@@ -234,3 +234,44 @@ def test_two_processes_match_one_and_resume_under_ddp(ddp_data: Path, tmp_path: 
         assert db.execute("select count(*) from runs").fetchone() == (1,)
     assert len(list((run_two / "tensorboard").glob("events.*"))) >= 1
     assert sorted(p.name for p in run_two.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "tensorboard"]
+
+
+@pytest.mark.parametrize(
+    "gpus, processes, local_rank, visible, phrase",
+    [
+        (
+            2,
+            4,
+            0,
+            None,
+            "torchrun --nproc_per_node 4: 4 processes on this node but it has 2 CUDA GPU(s), and ",
+        ),
+        (2, 4, 3, "0,1", "it has 2 CUDA GPU(s) (CUDA_VISIBLE_DEVICES=0,1)"),
+        (1, None, 1, None, "--nproc_per_node 2: 2 processes"),  # a launcher that sets no LOCAL_WORLD_SIZE
+        (0, 2, 0, None, "it has 0 CUDA GPU(s), and NCCL needs one GPU per process; use --device cpu"),
+    ],
+)
+def test_more_processes_than_gpus_is_a_config_error_before_any_work(
+    monkeypatch: pytest.MonkeyPatch, gpus: int, processes: int | None, local_rank: int, visible, phrase: str
+) -> None:
+    """No GPU here: torch.cuda's counts are monkeypatched stand-ins for a node with `gpus` GPUs."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    for key, value in {"LOCAL_WORLD_SIZE": processes, "CUDA_VISIBLE_DEVICES": visible}.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, str(value))
+    with pytest.raises(ConfigError) as err:
+        distributed.check_one_gpu_per_process(local_rank)
+    assert phrase in str(err.value)
+    if gpus:
+        assert f"use --nproc_per_node <= {gpus}" in str(err.value)
+
+
+def test_one_process_per_gpu_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    for rank in range(4):
+        distributed.check_one_gpu_per_process(rank)

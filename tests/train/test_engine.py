@@ -78,7 +78,7 @@ def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         assert resolve_device("auto").type == "cpu"
-        with pytest.raises(ConfigError, match="no CUDA GPU"):
+        with pytest.raises(BadInput, match="no CUDA GPU"):
             resolve_device("cuda")
     with pytest.raises(ConfigError, match="choose auto, cpu"):
         resolve_device("tpu")
@@ -228,4 +228,147 @@ def test_resume_rejects_a_finished_run_and_another_architecture(tiny_dataset, tm
     with pytest.raises(BadInput, match="holds a deeplabv3plus model but the config asks for unet"):
         fit(
             fit_cfg(tiny_dataset, tmp_path, **{"model.architecture": "unet"}), resume=done.run_dir / "last.pt"
+        )
+
+
+# --- CUDA policy on CPU: torch.cuda capabilities are stand-ins (monkeypatched); there is no GPU here ---
+
+CUDA = torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    "amp, amp_dtype, native_bf16, expected, scaler",
+    [
+        (False, "auto", True, None, False),
+        (True, "auto", True, torch.bfloat16, False),  # Ampere and newer: bf16, no GradScaler
+        (True, "auto", False, torch.float16, True),  # older GPUs: fp16 with GradScaler
+        (True, "fp16", True, torch.float16, True),
+        (True, "bf16", True, torch.bfloat16, False),
+        (True, "bf16", False, torch.bfloat16, False),  # emulated bf16 when asked for explicitly
+    ],
+)
+def test_cuda_precision_decision_table(monkeypatch, amp, amp_dtype, native_bf16, expected, scaler):
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return native_bf16 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    precision = resolve_precision(CUDA, HyperParameters(amp=amp, amp_dtype=amp_dtype))
+    assert precision.enabled == (expected is not None)
+    assert precision.use_scaler == scaler
+    if expected is not None:
+        assert precision.dtype == expected
+
+
+def test_bf16_on_a_gpu_without_it_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    with pytest.raises(ConfigError, match="amp_dtype: bf16 is not supported by this GPU; use fp16"):
+        resolve_precision(CUDA, HyperParameters(amp=True, amp_dtype="bf16"))
+
+
+@pytest.mark.parametrize(
+    "device, fixed, deterministic, expected",
+    [
+        ("cuda", True, False, True),
+        ("cuda", False, False, False),
+        ("cuda", True, True, False),
+        ("cpu", True, False, None),
+    ],
+)
+def test_cudnn_autotuning_only_for_fixed_shapes_without_determinism(
+    monkeypatch, device, fixed, deterministic, expected
+):
+    from prodseg.train.engine import configure_cudnn
+
+    before = True if expected is None else not expected
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", before)
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: deterministic)
+    configure_cudnn(torch.device(device), fixed_shapes=fixed)
+    assert torch.backends.cudnn.benchmark is (before if expected is None else expected)  # CPU: untouched
+
+
+class TensorLossSeg(TinySeg):
+    """TinySeg returning its loss parts as detached tensors (as the real models do), through a criterion."""
+
+    def compute_loss(self, outputs, batch, criterion):
+        loss = criterion(outputs, batch["mask"])
+        return loss, dict(criterion.last_terms)
+
+
+def count_host_reads(monkeypatch) -> list[str]:
+    """Record every explicit device->host read of a tensor (each is a sync on a GPU)."""
+    calls: list[str] = []
+    for name in ("item", "tolist", "__float__"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+def test_the_loop_reads_the_loss_once_per_log_point_not_per_step(monkeypatch):
+    from prodseg.config import TrainingConfig
+    from prodseg.train.losses import build_loss
+
+    criterion = build_loss(TrainingConfig(loss={"ce": 1.0, "dice": 0.5}, class_weights=[1.0, 2.0, 3.0]), 3)
+    hp = HyperParameters(amp=False)
+    model = TensorLossSeg()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    loader = batches(24, 2)  # 12 steps; log points: batch 1, 4, 8, 12
+    calls = count_host_reads(monkeypatch)
+    shown = []
+    row = train_one_epoch(
+        model,
+        criterion,
+        opt,
+        sched,
+        torch.amp.GradScaler("cpu", enabled=False),
+        loader,
+        Precision(torch.device("cpu"), False),
+        hp,
+        LoopState(),
+        progress=lambda done, total, loss, lr, ips: shown.append(loss),
+        log_every=4,
+    )
+    monkeypatch.undo()
+    assert len(calls) == 4, calls
+    assert len(shown) == 12 and shown[0] == shown[1] == shown[2]  # the bar keeps the last read value
+    assert set(row) >= {"train/loss", "train/ce", "train/dice"}
+
+
+def test_device_sums_equal_host_float_sums():
+    """The epoch means come out exactly as a host-side float accumulation of each step's loss gives them."""
+    from prodseg.train.engine import EpochSums
+
+    g = torch.Generator().manual_seed(0)
+    values = [torch.rand((), generator=g) * 10 for _ in range(100)]
+    sums = EpochSums(torch.device("cpu"))
+    for i, v in enumerate(values):
+        sums.add(i, v, {"ce": v / 3})
+    totals, bad, _ = sums.read()
+    assert bad == -1
+    assert totals["loss"] == sum(float(v) for v in values)
+    assert totals["ce"] == sum(float(v / 3) for v in values)
+
+
+def test_a_late_nan_is_reported_at_its_own_batch_after_the_next_log_point():
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, batch 3 \(optimizer step 2\)"):
+        model = TinySeg()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        data = batches(8, 2)
+        data[2]["image"][0, 0, 0, 0] = float("nan")
+        train_one_epoch(
+            model,
+            None,
+            opt,
+            torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0),
+            torch.amp.GradScaler("cpu", enabled=False),
+            data,
+            Precision(torch.device("cpu"), False),
+            HyperParameters(amp=False),
+            LoopState(),
+            log_every=4,
         )

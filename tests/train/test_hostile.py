@@ -259,6 +259,97 @@ def test_train_refuses_a_bad_option_value(tiny_dataset, tmp_path, args, phrase):
     assert not out.exists()
 
 
+# --- GPU states this machine does not have (no GPU here): torch.cuda's answers are monkeypatched stand-ins,
+# torch's errors worded as torch words them. Each is refused before the run folder exists. ---
+
+FAST_NO_DEVICE = [a for a in FAST if a not in ("--device", "cpu")]
+assert len(FAST_NO_DEVICE) == len(FAST) - 2
+
+
+def _cuda_starts(monkeypatch: pytest.MonkeyPatch, gpus: int) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "init", lambda: None)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+
+
+def _no_gpu(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    from prodseg.train import devices
+
+    _cuda_starts(monkeypatch, 0)
+    monkeypatch.setattr(devices, "nvidia_driver", lambda: None)
+    return ["--device", "cuda"], "--device cuda: no CUDA GPU is visible here (no NVIDIA driver found"
+
+
+def _driver_too_old(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    import torch
+
+    from prodseg.train import devices
+
+    def init() -> None:
+        raise RuntimeError("The NVIDIA driver on your system is too old (found version 12020). Please update")
+
+    _cuda_starts(monkeypatch, 0)
+    monkeypatch.setattr(torch.cuda, "init", init)
+    monkeypatch.setattr(devices, "nvidia_driver", lambda: devices.Driver("535.104.05", "12.2"))
+    return ["--device", "cuda"], "--device cuda: CUDA cannot start (cudaErrorInsufficientDriver: The NVIDIA"
+
+
+def _cpu_only_torch(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", None)
+    return ["--device", "cuda:0"], "--device cuda:0: this torch"
+
+
+def _gpu_index_past_the_count(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    _cuda_starts(monkeypatch, 1)
+    return ["--device", "cuda:1"], "--device cuda:1: this machine has 1 CUDA GPU(s), numbered from 0"
+
+
+def _more_processes_than_gpus(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], str]:
+    _cuda_starts(monkeypatch, 2)
+    torchrun = {
+        "RANK": 0,
+        "LOCAL_RANK": 0,
+        "WORLD_SIZE": 4,
+        "LOCAL_WORLD_SIZE": 4,
+        "MASTER_ADDR": "127.0.0.1",
+    }
+    for key, value in {**torchrun, "MASTER_PORT": 29500}.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return [
+        "--device",
+        "auto",
+    ], "torchrun --nproc_per_node 4: 4 processes on this node but it has 2 CUDA GPU(s)"
+
+
+GPU_STATES: dict[str, Callable[[pytest.MonkeyPatch], tuple[list[str], str]]] = {
+    "no NVIDIA driver": _no_gpu,
+    "driver older than torch's CUDA": _driver_too_old,
+    "CPU-only torch": _cpu_only_torch,
+    "cuda:N past the GPU count": _gpu_index_past_the_count,
+    "more torchrun processes than GPUs": _more_processes_than_gpus,
+}
+
+
+@pytest.mark.parametrize("case", GPU_STATES)
+def test_train_refuses_a_gpu_it_cannot_use_before_any_work(tiny_dataset, tmp_path, monkeypatch, case):
+    from prodseg.train import devices
+
+    devices.nvidia_driver.cache_clear()  # the real machine's answer must not stand in for a case's
+    args, phrase = GPU_STATES[case](monkeypatch)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        train_main, [*FAST_NO_DEVICE, "--data", str(tiny_dataset), "--out", str(out), *args]
+    )
+    check_error(result, phrase)
+    assert not out.exists()
+
+
 # --- config files that are no config ---
 
 FILES: list[tuple[bytes, str]] = [

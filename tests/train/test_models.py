@@ -94,7 +94,8 @@ def test_yolo_forward_loss_backward(yolo: SegModel) -> None:
     loss, parts = yolo.compute_loss(outputs, b, None)
     assert torch.isfinite(loss) and loss > 0
     assert {"box_loss", "seg_loss", "cls_loss", "dfl_loss", "loss"} <= set(parts)
-    assert parts["loss"] == pytest.approx(sum(v for k, v in parts.items() if k != "loss"), rel=1e-5)
+    values = {k: float(v) for k, v in parts.items()}  # detached tensors, read once here
+    assert values["loss"] == pytest.approx(sum(v for k, v in values.items() if k != "loss"), rel=1e-5)
     loss.backward()
     head = yolo.net.model[-1]
     assert head.cv4[0][2].weight.grad is not None  # mask-coefficient branch receives gradient

@@ -45,8 +45,9 @@ class SegModel(nn.Module):
 
     def compute_loss(
         self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None
-    ) -> tuple[Tensor, dict[str, float]]:
-        """The scalar training loss and its named parts (floats, for logging)."""
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
+        """The scalar training loss and its named parts for logging: detached 0-d tensors (read on the host
+        only at log points, so a step does not wait for the GPU) or floats."""
         raise NotImplementedError
 
     def predict_semantic(self, outputs: Any, size: tuple[int, int]) -> Tensor:

@@ -34,11 +34,11 @@ class SmpSegModel(SegModel):
 
     def compute_loss(
         self, outputs: Tensor, batch: dict[str, Tensor], criterion: nn.Module | None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
         if criterion is None:
             raise ValueError(f"{self.arch} needs a criterion (build it with prodseg.train.losses.build_loss)")
         loss = criterion(outputs.float(), batch["mask"])
-        parts = dict(getattr(criterion, "last_terms", {}) or {"loss": float(loss.detach())})
+        parts = dict(getattr(criterion, "last_terms", {}) or {"loss": loss.detach()})
         return loss, parts
 
     def predict_semantic(self, outputs: Tensor, size: tuple[int, int]) -> Tensor:

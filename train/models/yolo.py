@@ -50,14 +50,15 @@ class YoloSegModel(SegModel):
 
     def compute_loss(
         self, outputs: Any, batch: dict[str, Tensor], criterion: nn.Module | None = None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor | float]]:
         """Ultralytics' box+seg+cls+dfl loss, averaged per image (ultralytics sums over the batch)."""
         targets = yolo_targets(batch["mask"], batch["instances"], self.num_classes, PROTO_STRIDE)
         loss, items = self.criterion()(outputs, targets)
         size = batch["mask"].shape[0]
-        parts = {name: float(value) for name, value in items.items() if name != "sem_loss"}
+        # detached tensors, not floats: the loop reads them on the host only at its log points
+        parts: dict[str, Tensor | float] = {name: v for name, v in items.items() if name != "sem_loss"}
         total = loss.sum() / size
-        parts["loss"] = float(total.detach())
+        parts["loss"] = total.detach()
         return total, parts
 
     def criterion(self) -> Any:
