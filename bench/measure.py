@@ -13,7 +13,7 @@ from typing import Any
 from prodseg.bench.accuracy import GroundTruth, VideoAccuracy
 from prodseg.bench.cpu import CpuMeter
 from prodseg.bench.inflight import run_inflight
-from prodseg.bench.memory import PeakRSS, cuda_index, gpu_memory_used_mb
+from prodseg.bench.memory import PeakRSS, gpu_memory_meter
 from prodseg.bench.modelonly import FEED_FRAMES, collect_feeds, time_infer, time_inflight
 from prodseg.bench.names import artifact_label
 from prodseg.bench.requests import warm_handles
@@ -142,16 +142,18 @@ def bench_one(
     artifact = str(resolve_artifact(artifact))  # a folder (ultralytics' OpenVINO export) -> its .xml
     sha, size_mb = artifact_digest(artifact)
     truth = GroundTruth(opts.gt_masks, opts.gt_classes) if opts.gt_masks is not None else None
-    gpu = cuda_index(opts.device)
     with PeakRSS() as mem, load_for_bench(artifact, video, opts) as predictor:
+        gpu = gpu_memory_meter(str(predictor.backend), opts.device)
         accuracy = video_accuracy(truth, predictor.meta.class_names, artifact, opts.class_map)
         warm_up(predictor, video, opts.warmup)
         with _handles(predictor, artifact, video, opts) as handles:
+            if gpu is not None:
+                gpu.reset()
             with CpuMeter() as cpu:
                 run = _timed_run(predictor, handles, video, opts, truth, accuracy, progress)
             model_ms = _model_only(predictor, handles, video, opts, len(run.done_at), progress)
         choice = backend_choice(predictor, opts)  # while the runner is open: it reports its settings
-        gpu_mb = gpu_memory_used_mb(gpu) if gpu is not None else None
+        gpu_mb = gpu.read() if gpu is not None else None
     if opts.spec.save_card is not None:
         from prodseg.runtime.model_options import save_card
 
@@ -182,6 +184,7 @@ def bench_one(
         cores_busy=cpu.cores_busy,
         dropped=run.dropped,
         gpu_memory_mb=gpu_mb,
+        gpu_memory_source=gpu.source if gpu is not None and gpu_mb is not None else None,
         accuracy=accuracy.result() if accuracy is not None else None,
         fps_timeline=fps_timeline(run.done_at),
         settings={**predictor.settings(), **choice},

@@ -1,13 +1,17 @@
-"""Peak memory of one model run: process RSS sampled by a thread (psutil), GPU memory through NVML.
+"""Peak memory of one model run: process RSS sampled by a thread (psutil); GPU memory from torch's allocator
+for checkpoints, else NVML's device-wide figure.
 
 `resource.getrusage(...).ru_maxrss` is the process-lifetime high-water mark, so it cannot tell two
 models run in one process apart; a sampling thread can, at the cost of missing spikes shorter than
-its interval. We report the sampled peak and name the method in the results.
+its interval. We report the sampled peak and name the method in the results, and name the GPU figure's
+source too: the two GPU sources measure different things.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 
 import psutil
@@ -80,3 +84,46 @@ def cuda_index(device: str) -> int | None:
     if name not in ("cuda", "gpu"):
         return None
     return int(idx) if idx.isdigit() else 0
+
+
+TORCH_PEAK = "torch.max_memory_allocated"
+NVML_USED = "nvml device-wide"
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """One way to measure a run's GPU memory (MB): `reset()` before the timed run, `read()` after it."""
+
+    source: str  # named in the results: the sources measure different things
+    reset: Callable[[], None]
+    read: Callable[[], float | None]
+
+
+def torch_peak(index: int) -> GpuMemory:
+    """The peak of the tensors torch allocated on the GPU since reset(): the model's own memory, without
+    the CUDA context, cuDNN workspaces or the caching allocator's reserve."""
+    import torch  # only a torch run asks for this, and it has torch loaded
+
+    return GpuMemory(
+        TORCH_PEAK,
+        lambda: torch.cuda.reset_peak_memory_stats(index),
+        lambda: torch.cuda.max_memory_allocated(index) / MB,
+    )
+
+
+def nvml_used(index: int) -> GpuMemory:
+    """Memory in use on the whole GPU after the run (every process and context on it): the other backends
+    allocate outside torch, where nothing in this process can count their share."""
+    return GpuMemory(NVML_USED, lambda: None, lambda: gpu_memory_used_mb(index))
+
+
+# backend -> how its GPU memory is measured; the rest read NVML.
+GPU_MEMORY_SOURCES: dict[str, Callable[[int], GpuMemory]] = {"torch": torch_peak}
+
+
+def gpu_memory_meter(backend: str, device: str) -> GpuMemory | None:
+    """How a run of `backend` on `device` measures GPU memory; None on a CPU device."""
+    index = cuda_index(device)
+    if index is None:
+        return None
+    return GPU_MEMORY_SOURCES.get(backend, nvml_used)(index)

@@ -61,6 +61,7 @@ class ModelResult:
     cores_busy: float
     dropped: int = 0
     gpu_memory_mb: float | None = None
+    gpu_memory_source: str | None = None  # TORCH_PEAK or NVML_USED (bench.memory): not comparable
     accuracy: AccuracyResult | None = None
     fps_timeline: list[tuple[float, float]] = field(default_factory=list)
     # The predictor's settings: input_shape used, YOLO-seg conf/iou/max_det, kept classes.
@@ -109,6 +110,7 @@ class ModelResult:
                 "peak_rss_mb": round(self.peak_rss_mb, 1),
                 "rss_method": self.rss_method,
                 "gpu_memory_mb": None if self.gpu_memory_mb is None else round(self.gpu_memory_mb, 1),
+                "gpu_memory_source": self.gpu_memory_source,
             },
             "cpu": {"percent": round(self.cpu_percent, 1), "cores_busy": round(self.cores_busy, 3)},
             "accuracy": None if self.accuracy is None else self.accuracy.as_dict(),

@@ -156,12 +156,15 @@ def _jobs(inq: queue.Queue, shared: _Shared) -> Iterator[_Job]:
 def _stage(
     name: str,
     fn: Callable[[_Job], None],
+    setup: Callable[[], None] | None,
     inq: queue.Queue,
     out: queue.Queue,
     stats: PipelineStats,
     shared: _Shared,
 ) -> None:
     try:
+        if setup is not None:
+            setup()
         for job in _jobs(inq, shared):
             t0 = time.perf_counter()
             fn(job)
@@ -174,7 +177,13 @@ def _stage(
         _put(out, _END, shared)
 
 
-def _stage_functions(predictor: Predictor) -> list[tuple[str, Callable[[_Job], None]]]:
+StageFn = Callable[[_Job], None]
+
+
+def _stage_functions(predictor: Predictor) -> list[tuple[str, StageFn, Callable[[], None] | None]]:
+    """(stage, what it does per job, what its thread does first): the inference thread binds the runner
+    to it (a GPU runner selects its device there: CUDA's current device is per thread)."""
+
     def pre(job: _Job) -> None:
         job.data, job.ctx = predictor.preprocess_frame(job.frame)
 
@@ -184,7 +193,8 @@ def _stage_functions(predictor: Predictor) -> list[tuple[str, Callable[[_Job], N
     def post(job: _Job) -> None:
         job.data = predictor.postprocess(job.data, job.ctx)
 
-    return [("preprocess", pre), ("infer", infer), ("postprocess", post)]
+    bind = predictor.runner.bind_thread
+    return [("preprocess", pre, None), ("infer", infer, bind), ("postprocess", post, None)]
 
 
 def run_pipeline(
@@ -209,13 +219,13 @@ def run_pipeline(
             args=(iter(source), queues[0], stats, shared, drop, max_frames),
         )
     ]
-    for i, (name, fn) in enumerate(_stage_functions(predictor)):
+    for i, (name, fn, setup) in enumerate(_stage_functions(predictor)):
         threads.append(
             threading.Thread(
                 target=_stage,
                 name=f"prodseg-{name}",
                 daemon=True,
-                args=(name, fn, queues[i], queues[i + 1], stats, shared),
+                args=(name, fn, setup, queues[i], queues[i + 1], stats, shared),
             )
         )
     t0 = time.perf_counter()

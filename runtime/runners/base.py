@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Any, ClassVar, TypeVar
 
@@ -55,6 +56,7 @@ class Runner:
         self.options = self.Options.parse(opts, self.name)
         self.is_active = False
         self._last_s = 0.0
+        self._thread_state = threading.local()
 
     def __enter__(self) -> Runner:
         self.activate()
@@ -77,10 +79,22 @@ class Runner:
         """Run one inference; records its wall time for last_inference_time()."""
         if not self.is_active:
             raise RuntimeError(f"{self.name}: activate() the runner (or use it as a context manager) first")
+        self.bind_thread()
         t0 = time.perf_counter()
         out = self.infer_impl(feed)
         self._last_s = time.perf_counter() - t0
         return out
+
+    def bind_thread(self) -> None:
+        """Make the calling thread ready to infer, once per thread: CUDA's current device is per thread, so a
+        runner on cuda:1 selects it in every thread that infers (infer() calls this; a pipeline calls it
+        as its inference thread starts, so the first frame's timing does not include it)."""
+        if not getattr(self._thread_state, "bound", False):
+            self.bind_thread_impl()
+            self._thread_state.bound = True
+
+    def bind_thread_impl(self) -> None:
+        """The per-thread setup of bind_thread(); nothing for backends that select their device per call."""
 
     def last_inference_time(self) -> float:
         """Seconds the last infer() took."""

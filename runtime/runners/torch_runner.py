@@ -80,6 +80,13 @@ class TorchRunner(Runner):
         self._torch, self._device, self._precision = torch, torch.device(device), precision
         self._outputs = OUTPUT_NAMES[model.output_kind]
 
+    def bind_thread_impl(self) -> None:
+        """Make the model's GPU this thread's current device: torch keeps the current device per thread, and
+        anything that uses it (a fresh thread's CUDA context, streams, synchronize()) would otherwise go to
+        cuda:0 when the model is on cuda:1+."""
+        if self._device.type == "cuda" and self._device.index is not None:
+            self._torch.cuda.set_device(self._device)
+
     def deactivate_impl(self) -> None:
         del self.module
 

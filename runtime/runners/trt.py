@@ -68,9 +68,10 @@ class TensorRTRunner(Runner):
     def activate_impl(self) -> None:
         self.cudart = cudart
         kind, _, index = self.device.partition(":")
-        if kind not in ("cuda", "gpu", "cpu"):
+        if kind not in ("cuda", "gpu", "cpu") or not (index.isdigit() or not index):
             raise BadInput(f"tensorrt: device '{self.device}' is not a CUDA device; use cuda or cuda:N")
-        _check(self.cudart.cudaSetDevice(int(index or 0)), "cudaSetDevice")
+        self._index = int(index or 0)
+        self.bind_thread_impl()  # the engine, buffers and stream belong to this device
         self._logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(self._logger)
         with open(self.path, "rb") as fh:
@@ -91,7 +92,13 @@ class TensorRTRunner(Runner):
         self._graph_exec: Any = None
         self._graph_shapes: dict[str, tuple[int, ...]] = {}
 
+    def bind_thread_impl(self) -> None:
+        """Select the engine's GPU in this thread: CUDA's current device is per thread, and a thread that
+        never selected one runs on device 0 (enqueues, copies and frees go to the wrong GPU on cuda:1+)."""
+        _check(self.cudart.cudaSetDevice(self._index), "cudaSetDevice")
+
     def deactivate_impl(self) -> None:
+        self.bind_thread_impl()  # deactivate() may come from another thread than the one that activated
         if self._graph_exec is not None:
             self.cudart.cudaGraphExecDestroy(self._graph_exec)
         for buf in self._buffers.values():

@@ -184,6 +184,94 @@ def test_hostile_input_exits_2_with_one_line(case: str, fx: dict[str, Path], tmp
     ], "an empty output folder was left"
 
 
+# ONNX Runtime's GPU providers where they cannot start. ORT's CPU build is what installs here: the GPU build
+# lists its providers as available even where CUDA/cuDNN/TensorRT cannot load, which `claim` stands in for
+# (get_available_providers says so); the session is then ORT's own, which really falls back to the CPU.
+# id -> (CLI, --device, claim those providers available, installed onnxruntime builds, phrases of the line)
+GPU_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+FALLBACK = "but runs on CPUExecutionProvider"
+GPU_CASES: dict[str, tuple[str, str, bool, list[str], list[str]]] = {
+    "predict cuda falls back": ("predict", "cuda", True, [], ["asked for CUDAExecutionProvider", FALLBACK]),
+    "predict cuda:1 falls back": (
+        "predict",
+        "cuda:1",
+        True,
+        [],
+        ["asked for CUDAExecutionProvider", FALLBACK],
+    ),
+    "predict tensorrt falls back": (
+        "predict",
+        "tensorrt",
+        True,
+        [],
+        ["asked for TensorrtExecutionProvider", FALLBACK, "TensorRT 10"],
+    ),
+    "bench cuda falls back": ("bench", "cuda", True, [], ["asked for CUDAExecutionProvider", FALLBACK]),
+    "bench tensorrt falls back": (
+        "bench",
+        "tensorrt",
+        True,
+        [],
+        ["asked for TensorrtExecutionProvider", FALLBACK],
+    ),
+    "predict cuda, CPU build shadows the GPU one": (
+        "predict",
+        "cuda",
+        False,
+        ["onnxruntime", "onnxruntime-gpu"],
+        ["onnxruntime and onnxruntime-gpu are installed together", "CUDAExecutionProvider is missing"],
+    ),
+    "bench tensorrt, CPU build shadows the GPU one": (
+        "bench",
+        "tensorrt",
+        False,
+        ["onnxruntime", "onnxruntime-gpu"],
+        ["installed together", "TensorrtExecutionProvider is missing"],
+    ),
+    "predict cuda, both builds, GPU one falls back": (
+        "predict",
+        "cuda",
+        True,
+        ["onnxruntime", "onnxruntime-gpu"],
+        ["asked for CUDAExecutionProvider", FALLBACK],
+    ),
+    "predict device index not a number": ("predict", "cuda:x", True, [], ["device 'cuda:x'", "a GPU number"]),
+}
+
+
+def _cli_args(cli: str, model: Path, video: Path, tmp: Path, device: str) -> list[str]:
+    outputs = ["--out", tmp / "out"] if cli == "predict" else ["--json", tmp / "r.json", "--frames", 2]
+    return [video, "--model", model, "--device", device, *outputs]
+
+
+@pytest.mark.parametrize("case", list(GPU_CASES))
+def test_gpu_provider_that_cannot_start_is_refused(
+    case: str, fx: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """A run asked for a GPU provider never reports CPU figures as the GPU's: exit 2, one line naming the
+    provider asked for, the one running and the remedy; no output, no empty TensorRT cache folder."""
+    ort = pytest.importorskip("onnxruntime")
+    from prodseg.bench.cli import main as bench_main
+    from prodseg.runtime.runners import onnxrt
+
+    cli, device, claim, builds, phrases = GPU_CASES[case]
+    if claim:
+        available = ort.get_available_providers()
+        monkeypatch.setattr(ort, "get_available_providers", lambda: [*GPU_PROVIDERS, *available])
+    monkeypatch.setattr(onnxrt, "onnxruntime_builds", lambda: builds or ["onnxruntime"])
+    model = tmp_path / "m.onnx"
+    shutil.copy(fx["onnx"], model)  # beside it is where the TensorRT cache would go
+    before = _snapshot(tmp_path)
+    args = _cli_args(cli, model, fx["video"], tmp_path, device)
+    res = CliRunner().invoke(main if cli == "predict" else bench_main, [str(a) for a in args])
+    assert res.exit_code == 2, (case, res.output)
+    line = one_error_line(res.output)
+    assert all(phrase in line for phrase in phrases), line
+    if "asked for" in line:
+        assert "pip uninstall -y onnxruntime onnxruntime-gpu" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"] and _snapshot(tmp_path) == before
+
+
 def test_vfr_mkv_runs_to_the_end(deeplab, vfr_video, tmp_path: Path) -> None:
     path, gaps = vfr_video
     res = _run(path, "--model", deeplab[0], "--out", tmp_path / "o")

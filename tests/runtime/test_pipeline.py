@@ -78,3 +78,48 @@ def test_max_frames_and_memory_bound(deeplab) -> None:
     pred = rt.load(deeplab[0], threads=1)
     stats = run_pipeline(_Synthetic(10_000), pred, queue_size=2, max_frames=5)
     assert stats.frames == 5
+
+
+def test_runner_is_bound_to_the_inference_thread(deeplab, monkeypatch) -> None:
+    """A GPU runner selects its device per thread (CUDA's current device is per thread): the pipeline binds
+    the runner in its inference thread before the first frame, once; the runner here records the threads."""
+    pred = rt.load(deeplab[0], backend="onnxruntime", threads=1)
+    events: list[tuple[str, int]] = []
+    infer_impl = pred.runner.infer_impl
+
+    def recording_infer(feed):
+        events.append(("infer", threading.get_ident()))
+        return infer_impl(feed)
+
+    def slow_bind() -> None:  # a device switch taking 0.3 s: no frame's infer time may include it
+        events.append(("bind", threading.get_ident()))
+        time.sleep(0.3)
+
+    monkeypatch.setattr(pred.runner, "bind_thread_impl", slow_bind)
+    monkeypatch.setattr(pred.runner, "infer_impl", recording_infer)
+    stats = run_pipeline(_Synthetic(4), pred, queue_size=1)
+    assert max(stats.infer) < 300
+    infer_threads = {ident for what, ident in events if what == "infer"}
+    assert len(infer_threads) == 1 and threading.get_ident() not in infer_threads
+    assert events[0] == ("bind", *infer_threads) and [e[0] for e in events].count("bind") == 1
+    assert len(events) == 5
+
+
+def test_infer_binds_any_thread_it_runs_in(deeplab, monkeypatch) -> None:
+    """Threads the pipeline does not own (the benchmark's model-only workers) are bound on their first
+    infer, and only then."""
+    pred = rt.load(deeplab[0], backend="onnxruntime", threads=1)
+    feed, _ = pred.preprocess(np.zeros((30, 40, 3), np.uint8))
+    bound: list[int] = []
+    monkeypatch.setattr(pred.runner, "bind_thread_impl", lambda: bound.append(threading.get_ident()))
+
+    def work() -> None:
+        pred.runner.infer(feed)
+        pred.runner.infer(feed)
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert sorted(bound) == sorted(t.ident for t in workers)

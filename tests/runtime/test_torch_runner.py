@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,22 @@ def test_bad_checkpoint_and_precision(checkpoint: Path, tmp_path: Path) -> None:
         rt.load(junk)
     with pytest.raises(BadInput, match="precision 'int4' is not one of fp32, fp16, bf16"):
         rt.load(checkpoint, precision="int4")
+
+
+@pytest.mark.parametrize("device, selects", [("cuda:1", True), ("cuda", False), ("cpu", False)])
+def test_checkpoint_selects_its_gpu_in_the_thread_that_infers(device: str, selects: bool) -> None:
+    """torch's current device is per thread: a model on cuda:1 run from another thread (the pipeline's
+    inference thread) selects cuda:1 there, once. torch.cuda is a stand-in (no CUDA device here)."""
+    torch = pytest.importorskip("torch")
+    from prodseg.runtime.runners.torch_runner import TorchRunner
+
+    runner = TorchRunner("m.pt", device=device)
+    calls: list[tuple[int | None, object]] = []
+    cuda = types.SimpleNamespace(set_device=lambda d: calls.append((threading.get_ident(), d)))
+    runner._torch, runner._device = types.SimpleNamespace(cuda=cuda), torch.device(device)
+    runner.is_active = True
+    runner.infer_impl = lambda feed: {}  # type: ignore[method-assign]
+    worker = threading.Thread(target=lambda: [runner.infer({}) for _ in range(3)])
+    worker.start()
+    worker.join()
+    assert calls == ([(worker.ident, torch.device("cuda", 1))] if selects else [])
