@@ -48,7 +48,10 @@ def check_flag_combinations(ctx: click.Context) -> None:
 @click.option("--onnx", is_flag=True, help="ONNX FP32 model.onnx (the default when no format is given).")
 @click.option("--fp16", is_flag=True, help="ONNX FP16 model_fp16.onnx (and FP16 engines with --trt).")
 @click.option(
-    "--int8", is_flag=True, help="Calibrated INT8 QDQ model_int8.onnx (+ NNCF INT8 IR with --openvino)."
+    "--int8",
+    is_flag=True,
+    help="Calibrated INT8 QDQ model_int8.onnx (+ NNCF INT8 IR with --openvino; with --trt the INT8 "
+    "engine, built from a symmetric model_int8_trt.onnx).",
 )
 @click.option("--openvino", is_flag=True, help="OpenVINO IR: openvino/ (FP32) and openvino_fp16/.")
 @click.option("--trt", is_flag=True, help="TensorRT engines (needs TensorRT and an NVIDIA GPU).")
@@ -84,11 +87,6 @@ def check_flag_combinations(ctx: click.Context) -> None:
     show_default=True,
     help="Largest allowed INT8 mIoU drop, in points (1.0 = one percentage point).",
 )
-@click.option(
-    "--trt-calibrator",
-    is_flag=True,
-    help="TensorRT 10 only: INT8 engine via IInt8EntropyCalibrator2 instead of the QDQ ONNX.",
-)
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(
@@ -110,7 +108,6 @@ def main(
     strict: bool,
     opset: int,
     int8_delta_miou: float,
-    trt_calibrator: bool,
     verbose: bool,
 ) -> None:
     """Export a prodseg checkpoint to ONNX / FP16 / INT8 / OpenVINO / TensorRT and verify every artifact."""
@@ -133,7 +130,6 @@ def main(
         strict=strict,
         opset=opset,
         thresholds=Thresholds(int8_delta_miou=int8_delta_miou / 100),
-        trt_calibrator=trt_calibrator,
     )
     from prodseg.export.pipeline import run_export
 

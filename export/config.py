@@ -63,7 +63,6 @@ class ExportConfig:
     # INT8 activation type for the QDQ ONNX: u8 measured fastest on OpenVINO (README, "INT8 measurement").
     int8_activations: str = "uint8"
     trt_max_batch: int = 1
-    trt_calibrator: bool = False  # TensorRT 10 only: implicit INT8 (IInt8EntropyCalibrator2), FP32 ONNX
     trt_workspace_mib: int = 1024
 
     def __post_init__(self) -> None:
@@ -100,8 +99,6 @@ class ExportConfig:
         """Flags that contradict each other: refused rather than silently ignored."""
         if self.strict and not self.verify:
             raise BadInput("--strict: gates on verification, which --no-verify turns off; drop one of them")
-        if self.trt_calibrator and not (self.wants("trt") and self.wants("int8")):
-            raise BadInput("--trt-calibrator: builds the INT8 TensorRT engine; add --trt --int8 or drop it")
         if self.dynamic and self.wants("trt"):
             raise BadInput(
                 "--dynamic: TensorRT engines are built for one input size here; export the "

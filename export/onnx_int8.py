@@ -1,4 +1,8 @@
-"""INT8 QDQ ONNX: ONNX Runtime static quantization calibrated on real images, ranges cached as JSON."""
+"""INT8 QDQ ONNX: ONNX Runtime static quantization calibrated on real images, ranges cached as JSON.
+
+Two schemes share one calibration: u8 asymmetric activations for ONNX Runtime / OpenVINO on CPU, and
+the symmetric form TensorRT's ONNX parser accepts (int8, zero point 0, float biases).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,17 @@ from prodseg.metadata import ArtifactMetadata, file_sha256
 log = logging.getLogger(__name__)
 
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
-ACTIVATIONS = {"uint8": "QUInt8", "int8": "QInt8"}
+# Activation scheme -> (onnxruntime QuantType of activations, extra quantize_static options).
+SCHEMES: dict[str, tuple[str, dict[str, bool]]] = {
+    "uint8": ("QUInt8", {}),
+    "int8": ("QInt8", {}),
+    # TensorRT's ONNX parser takes only int8 with zero point 0, and no int32 DequantizeLinear (the
+    # quantized biases ONNX Runtime would write): symmetric activations and weights, biases in float.
+    "int8-symmetric": (
+        "QInt8",
+        {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+    ),
+}
 # Ops walked through from a graph output back to (and including) the last Conv: the classifier and
 # the YOLO decode (sigmoid scores concatenated with pixel boxes cannot share one int8 scale).
 HEAD_STOP_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -79,15 +93,21 @@ def quantize_int8(
     activations: str = "uint8",
     cache_dir: Path | None = None,
 ) -> Int8Result:
-    """Calibrate (or reuse cached ranges) and write a QDQ INT8 ONNX with per-channel int8 weights."""
+    """Calibrate (or reuse cached ranges) and write a QDQ INT8 ONNX with per-channel int8 weights.
+
+    `activations` names the scheme (SCHEMES). The cached ranges are the float tensors' min/max (or
+    histograms) of the FP32 graph, whatever integer type they are later mapped to, so every scheme
+    of one model, image list and method reads the same cache: one calibration pass serves them all.
+    """
     onnx = require("onnx", "export")
     q = require("onnxruntime.quantization", "export", "INT8 quantization")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     cache_dir = cache_dir or target.parent / CALIB_CACHE
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = calib.cache_key(file_sha256(fp32_onnx), method, activations)
-    cache = cache_dir / f"{target.stem}.{method}.{key}.json"
+    quant_type, scheme_options = SCHEMES[activations]
+    key = calib.cache_key(file_sha256(fp32_onnx), method)
+    cache = cache_dir / f"{fp32_onnx.stem}.{method}.{key}.json"
     reused = cache.is_file()
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".int8.") as tmp:
         prepped = Path(tmp) / "prepped.onnx"
@@ -103,14 +123,14 @@ def quantize_int8(
                 calibration_data_reader=None if reused else ort_reader(calib),
                 quant_format=q.QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=getattr(q.QuantType, ACTIVATIONS[activations]),
+                activation_type=getattr(q.QuantType, quant_type),
                 weight_type=q.QuantType.QInt8,
                 nodes_to_exclude=excluded,
                 calibrate_method=getattr(q.CalibrationMethod, METHODS[method]),
                 calibration_cache_path=str(cache),
                 # Chunks bound memory: histogram calibrators keep every activation of a chunk.
                 # (CalibMaxIntermediateOutputs would silently drop data in ORT 1.32.)
-                extra_options={"CalibStridedMinMax": calib.chunk()},
+                extra_options={"CalibStridedMinMax": calib.chunk(), **scheme_options},
             )
             int8_meta = meta.with_precision("int8")
             int8_meta.extra = {

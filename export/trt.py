@@ -1,21 +1,19 @@
 """TensorRT engines from the exported ONNX files (TensorRT 10 and 11, type-checked with tensorrt-stubs).
 
-FP16 and INT8 go through the strongly-typed FP16 ONNX and the QDQ INT8 ONNX: TensorRT 11 removed the
-FP16/INT8 builder flags and the implicit calibrators. On TensorRT 10 the implicit `IInt8EntropyCalibrator2`
-path is offered too (`calibrator=True`), with its calibration cache beside the engine.
+Every network is strongly typed: the ONNX decides the precision. FP32 from model.onnx, FP16 from the
+FP16 ONNX, INT8 from the symmetric QDQ ONNX (explicit quantization: TensorRT 11 has no other INT8
+route, and TensorRT 10's implicit calibrators are deprecated).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from prodseg.atomic import write_bytes
 from prodseg.errors import BadInput
@@ -28,13 +26,15 @@ log = logging.getLogger(__name__)
 
 INSTALL = (
     "install TensorRT on a machine with an NVIDIA GPU: `pip install 'prodseg[tensorrt]'` "
-    "(TensorRT 10+ with CUDA 12)"
+    "(TensorRT 10.13+ for CUDA 13, like torch)"
 )
+# cuda-python gained the `cuda.bindings` package (which the TensorRT runner imports) in this release.
+CUDA_BINDINGS_SINCE = "12.6.1"
 
 
 @dataclass
 class EngineSpec:
-    """What to build: source ONNX, target engine, precision, batch profile, workspace, caches."""
+    """What to build: source ONNX, target engine, precision, batch profile, workspace, timing cache."""
 
     onnx: Path
     engine: Path
@@ -42,12 +42,10 @@ class EngineSpec:
     max_batch: int = 1
     workspace_mib: int = 1024
     timing_cache: Path | None = None
-    calibrator_feeds: Iterable[np.ndarray] | None = None  # TensorRT 10 implicit INT8 only
-    calibration_cache: Path | None = None
 
 
 def require_tensorrt() -> ModuleType:
-    """Import tensorrt and check for a CUDA GPU, or raise BadInput (exit 2) naming what to install."""
+    """Import tensorrt, check cuda-python and a CUDA GPU, or raise BadInput (exit 2) naming the fix."""
     try:
         trt_mod = importlib.import_module("tensorrt")
     except ImportError as exc:
@@ -55,9 +53,31 @@ def require_tensorrt() -> ModuleType:
     if not hasattr(trt_mod, "Builder"):
         # tensorrt-stubs alone leaves a `tensorrt/` folder of .pyi files that imports as an empty namespace.
         raise BadInput(f"--trt: TensorRT is not installed (only its type stubs are); {INSTALL}")
+    require_cuda_bindings()
     if not cuda_available():
         raise BadInput(f"--trt: no CUDA GPU is visible; build on the target GPU machine and {INSTALL}")
     return trt_mod
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def require_cuda_bindings() -> None:
+    """BadInput unless `cuda.bindings` imports: the engines are verified through the TensorRT runner,
+    which drives CUDA with it, and cuda-python before 12.6.1 has only the old `cuda.cudart` modules."""
+    try:
+        importlib.import_module("cuda.bindings.runtime")
+    except ImportError as exc:
+        version = installed_version("cuda-python")
+        what = f"cuda-python {version} has" if version else "cuda-python is not installed, so there is"
+        raise BadInput(
+            f"--trt: {what} no cuda.bindings module ({exc}); "
+            f"run `pip install -U 'prodseg[tensorrt]'` (cuda-python >= {CUDA_BINDINGS_SINCE})"
+        ) from exc
 
 
 def cuda_available() -> bool:
@@ -69,108 +89,115 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def has_implicit_int8(trt_mod: ModuleType) -> bool:
-    """TensorRT 10 still ships the implicit INT8 calibrators; 11 removed them."""
-    return hasattr(trt_mod, "IInt8EntropyCalibrator2") and hasattr(trt_mod.BuilderFlag, "INT8")
+def one_line(text: object) -> str:
+    """TensorRT messages may span lines; the CLI's error is one line."""
+    return " ".join(str(text).split())
+
+
+def make_logger(trt_mod: ModuleType, errors: list[str]) -> trt.ILogger:
+    """A TensorRT logger that forwards to Python logging and appends errors to `errors` (for the
+    failure message)."""
+
+    class Logger(trt_mod.ILogger):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            trt_mod.ILogger.__init__(self)
+
+        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+            if severity in (trt_mod.ILogger.Severity.INTERNAL_ERROR, trt_mod.ILogger.Severity.ERROR):
+                errors.append(msg)
+                log.error("TensorRT: %s", msg)
+            elif severity == trt_mod.ILogger.Severity.WARNING:
+                log.warning("TensorRT: %s", msg)
+            elif severity == trt_mod.ILogger.Severity.INFO:  # VERBOSE is thousands of lines: dropped
+                log.debug("TensorRT: %s", msg)
+
+    return Logger()
 
 
 def parse_onnx(
-    builder: trt.Builder, onnx_path: Path, strongly_typed: bool, logger: trt.ILogger
+    trt_mod: ModuleType, builder: trt.Builder, onnx_path: Path, logger: trt.ILogger
 ) -> tuple[trt.INetworkDefinition, trt.OnnxParser]:
-    """Parse an ONNX file into a network (the parser must outlive it); BadInput lists parser errors."""
-    import tensorrt as trt
-
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
+    """Parse an ONNX file into a strongly-typed network (the parser must outlive it); BadInput lists
+    the parser's errors."""
+    network = builder.create_network(1 << int(trt_mod.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt_mod.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise BadInput(f"{onnx_path}: TensorRT cannot parse it ({errors})")
+        errors = "; ".join(one_line(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BadInput(
+            f"{onnx_path.name}: TensorRT cannot parse it ({errors}); re-export it with prodseg-export"
+        )
     return network, parser
 
 
+def input_shapes(network: trt.INetworkDefinition) -> dict[str, list[int]]:
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    return {t.name: [int(t.shape[d]) for d in range(len(t.shape))] for t in inputs}
+
+
 def add_profile(
-    builder: trt.Builder, network: trt.INetworkDefinition, config: trt.IBuilderConfig, max_batch: int
-) -> None:
-    """One optimization profile: batch 1 (min, opt) to `max_batch` for every dynamic-batch input."""
-    import tensorrt as trt
-
+    trt_mod: ModuleType,
+    builder: trt.Builder,
+    network: trt.INetworkDefinition,
+    config: trt.IBuilderConfig,
+    spec: EngineSpec,
+) -> bool:
+    """With a dynamic batch, one optimization profile: batch 1 (min, opt) to `max_batch`; a static
+    network gets none (TensorRT needs a profile only for dynamic inputs). True when one was added."""
+    dynamic = {name: shape for name, shape in input_shapes(network).items() if -1 in shape}
+    for name, shape in dynamic.items():
+        if -1 in shape[1:]:
+            raise BadInput(
+                f"{spec.onnx.name}: input '{name}' has a dynamic height/width {shape}; engines are built for "
+                "one input size: export the ONNX without --dynamic"
+            )
+    if not dynamic:
+        return False
     profile = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        tensor = network.get_input(i)
-        shape = [int(tensor.shape[d]) for d in range(len(tensor.shape))]
-        if shape[0] != -1:
-            continue
-        one, most = trt.Dims([1, *shape[1:]]), trt.Dims([max_batch, *shape[1:]])
-        profile.set_shape(tensor.name, one, one, most)
+    for name, shape in dynamic.items():
+        one, most = trt_mod.Dims([1, *shape[1:]]), trt_mod.Dims([spec.max_batch, *shape[1:]])
+        profile.set_shape(name, one, one, most)
     config.add_optimization_profile(profile)
+    return True
 
 
-def load_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> None:
-    """Attach the timing cache at `path` (or an empty one) so later builds skip tactic timing."""
+def attach_timing_cache(config: trt.IBuilderConfig, path: Path | None) -> trt.ITimingCache:
+    """Attach the timing cache at `path`, or a fresh one when there is none or it does not fit this
+    GPU / TensorRT (a cache from another machine would make the build fail, losing the engine)."""
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, False)
-
-
-def make_calibrator(feeds: Iterable[np.ndarray], cache: Path) -> trt.IInt8Calibrator:
-    """A TensorRT 10 IInt8EntropyCalibrator2 over preprocessed NCHW batches, with a calibration cache."""
-    import tensorrt as trt
-    import torch
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = iter(feeds)
-            self.device: torch.Tensor | None = None  # kept alive while TensorRT reads it
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: list[str]) -> list[int]:  # type: ignore[override]
-            batch = next(self.batches, None)
-            if batch is None:
-                return None  # type: ignore[return-value]  # TensorRT's documented end-of-data signal
-            self.device = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).cuda()
-            return [int(self.device.data_ptr())]
-
-        def read_calibration_cache(self) -> bytes:
-            return cache.read_bytes() if cache.is_file() else None  # type: ignore[return-value]
-
-        def write_calibration_cache(self, data: Any) -> None:
-            write_bytes(cache, bytes(data))
-
-    return EntropyCalibrator()
+    cache = config.create_timing_cache(data) if data else None
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return cache
+    if data:
+        log.warning(
+            "%s: timing cache from another GPU or TensorRT version; timing tactics afresh (it is replaced)",
+            path,
+        )
+    cache = config.create_timing_cache(b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
 
 
 def build_engine(spec: EngineSpec, meta: ArtifactMetadata) -> Path:
-    """Build and atomically write a serialized engine plus its JSON sidecar."""
+    """Build and atomically write a serialized engine, its JSON sidecar and the updated timing cache."""
     trt_mod = require_tensorrt()
-    import tensorrt as trt
-
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    implicit = spec.calibrator_feeds is not None
-    network, _parser = parse_onnx(builder, spec.onnx, spec.precision != "fp32" and not implicit, logger)
+    errors: list[str] = []
+    logger = make_logger(trt_mod, errors)
+    builder = trt_mod.Builder(logger)
+    network, _parser = parse_onnx(trt_mod, builder, spec.onnx, logger)
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_mib << 20)
-    add_profile(builder, network, config, spec.max_batch)
-    load_timing_cache(config, spec.timing_cache)
-    if implicit:
-        if not has_implicit_int8(trt_mod):
-            raise BadInput(
-                "this TensorRT has no implicit INT8 calibrator (removed in TensorRT 11); "
-                "build INT8 from the QDQ ONNX instead (--int8 without the calibrator)"
-            )
-        config.set_flag(trt.BuilderFlag.INT8)
-        cache = spec.calibration_cache or spec.engine.with_suffix(".calib")
-        config.int8_calibrator = make_calibrator(spec.calibrator_feeds or [], cache)
+    config.set_memory_pool_limit(trt_mod.MemoryPoolType.WORKSPACE, spec.workspace_mib << 20)
+    add_profile(trt_mod, builder, network, config, spec)
+    attach_timing_cache(config, spec.timing_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise BadInput(f"{spec.onnx}: TensorRT could not build an engine (see the TensorRT log above)")
-    if spec.timing_cache is not None:
-        write_bytes(spec.timing_cache, bytes(config.get_timing_cache().serialize()))
+        said = one_line(errors[-1]) if errors else "no error logged"
+        raise BadInput(
+            f"{spec.onnx.name}: TensorRT could not build the {spec.precision.upper()} engine "
+            f"(TensorRT: {said}); rerun with -v for TensorRT's full log"
+        )
     write_bytes(spec.engine, bytes(serialized))
     write_sidecar(spec.engine, meta.with_precision(spec.precision))
+    if spec.timing_cache is not None:
+        write_bytes(spec.timing_cache, bytes(config.get_timing_cache().serialize()))
     log.info("wrote %s (%s)", spec.engine, spec.precision)
     return spec.engine

@@ -1,4 +1,5 @@
-"""Hostile inputs for prodseg-export: each exits 2 with one `error:` line, before any export work.
+"""Hostile inputs for prodseg-export: each exits 2 with one `error:` line, before any export work (or,
+for what only TensorRT can tell, at the engine build, still leaving nothing behind).
 
 Every case is built here from tiny files in tmp_path. Afterwards the --out folder must be absent, or,
 where the case made one beforehand (an earlier export, a file, someone else's folder), byte-for-byte
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 
 from prodseg.data.imageio import write_image
 from prodseg.export.cli import main
+from tests.export import trt_standin
 from tests.export.conftest import make_checkpoint
 
 
@@ -106,6 +108,18 @@ def _truncated(env: Env) -> Path:
     return env.file("truncated.pt", data[: len(data) // 2])
 
 
+def _trt_without_cuda_bindings(env: Env) -> list[object]:
+    """TensorRT (a stand-in: it cannot be installed here) with a cuda-python that lacks cuda.bindings."""
+    trt_standin.install(env.monkeypatch, cuda_bindings=False)
+    return [env.ckpt, "--trt", "--no-verify"]
+
+
+def _trt_build_fails(env: Env) -> list[object]:
+    """TensorRT (a stand-in) whose builder returns no engine, as on a GPU out of memory."""
+    trt_standin.install(env.monkeypatch, fail_with="Error Code 2: Internal Error (out of device memory)")
+    return [env.ckpt, "--trt", "--no-verify"]
+
+
 # name -> builder(env) -> (arguments, phrase the error line must contain). "OUT" becomes env.out.
 Builder = Callable[[Env], tuple[list[object], str]]
 CASES: dict[str, Builder] = {
@@ -173,7 +187,13 @@ CASES: dict[str, Builder] = {
     "no-checkpoint": lambda e: (["--onnx"], "CHECKPOINT"),
     # flags that contradict each other or would be ignored
     "strict-without-verify": lambda e: ([e.ckpt, "--strict", "--no-verify"], "--strict"),
-    "trt-calibrator-without-trt": lambda e: ([e.ckpt, "--int8", "--trt-calibrator"], "--trt-calibrator"),
+    # TensorRT
+    "trt-calibrator-removed": lambda e: ([e.ckpt, "--trt", "--int8", "--trt-calibrator"], "--trt-calibrator"),
+    "trt-cuda-python-without-bindings": lambda e: (_trt_without_cuda_bindings(e), "no cuda.bindings module"),
+    "trt-build-fails": lambda e: (
+        _trt_build_fails(e),
+        "model.onnx: TensorRT could not build the FP32 engine (TensorRT: Error Code 2",
+    ),
     "calib-method-without-int8": lambda e: ([e.ckpt, "--calib-method", "entropy"], "--calib-method: has no"),
     "calib-images-without-int8": lambda e: ([e.ckpt, "--calib-images", "4"], "--calib-images: has no"),
     "delta-miou-without-int8": lambda e: ([e.ckpt, "--int8-delta-miou", "2"], "--int8-delta-miou: has no"),

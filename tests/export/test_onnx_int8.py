@@ -97,3 +97,66 @@ def test_chunked_reader_reads_every_image_once(tiny_dataset):
         while (feed := reader.get_next()) is not None:
             seen.append(feed["images"].shape)
     assert len(seen) == 12 and calib.preprocessed == 12
+
+
+def zero_points(model) -> list[tuple[str, int, np.ndarray]]:
+    """(node, zero point element type, values) of every QuantizeLinear/DequantizeLinear."""
+    inits = {t.name: t for t in model.graph.initializer}
+    out = []
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zp = inits[node.input[2]]  # ONNX Runtime always writes the zero point
+            out.append((node.name, zp.data_type, onnx.numpy_helper.to_array(zp)))
+    return out
+
+
+@pytest.mark.slow
+def test_tensorrt_int8_onnx_is_symmetric_and_agrees_like_the_cpu_one(tmp_path, varied_onnx, tiny_dataset):
+    """The TensorRT INT8 source: int8 zero points 0 only, no int32 bias; same ranges as the CPU INT8 ONNX
+    (one calibration), which stays asymmetric u8; ONNX Runtime runs it and it passes the INT8 gate."""
+    from prodseg.classes import ClassMatch
+    from prodseg.export.artifacts import Artifact
+    from prodseg.export.config import Thresholds
+    from prodseg.export.images import verification_samples
+    from prodseg.export.verify import TorchReference, verify_artifact
+
+    fp32, source = varied_onnx
+    ds = ShelfDataset(tiny_dataset)
+    samples = verification_samples(tiny_dataset, 4)
+    held = {s.stem for s in samples}
+    calib = CalibrationSet([ds.sample(s).image for s in ds.stems if s not in held], preprocess(source.meta))
+    u8 = quantize_int8(fp32, tmp_path / "model_int8.onnx", calib, source.meta)
+    first_u8 = u8.path.read_bytes()
+    s8 = quantize_int8(
+        fp32, tmp_path / "model_int8_trt.onnx", calib, source.meta, activations="int8-symmetric"
+    )
+    assert s8.reused_cache and s8.cache == u8.cache and calib.preprocessed == len(calib)
+
+    model = onnx.load(str(s8.path))
+    onnx.checker.check_model(model, full_check=True)
+    zps = zero_points(model)
+    assert len(zps) > 20
+    assert all(dtype == TensorProto.INT8 and not values.any() for _, dtype, values in zps), zps
+    meta = ArtifactMetadata.from_props({p.key: p.value for p in model.metadata_props})
+    assert meta.precision == "int8" and meta.extra["activations"] == "int8-symmetric"
+
+    # The CPU INT8 ONNX: still u8 asymmetric activations with int32 biases, and byte-for-byte what it
+    # was, though it now reads the ranges through the cache the symmetric one shared.
+    cpu = zero_points(onnx.load(str(u8.path)))
+    assert {TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32} == {dtype for _, dtype, _ in cpu}
+    assert any(dtype == TensorProto.UINT8 and values.any() for _, dtype, values in cpu)
+    again = quantize_int8(fp32, tmp_path / "model_int8.onnx", calib, source.meta)
+    assert again.reused_cache and again.path.read_bytes() == first_u8
+
+    ref = TorchReference(source)
+    try:
+        rows = {
+            name: verify_artifact(Artifact(name, path, "int8"), samples, ref, Thresholds(), ClassMatch(None))
+            for name, path in (("cpu", u8.path), ("trt", s8.path))
+        }
+    finally:
+        ref.close()
+    assert rows["trt"].status == "ok", rows["trt"]  # the INT8 gate: ΔmIoU within one point
+    # labels vary here (several classes per map): agreement with PyTorch as close as the CPU INT8 model's
+    assert rows["trt"].agreement >= rows["cpu"].agreement - 0.03, rows
+    assert rows["trt"].agreement > 0.9, rows

@@ -69,7 +69,13 @@ def test_the_plan_runs_every_family_after_the_files_it_reads() -> None:
     assert export_order(cfg("openvino")) == ["onnx", "openvino"]
     # a TensorRT FP16 engine is built from the FP16 ONNX, so that comes first
     assert export_order(cfg("trt", "fp16")) == ["onnx", "fp16", "trt"]
-    assert export_order(cfg("trt", "int8", trt_calibrator=True)) == ["onnx", "int8", "trt"]
+    # the INT8 engine reads the symmetric QDQ ONNX; the CPU INT8 ONNX (asymmetric) is written as before
+    assert export_order(cfg("trt", "int8")) == ["onnx", "int8", "int8_trt", "trt"]
+    assert export_order(cfg("trt", "fp16", "int8")) == ["onnx", "fp16", "int8", "int8_trt", "trt"]
+    assert "int8_trt" not in export_order(cfg("int8", "openvino"))
+    trt_line = plan(cfg("trt", "int8"), Path("out"), [1], [Path("a.jpg")])
+    assert "int8_trt from onnx -> model_int8_trt.onnx (INT8 QDQ, symmetric int8 for TensorRT" in trt_line
+    assert "trt from onnx, int8_trt -> TensorRT engines" in trt_line
     line = plan(cfg("int8", "openvino"), Path("out"), [1, 2], [Path("a.jpg")] * 3)
     assert line.startswith(
         "plan: onnx -> model.onnx (FP32); int8 from onnx -> model_int8.onnx (INT8 QDQ, "
