@@ -6,7 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint typecheck bench clean docs
+.PHONY: venv demo test test-fast lint typecheck bench clean docs gpu-check
+
+# The `gpu` tests (tests/*/test_gpu.py) run on this device: cpu here, so CI runs their plumbing on the CPU;
+# `make test PRODSEG_TEST_DEVICE=cuda` runs them on a GPU (scripts/gpu_check.sh does, with its own checks).
+export PRODSEG_TEST_DEVICE ?= cpu
 
 venv: $(STAMP)
 
@@ -35,7 +39,8 @@ typecheck: $(STAMP)
 # torch). It is a choice, not a workaround: the SIGSEGV seen when OpenVINO and forked DataLoader workers
 # shared a process was OpenVINO's CPU plugin unmapping a thread's signal stack (one Core per process
 # fixes it; docs/reference/process-model.md), and tests/conftest.py fails any test that leaves it unmapped.
-TEST_DIRS := tests/prodseg tests/data tests/train tests/export tests/runtime tests/bench tests/cloud tests/docs
+TEST_DIRS := tests/prodseg tests/data tests/train tests/export tests/runtime tests/bench tests/cloud tests/docs \
+	tests/scripts
 
 # Everything CI checks: lint, types, every test folder, the benchmark suite, the docs site (strict), and the
 # runtime + bench tests again on an edge install without torch.
@@ -70,6 +75,11 @@ $(EDGE_STAMP): pyproject.toml
 test-edge: $(EDGE_STAMP)
 	$(VENV_EDGE)/bin/python -m pytest -q tests/runtime tests/bench \
 		tests/prodseg/test_layout.py::test_edge_modules_do_not_import_torch
+
+# On a GPU box: driver, torch CUDA, the gpu tests, train -> export -> bench on the GPU, offline, < 8 minutes.
+# PASS/FAIL/SKIP per item, logs and summary.txt under OUT (default runs/gpu-check-<date>); DEV=cpu for the CPU.
+gpu-check: $(STAMP)
+	scripts/gpu_check.sh $(OUT)
 
 # The documentation site (strict: a broken link or anchor fails), then the docs' examples run as written.
 docs: $(STAMP)
