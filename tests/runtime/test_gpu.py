@@ -168,6 +168,9 @@ class HostCudart:
         self.graphs += 1
         return 0, list(graph)
 
+    def cudaGraphDestroy(self, graph: list) -> tuple:
+        return (0,)
+
     def cudaGraphLaunch(self, graph_exec: list, stream: int) -> tuple:
         assert self.capture is None, "a graph launched while capturing"
         for op in graph_exec:

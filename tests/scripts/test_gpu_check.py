@@ -1,11 +1,12 @@
 """scripts/gpu_check.sh: on the CPU (DEV=cpu QUICK=1, the gpu tests themselves run in their own folders)
-every item PASSes or SKIPs with its reason, each writes its log and the summary is written; bad usage exits 2
-with one `error:` line before anything is created."""
+every item PASSes or SKIPs with its reason, each writes its log and the summary is written; a FAILed item
+makes it exit 1; bad usage exits 2 with one `error:` line before anything is created."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,10 @@ def _items(summary: Path) -> dict[str, tuple[str, str]]:
     return rows
 
 
+def _named(rows: dict[str, tuple[str, str]], status: str) -> set[str]:
+    return {name for name, (got, _) in rows.items() if got == status}
+
+
 @pytest.mark.slow
 def test_cpu_check_passes_or_skips_every_item(tmp_path: Path) -> None:
     out = tmp_path / "check"
@@ -54,7 +59,7 @@ def test_cpu_check_passes_or_skips_every_item(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = _items(out / "summary.txt")
     assert list(rows) == ITEMS
-    assert {name for name, (status, _) in rows.items() if status == "PASS"} == CPU_PASSES, rows
+    assert _named(rows, "PASS") == CPU_PASSES, rows
     for name, (status, reason) in rows.items():
         assert status in ("PASS", "SKIP") and reason.strip() and reason != "(no output)", (name, status)
         assert (out / f"{name}.log").read_text().strip(), name
@@ -102,3 +107,18 @@ def test_bad_usage_exits_2_with_one_line_and_creates_nothing(case: str, tmp_path
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert (sorted(p.name for p in out.iterdir()) if out.is_dir() else None) == before
     assert not (tmp_path / "check").exists() and not (ROOT / "second").exists()
+
+
+def test_a_failed_item_exits_1_and_skips_what_needs_it(tmp_path: Path) -> None:
+    """DEV=cuda on a machine without a GPU: driver, torch and training FAIL with their reasons, the items
+    that need the checkpoint SKIP naming it, and the check exits 1."""
+    if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
+        pytest.skip("an NVIDIA driver is installed here: the GPU items would not fail")
+    out = tmp_path / "check"
+    proc = _check(out, DEV="cuda")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = _items(out / "summary.txt")
+    assert _named(rows, "FAIL") == {"driver", "torch_device", "train"}
+    assert "nvidia-smi not found" in rows["driver"][1] and "--device cuda" in rows["train"][1]
+    assert rows["bench_torch"] == ("SKIP", "needs best.pt from the train item, which did not make it")
+    assert (out / "summary.txt").read_text().splitlines()[-1] == "RESULT: FAIL (3 item(s))"
