@@ -90,20 +90,31 @@ class StandInEngine:
 def stand_in_tensorrt(cudart: Any) -> types.ModuleType:
     """The part of the `tensorrt` module the runner uses; deserializes IDENTITY_BLOB only (else None,
     as TensorRT does for an engine from another version)."""
-    trt = types.ModuleType("tensorrt")
-    trt.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")  # type: ignore[attr-defined]
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})  # type: ignore[attr-defined]
-    trt.nptype = np.dtype  # type: ignore[attr-defined]
+    modes = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level: int = 2) -> None:
+            self.level = level
 
     class Runtime:
-        def __init__(self, logger: Any):
-            self.engines: list[StandInEngine] = []
+        def __init__(self, logger: Logger):
+            self.logger = logger
 
         def deserialize_cuda_engine(self, blob: bytes) -> StandInEngine | None:
-            return StandInEngine(cudart, trt.TensorIOMode) if blob == IDENTITY_BLOB else None  # type: ignore[attr-defined]
+            return StandInEngine(cudart, modes) if blob == IDENTITY_BLOB else None
 
-    trt.Runtime = Runtime  # type: ignore[attr-defined]
-    trt.ICudaEngine, trt.IExecutionContext, trt.Dims = StandInEngine, StandInContext, tuple  # type: ignore[attr-defined]
+    trt = types.ModuleType("tensorrt")
+    vars(trt).update(
+        TensorIOMode=modes,
+        Logger=Logger,
+        Runtime=Runtime,
+        nptype=np.dtype,
+        ICudaEngine=StandInEngine,
+        IExecutionContext=StandInContext,
+        Dims=tuple,
+    )
     return trt
 
 
@@ -205,7 +216,7 @@ def trt_runner(monkeypatch: pytest.MonkeyPatch) -> Any:
     cudart = HostCudart() if ON_CPU else _real_cudart()
     if ON_CPU:
         bindings = types.ModuleType("cuda.bindings")
-        bindings.runtime = cudart  # type: ignore[attr-defined]
+        vars(bindings)["runtime"] = cudart
         monkeypatch.setitem(sys.modules, "cuda", types.ModuleType("cuda"))
         monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
         monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", cudart)
