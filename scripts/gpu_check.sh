@@ -4,6 +4,7 @@
 #   scripts/gpu_check.sh [OUT]          OUT: a new folder [default: runs/gpu-check-<date>-<time>]
 #   DEV=cpu scripts/gpu_check.sh OUT    the same plumbing on the CPU (CI runs it this way)
 #   QUICK=1 ...                         leaves out the gpu test runs (make test runs them on its own)
+#   BUDGET_S=600 ...                    the whole check's time limit [default: 480 s]
 #
 # Each item prints PASS, FAIL or SKIP (with its reason) and writes OUT/<item>.log; OUT/summary.txt holds
 # the machine's facts and every item's line. Exit 0 when no item FAILed, 1 when one did, 2 on bad usage.
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 
 DEV=${DEV:-cuda}
 QUICK=${QUICK:-0}
+BUDGET_S=${BUDGET_S:-480}
 BIN=${BIN:-.venv/bin}
 OUT=${1:-runs/gpu-check-$(date +%Y%m%d-%H%M%S)}
 
@@ -24,6 +26,9 @@ usage_error() { # one line on stderr, nothing created, exit 2
 case $DEV in
     cpu | cuda | cuda:[0-9] | cuda:[0-9][0-9]) ;;
     *) usage_error "DEV=$DEV: not a device; use DEV=cuda, cuda:N or cpu" ;;
+esac
+case $BUDGET_S in
+    '' | *[!0-9]*) usage_error "BUDGET_S=$BUDGET_S: not a whole number of seconds; e.g. BUDGET_S=480" ;;
 esac
 [ $# -le 1 ] || usage_error "too many arguments ($#); give one output folder"
 [ -x "$BIN/python" ] || usage_error "$BIN/python: no virtualenv there; run make venv first (or set BIN)"
@@ -50,10 +55,14 @@ FAILED=0
 
 facts() {
     echo "date: $(date -u +%FT%TZ)  host: $(uname -n)  kernel: $(uname -r)"
-    echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo none) $(git status --porcelain 2>/dev/null | wc -l) changed file(s)"
+    local commit changed
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo none)
+    changed=$(git status --porcelain 2>/dev/null | wc -l)
+    echo "git: $commit, $changed changed file(s)"
     lscpu 2>/dev/null | grep -E '^(Model name|CPU\(s\)):' || true
     "$BIN/pip" freeze >"$OUT/pip-freeze.txt" 2>&1 || true
-    "$PYTHON" -c 'import platform, prodseg; print(f"prodseg {prodseg.__version__}, python {platform.python_version()}")'
+    "$PYTHON" -c 'import platform, prodseg
+print(f"prodseg {prodseg.__version__}, python {platform.python_version()}")'
 }
 
 driver() {
@@ -61,22 +70,25 @@ driver() {
     command -v nvidia-smi >/dev/null || { echo "nvidia-smi not found: no NVIDIA driver installed"; return 1; }
     nvidia-smi || return 1
     nvidia-smi --query-gpu=index,name,driver_version,memory.total,compute_cap --format=csv || return 1
-    local cuda
+    local cuda first
     cuda=$(nvidia-smi | grep -o 'CUDA Version: [0-9.]*' | head -1)
-    echo "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1), driver's ${cuda:-CUDA Version: ?}, $(nvidia-smi -L | wc -l) GPU(s)"
+    first=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
+    echo "$first, driver's ${cuda:-CUDA Version: ?}, $(nvidia-smi -L | wc -l) GPU(s)"
 }
 
 torch_device() {
     "$PYTHON" - <<'EOF'
 import os, torch
 dev = os.environ["DEV"]
-print(f"torch {torch.__version__} built for CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+print(f"torch {torch.__version__} built for CUDA {torch.version.cuda}, "
+      f"cuDNN {torch.backends.cudnn.version()}")
 if dev != "cpu":
     if not torch.cuda.is_available():
         raise SystemExit(f"torch.cuda.is_available() is False: torch {torch.__version__} needs a driver for "
                          f"CUDA {torch.version.cuda} or newer (see the driver item); docs/guides/gpu.md")
     props = torch.cuda.get_device_properties(dev)
-    print(f"{torch.cuda.device_count()} device(s); {dev}: {props.name}, {props.total_memory / 2**30:.1f} GiB, "
+    gib = props.total_memory / 2**30
+    print(f"{torch.cuda.device_count()} device(s); {dev}: {props.name}, {gib:.1f} GiB, "
           f"compute capability {props.major}.{props.minor}, bf16 {torch.cuda.is_bf16_supported()}")
 half = {"cpu": torch.bfloat16}.get(dev, torch.float16)
 conv = torch.nn.Conv2d(3, 8, 3).to(dev, memory_format=torch.channels_last)
@@ -91,7 +103,10 @@ EOF
 
 # gpu_tests FOLDER: the folder's `gpu` tests on DEV (PASS when some ran and none failed).
 gpu_tests() {
-    if [ "$QUICK" = 1 ]; then echo "QUICK=1: make test runs tests/$1 with PRODSEG_TEST_DEVICE=cpu"; return "$SKIP"; fi
+    if [ "$QUICK" = 1 ]; then
+        echo "QUICK=1: make test runs tests/$1 with PRODSEG_TEST_DEVICE=cpu"
+        return "$SKIP"
+    fi
     local report rc
     report=$("$PYTHON" -m pytest -q -rs -m gpu -p no:cacheprovider "tests/$1" 2>&1)
     rc=$?
@@ -152,10 +167,13 @@ has_tensorrt() {
 
 export_trt() {
     if [ "$DEV" = cpu ]; then echo "DEV=cpu: TensorRT engines need a GPU"; return "$SKIP"; fi
-    has_tensorrt || { echo "TensorRT is not importable: pip install 'prodseg[tensorrt]' to check it"; return "$SKIP"; }
+    if ! has_tensorrt; then
+        echo "TensorRT is not importable: pip install 'prodseg[tensorrt]' to check it"
+        return "$SKIP"
+    fi
     needs "$WORK/best.pt" train || return "$SKIP"
-    "$BIN/prodseg-export" "$WORK/best.pt" --out "$WORK/export-trt" --fp16 --int8 --trt --calib-data "$WORK/data" \
-        --calib-images 16 --verify-images 4 || return
+    "$BIN/prodseg-export" "$WORK/best.pt" --out "$WORK/export-trt" --fp16 --int8 --trt \
+        --calib-data "$WORK/data" --calib-images 16 --verify-images 4 || return
     ls "$WORK"/export-trt/*.engine && echo "engines: $(cd "$WORK/export-trt" && echo *.engine)"
 }
 
@@ -225,18 +243,21 @@ for frame, _ in zip(source, range(16)):
     same.append(float((ref.predict_frame(frame).label_map == run.predict_frame(frame).label_map).mean()))
 source.close()
 if min(same) < 0.99:
-    raise SystemExit(f"labels on {dev} agree with the CPU provider's on only {min(same):.4f} of a frame's pixels")
+    raise SystemExit(f"labels on {dev} agree with the CPU provider's on only {min(same):.4f} "
+                     "of a frame's pixels")
 print(f"{want} runs model.onnx; labels agree with the CPU provider's on >= {min(same):.4f} of each frame")
 EOF
 }
 
 # --- the run -----------------------------------------------------------------------------------------------
 
-# ITEM:SECONDS in order; the limits add up to 8 minutes, and each item stops at its own.
-ITEMS=(facts:30 driver:15 torch_device:60 tests_train:150 tests_runtime:60 tests_bench:60 tests_export:60
-    data:30 train:90 export_onnx:90 export_trt:180 bench_torch:45 bench_onnx:45 bench_trt:60 ort_device:45)
+# ITEM:SECONDS in order: the end-to-end run first, then the test folders. Each item stops at its own limit
+# and the whole check at BUDGET_S (8 minutes by default): an item left without time FAILs (too slow).
+ITEMS=(facts:20 driver:15 torch_device:45 data:30 train:60 export_onnx:60 export_trt:150 bench_torch:40
+    bench_onnx:40 bench_trt:60 ort_device:40 tests_train:120 tests_runtime:60 tests_bench:60 tests_export:120)
 export -f facts driver torch_device gpu_tests tests_train tests_runtime tests_bench tests_export data train \
     needs export_onnx has_tensorrt export_trt bench bench_torch ort_provider bench_onnx bench_trt ort_device
+DEADLINE=$((SECONDS + BUDGET_S))
 
 {
     echo "prodseg GPU check, DEV=$DEV QUICK=$QUICK, $(date -u +%FT%TZ)"
@@ -244,7 +265,14 @@ export -f facts driver torch_device gpu_tests tests_train tests_runtime tests_be
 } | tee "$SUMMARY"
 for entry in "${ITEMS[@]}"; do
     name=${entry%%:*} limit=${entry##*:} log="$OUT/$name.log" start=$SECONDS
-    timeout --kill-after=10 "$limit" bash -c "$name" >"$log" 2>&1
+    left=$((DEADLINE - SECONDS))
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -le 0 ]; then
+        echo "not run: the check's $BUDGET_S s were used up by the items before it" >"$log"
+        false
+    else
+        timeout --kill-after=5 "$limit" bash -c "$name" >"$log" 2>&1
+    fi
     rc=$?
     case $rc in
         0) status=PASS ;;
@@ -257,7 +285,8 @@ for entry in "${ITEMS[@]}"; do
     printf '%-4s %-13s %4ds  %s\n' "$status" "$name" "$((SECONDS - start))" "${detail:-(no output)}" |
         tee -a "$SUMMARY"
 done
-if [ "$FAILED" = 0 ]; then result="RESULT: PASS (no item failed)"; else result="RESULT: FAIL ($FAILED item(s))"; fi
+result="RESULT: PASS (no item failed)"
+[ "$FAILED" = 0 ] || result="RESULT: FAIL ($FAILED item(s))"
 echo "$result" | tee -a "$SUMMARY"
 echo "send back: tar czf gpu-check.tgz --exclude=work -C $(dirname "$OUT") $(basename "$OUT")"
 [ "$FAILED" = 0 ]

@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 ITEMS = [
-    "facts", "driver", "torch_device", "tests_train", "tests_runtime", "tests_bench", "tests_export",
-    "data", "train", "export_onnx", "export_trt", "bench_torch", "bench_onnx", "bench_trt", "ort_device",
+    "facts", "driver", "torch_device", "data", "train", "export_onnx", "export_trt", "bench_torch",
+    "bench_onnx", "bench_trt", "ort_device", "tests_train", "tests_runtime", "tests_bench", "tests_export",
 ]  # fmt: skip
 # What a CPU can do: the rest needs a GPU (driver, TensorRT) or is left to make test (the gpu tests).
 CPU_PASSES = {
@@ -88,6 +88,7 @@ def _under_a_file(tmp_path: Path) -> Path:
 HOSTILE = {
     "unknown device": (lambda t: t / "check", [], {"DEV": "tpu"}, "DEV=tpu: not a device"),
     "device with a name": (lambda t: t / "check", [], {"DEV": "cuda:x"}, "DEV=cuda:x"),
+    "budget not a number": (lambda t: t / "check", [], {"BUDGET_S": "8m"}, "BUDGET_S=8m: not a whole"),
     "two output folders": (lambda t: t / "check", ["second"], {}, "too many arguments (2)"),
     "no virtualenv": (lambda t: t / "check", [], {"BIN": "/nonexistent/bin"}, "/nonexistent/bin/python"),
     "output folder not empty": (_not_empty, [], {}, "exists and is not empty"),
