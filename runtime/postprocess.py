@@ -245,31 +245,33 @@ class MaskGrid:
         self.map = _proto_map(ctx, protos.shape[1:])
         self.label = np.zeros(self.size, np.uint8)
 
-    def mask(self, coeffs: np.ndarray, box: np.ndarray) -> tuple[tuple[int, int], np.ndarray]:
-        """((gx0, gy0), bool mask of the box's grid window): grid pixel g sits at frame index (g+0.5)s-0.5."""
+    def windows(self, boxes: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+        """Each box's grid window [gx0, gy0, gx1, gy1) holding exactly the grid pixels its mask may keep,
+        and the affine maps (window col, row) -> prototype (x, y), all boxes at once.
+
+        Grid pixel g sits at frame index (g+0.5)s-0.5 and is kept when box[0] <= (g+0.5)s-0.5 < box[2]
+        (ultralytics' crop_mask), i.e. ceil((box[0]+0.5)/s-0.5) <= g < ceil((box[2]+0.5)/s-0.5)."""
         (sx, sy), (gh, gw) = self.step, self.size
-        gx0 = max(math.floor((box[0] + 0.5) / sx - 0.5), 0)
-        gy0 = max(math.floor((box[1] + 0.5) / sy - 0.5), 0)
-        gx1 = min(math.ceil((box[2] + 0.5) / sx - 0.5) + 1, gw)
-        gy1 = min(math.ceil((box[3] + 0.5) / sy - 0.5) + 1, gh)
-        if gx1 <= gx0 or gy1 <= gy0:
-            return (gx0, gy0), np.zeros((0, 0), bool)
         ax, bx, ay, by = self.map
-        m = np.array(
-            [
-                [ax * sx, 0, ((gx0 + 0.5) * sx - 0.5) * ax + bx],
-                [0, ay * sy, ((gy0 + 0.5) * sy - 0.5) * ay + by],
-            ]
-        )
-        sampled = _sample(coeffs, self.protos, m, (gx1 - gx0, gy1 - gy0))
-        # grid pixel g is kept when box[0] <= (g+0.5)s-0.5 < box[2], i.e. g >= (box[0]+0.5)/s-0.5
-        lo = ((box[0] + 0.5) / sx - 0.5 - gx0, (box[1] + 0.5) / sy - 0.5 - gy0)
-        hi = ((box[2] + 0.5) / sx - 0.5 - gx0, (box[3] + 0.5) / sy - 0.5 - gy0)
-        return (gx0, gy0), _crop(sampled > 0, lo, hi)
+        step = np.array([sx, sy, sx, sy])
+        edges = np.ceil((boxes.astype(np.float64) + 0.5) / step - 0.5)
+        win = np.clip(edges, 0, [gw, gh, gw, gh]).astype(np.int64)
+        maps = np.zeros((len(boxes), 2, 3))
+        maps[:, 0, 0], maps[:, 1, 1] = ax * sx, ay * sy
+        maps[:, 0, 2] = ((win[:, 0] + 0.5) * sx - 0.5) * ax + bx
+        maps[:, 1, 2] = ((win[:, 1] + 0.5) * sy - 0.5) * ay + by
+        return win.tolist(), maps
+
+    def mask(self, coeffs: np.ndarray, window: list[int], m: np.ndarray) -> np.ndarray:
+        """The bool mask of one window from `windows` (empty when the window is)."""
+        gx0, gy0, gx1, gy1 = window
+        if gx1 <= gx0 or gy1 <= gy0:
+            return np.zeros((0, 0), bool)
+        return _sample(coeffs, self.protos, m, (gx1 - gx0, gy1 - gy0)) > 0
 
     def paint(self, corner: tuple[int, int], mask: np.ndarray, class_id: int) -> None:
         gx0, gy0 = corner
-        np.copyto(self.label[gy0 : gy0 + mask.shape[0], gx0 : gx0 + mask.shape[1]], class_id, where=mask)
+        np.putmask(self.label[gy0 : gy0 + mask.shape[0], gx0 : gx0 + mask.shape[1]], mask, class_id)
 
     def label_map(self) -> np.ndarray:
         h, w = self.ctx.frame_size
@@ -299,15 +301,16 @@ def yolo_seg(
     keep = nms(boxes, scores, classes, meta.iou_threshold, meta.max_det)
     frame_boxes = boxes_to_frame(boxes[keep], ctx)
     grid = MaskGrid(ctx, protos)
+    windows, maps = grid.windows(frame_boxes)
     found: list[tuple[Detection, tuple[int, int], np.ndarray]] = []
-    for k, box in zip(keep, frame_boxes, strict=True):
-        corner, low = grid.mask(coeffs[k], box)
+    for k, box, window, m in zip(keep.tolist(), frame_boxes, windows, maps, strict=True):
+        low = grid.mask(coeffs[k], window, m)
         if low.any():
             full = functools.partial(instance_mask, coeffs[k], protos, box, ctx)
             det = Detection(
                 box, float(scores[k]), int(classes[k]) + 1, frame_size=ctx.frame_size, window_fn=full
             )
-            found.append((det, corner, low))
+            found.append((det, (window[0], window[1]), low))
     for det, corner, low in reversed(found):  # ascending confidence: the most confident ends on top
         grid.paint(corner, low, det.class_id)
     return Prediction(label_map=grid.label_map(), instances=[d for d, _, _ in found])
