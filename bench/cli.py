@@ -12,7 +12,7 @@ from prodseg.bench.measure import MODES, BenchOptions
 from prodseg.bench.suite import BenchJob, run_job
 from prodseg.classes import read_class_map
 from prodseg.cli import OneLineUsage, handle_errors, setup_logging
-from prodseg.runtime.model_options import ModelFlags, model_options, torch_options
+from prodseg.runtime.model_options import ModelFlags, model_options, precision_options
 
 
 class Finite(click.FloatRange):
@@ -142,7 +142,7 @@ LIMIT = Finite(min=0, min_open=True)
     "arithmetic (f32) on the first frames.",
 )
 @model_options
-@torch_options
+@precision_options
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(
@@ -172,7 +172,7 @@ def main(
     min_agreement: float,
     verbose: bool,
     model_flags: ModelFlags,
-    torch_opts: dict[str, Any],
+    precision_opts: dict[str, Any],
 ) -> None:
     """Benchmark exported models (or .pt checkpoints) on VIDEO(s); exit 1 when a gate fails, 2 on bad input.
 
@@ -192,7 +192,7 @@ def main(
         gt_classes=gt_classes,
         class_map=read_class_map(class_map_file) if class_map_file else None,
         spec=model_flags.spec(),
-        torch_opts=torch_opts,
+        precision_opts=precision_opts,
     )
     limits = {"min-fps": min_fps, "max-p99-ms": max_p99_ms, "max-memory-mb": max_memory_mb}
     if sweep:

@@ -46,17 +46,18 @@ class BenchOptions:
     gt_classes: Path | None = None  # the masks' classes.yaml when the folder has none
     class_map: dict[str, str] | None = None  # model class -> truth class, when the names differ
     spec: ModelSpec = field(default_factory=ModelSpec)  # the model flags
-    torch_opts: dict[str, Any] = field(default_factory=dict)  # --precision/--channels-last, torch runs only
+    precision_opts: dict[str, Any] = field(default_factory=dict)  # --precision/--channels-last
     runner_options: dict[str, Any] = field(default_factory=dict)  # backend options (the sweep's precisions)
 
     def runner_opts(self, backend: str) -> dict[str, Any]:
         """Runner options for a run on `backend`: a pipelined run's (PIPELINE_OPTS), --precision etc."""
+        from prodseg.runtime.model_options import backend_options
         from prodseg.runtime.runners import PIPELINE_OPTS
 
         return {
             **PIPELINE_OPTS.get(backend, {}),
             **self.runner_options,
-            **(self.torch_opts if backend == "torch" else {}),
+            **backend_options(self.precision_opts, backend),
         }
 
     def __post_init__(self) -> None:

@@ -66,10 +66,10 @@ class BenchJob:
             require("matplotlib", "report", "--report plots")  # before measuring, not after
 
     def check_model_flags(self, backends: list[str]) -> None:
-        """--precision/--channels-last need a torch run; --save-card describes exactly one model."""
-        from prodseg.runtime.model_options import check_torch_opts
+        """--precision/--channels-last need a run they apply to; --save-card describes exactly one model."""
+        from prodseg.runtime.model_options import check_precision_opts
 
-        check_torch_opts(self.options.torch_opts, backends)
+        check_precision_opts(self.options.precision_opts, backends)
         card = self.options.spec.save_card
         if card is not None:
             if len(self.models) != 1:
@@ -177,6 +177,6 @@ def settings(job: BenchJob) -> dict[str, Any]:
         "limits": job.limits,
         "max_regression": job.max_regression,
         "model_flags": {k: v for k, v in dataclasses.asdict(o.spec).items() if v is not None},
-        "torch_options": o.torch_opts,
+        "precision_options": o.precision_opts,
         "baseline": None if job.baseline is None else str(job.baseline),
     }

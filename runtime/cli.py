@@ -17,10 +17,11 @@ from prodseg.errors import BadInput, Interrupted
 from prodseg.runtime.model_options import (
     ModelFlags,
     ModelSpec,
-    check_torch_opts,
+    backend_options,
+    check_precision_opts,
     model_options,
+    precision_options,
     save_card,
-    torch_options,
 )
 from prodseg.runtime.outputs import OutputFolder, signals_held
 from prodseg.runtime.runners import PIPELINE_OPTS, RUNNERS
@@ -69,23 +70,23 @@ def predict(
     queue_size: int,
     overwrite: bool = False,
     spec: ModelSpec | None = None,
-    torch_opts: dict[str, Any] | None = None,
+    precision_opts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline with sinks and a progress bar; returns the run summary (also written to --out)."""
     import prodseg.runtime as rt
     from prodseg.runtime.sources import open_source
 
-    spec, torch_opts = spec or ModelSpec(), torch_opts or {}
+    spec, precision_opts = spec or ModelSpec(), precision_opts or {}
     if out is None and (save_video or save_masks):
         raise BadInput("--save-video/--save-masks need --out DIR")
     if spec.save_card is not None:
         check_output_path(spec.save_card, "--save-card")
     _, name = rt.check_artifact(model, backend, device)
-    check_torch_opts(torch_opts, [name])
+    check_precision_opts(precision_opts, [name])
     folder = OutputFolder(out, overwrite) if out is not None else None  # before any work
     src = open_source(source)
     try:
-        # backend as asked: 'auto' brings its choice's own options (OpenVINO at the artifact's f32)
+        # backend as asked: 'auto' brings its choice's own options
         predictor = rt.load(
             model,
             backend=backend,
@@ -93,7 +94,7 @@ def predict(
             threads=threads,
             spec=spec,
             **PIPELINE_OPTS.get(name, {}),
-            **torch_opts,
+            **backend_options(precision_opts, name),
         )
     except BaseException:
         src.close()
@@ -221,7 +222,7 @@ class _Run:
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after N frames.")
 @click.option("--queue-size", type=click.IntRange(1), default=4, show_default=True)
 @model_options
-@torch_options
+@precision_options
 @click.option("-v", "--verbose", is_flag=True)
 @handle_errors
 def main(
@@ -238,7 +239,7 @@ def main(
     queue_size: int,
     verbose: bool,
     model_flags: ModelFlags,
-    torch_opts: dict[str, Any],
+    precision_opts: dict[str, Any],
 ) -> None:
     """Segment every frame of SOURCE (video, image folder, camera index, rtsp/http URL) with --model.
 
@@ -261,7 +262,7 @@ def main(
         queue_size,
         overwrite,
         model_flags.spec(),
-        torch_opts,
+        precision_opts,
     )
     ms = s["mean_ms"]
     stages = ", ".join(f"{name} {value:.1f}" for name, value in ms.items())

@@ -219,13 +219,19 @@ def model_options(fn: Callable[..., Any] | None = None, *, skip: tuple[str, ...]
     return decorate(fn) if fn is not None else decorate
 
 
-# --- torch checkpoints: precision and memory format (the TorchRunner's options) ---
+# --- --precision and --channels-last: the torch runner's options, and OpenVINO's inference precision ---
 
-TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16")
+# backend -> (its runner option for --precision, the option's spelling of each choice)
+PRECISION_OPTION: dict[str, tuple[str, dict[str, str]]] = {
+    "torch": ("precision", {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}),
+    "openvino": ("inference_precision", {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}),
+}
+FLAG_BACKENDS = {"precision": tuple(PRECISION_OPTION), "channels_last": ("torch",)}
 
 
-def torch_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Click decorator: --precision and --channels-last for .pt checkpoints, as `torch_opts: dict`."""
+def precision_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Click decorator: --precision and --channels-last, as `precision_opts: dict` (flag name -> value)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -235,27 +241,40 @@ def torch_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             for k, v in (("precision", precision), ("channels_last", channels_last or None))
             if v is not None
         }
-        return fn(*args, torch_opts=opts, **kwargs)
+        return fn(*args, precision_opts=opts, **kwargs)
 
     wrapper = click.option(
         "--precision",
-        type=click.Choice(TORCH_PRECISIONS),
+        type=click.Choice(PRECISIONS),
         default=None,
-        help="Checkpoints (.pt): autocast precision [default: fp32].",
+        help="Checkpoints (.pt): autocast precision [default: fp32]. OpenVINO: inference precision "
+        "[default: OpenVINO's for the device, bf16 on CPUs with native bf16].",
     )(wrapper)
     return click.option(
         "--channels-last", is_flag=True, help="Checkpoints (.pt): channels-last (NHWC) memory format."
     )(wrapper)
 
 
-def check_torch_opts(torch_opts: dict[str, Any], backends: list[str]) -> None:
-    """BadInput when --precision/--channels-last are given but no run uses the torch backend."""
-    if torch_opts and "torch" not in backends:
-        flags = ", ".join("--" + k.replace("_", "-") for k in torch_opts)
-        raise BadInput(
-            f"{flags}: apply to .pt checkpoints (the torch backend) only; drop them for "
-            f"{', '.join(sorted(set(backends)))} models"
-        )
+def backend_options(precision_opts: dict[str, Any], backend: str) -> dict[str, Any]:
+    """--precision/--channels-last as `backend`'s runner options ({} for a backend they do not apply to)."""
+    opts: dict[str, Any] = {}
+    if "precision" in precision_opts and backend in PRECISION_OPTION:
+        key, spelling = PRECISION_OPTION[backend]
+        opts[key] = spelling[precision_opts["precision"]]
+    if precision_opts.get("channels_last") and backend in FLAG_BACKENDS["channels_last"]:
+        opts["channels_last"] = True
+    return opts
+
+
+def check_precision_opts(precision_opts: dict[str, Any], backends: list[str]) -> None:
+    """BadInput when --precision/--channels-last are given but no run uses a backend they apply to."""
+    for flag in precision_opts:
+        if not set(FLAG_BACKENDS[flag]) & set(backends):
+            where = " and ".join(FLAG_BACKENDS[flag])
+            raise BadInput(
+                f"--{flag.replace('_', '-')}: applies to {where} runs only (.pt checkpoints run on torch); "
+                f"drop it for {', '.join(sorted(set(backends)))} models"
+            )
 
 
 # --- flags -> metadata, in one function ---

@@ -98,4 +98,4 @@ def test_ultralytics_pt_on_cpu(tiny_video, tmp_path: Path) -> None:
     result = doc["results"][0]
     assert result["backend"] == "torch" and result["precision"] == "bf16"
     assert result["input_shape"] == [1, 3, 640, 640] and result["postprocess"]["max_det"] == 300
-    assert doc["settings"]["torch_options"] == {"precision": "bf16"}
+    assert doc["settings"]["precision_options"] == {"precision": "bf16"}

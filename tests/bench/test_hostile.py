@@ -154,7 +154,10 @@ CASES: dict[str, tuple[Setup, str]] = {
     "mean with 2 values": (_opt("--mean", "0.5,0.5"), "--mean 0.5,0.5: give 3"),
     "task unknown": (_opt("--task", "detect"), "--task detect: choose one of semantic, yolo-seg"),
     "iou for a semantic model": (_opt("--iou", "0.5"), "--iou: apply to YOLO-seg models"),
-    "precision for onnx": (_opt("--precision", "fp16"), "--precision: apply to .pt checkpoints"),
+    "precision for onnxruntime": (
+        _opt("--backend", "onnxruntime", "--precision", "fp16"),
+        "--precision: applies to torch and openvino runs only",
+    ),
     "save-card for two models": (
         lambda t, fx: _opt("--model", fx["openvino"], "--save-card", t / "c.json")(t, fx),
         "describes one model",

@@ -248,8 +248,10 @@ def test_conf_iou_max_det_and_classes(foreign, tiny_video, tmp_path: Path) -> No
 
 
 def test_precision_flags_need_a_checkpoint(foreign, checkpoint, tiny_video, tmp_path: Path) -> None:
-    res = predict(tiny_video[0], "--model", foreign["yolo"], *YOLO, "--precision", "bf16")
-    assert res.exit_code == 2 and "--precision: apply to .pt checkpoints" in res.output
+    res = predict(
+        tiny_video[0], "--model", foreign["yolo"], *YOLO, "--backend", "onnxruntime", "--precision", "bf16"
+    )
+    assert res.exit_code == 2 and "--precision: applies to torch and openvino runs only" in res.output
     res = predict(
         tiny_video[0],
         "--model",

@@ -151,9 +151,13 @@ CASES: dict[str, tuple[Setup, str]] = {
         "--conf: apply to YOLO-seg models",
     ),
     "unknown class to keep": (_model(lambda t, fx: str(fx["onnx"]), "--classes", "cat"), "--classes cat"),
-    "precision for onnx": (
-        _model(lambda t, fx: str(fx["onnx"]), "--precision", "bf16"),
-        "apply to .pt checkpoints",
+    "precision for onnxruntime": (
+        _model(lambda t, fx: str(fx["onnx"]), "--backend", "onnxruntime", "--precision", "bf16"),
+        "--precision: applies to torch and openvino runs only",
+    ),
+    "channels-last for openvino": (
+        _model(lambda t, fx: str(fx["onnx"]), "--channels-last"),
+        "--channels-last: applies to torch runs only",
     ),
     "save-card is a folder": (_model(lambda t, fx: str(fx["onnx"]), "--save-card", "."), "--save-card"),
 }

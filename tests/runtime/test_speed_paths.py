@@ -93,7 +93,7 @@ def test_auto_backend_prefers_openvino_for_onnx_on_x86_cpus(monkeypatch) -> None
     monkeypatch.setattr(runners.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(runners, "installed", lambda backend: True)
     backend, why, opts = runners.auto_backend(".onnx", "cpu")
-    assert backend == "openvino" and "faster" in why and opts == {"inference_precision": "f32"}
+    assert backend == "openvino" and "faster" in why and opts == {}  # OpenVINO's own default precision
     assert runners.auto_backend(".onnx", "cuda")[:2] == ("onnxruntime", "the .onnx file's own backend")
     assert runners.auto_backend(".xml", "cpu")[0] == "openvino"
     monkeypatch.setattr(runners, "installed", lambda backend: backend != "openvino")
@@ -101,6 +101,29 @@ def test_auto_backend_prefers_openvino_for_onnx_on_x86_cpus(monkeypatch) -> None
     assert runners.auto_backend(".onnx", "cpu")[:2] == ("onnxruntime", own)
     monkeypatch.setattr(runners.platform, "machine", lambda: "aarch64")
     assert runners.auto_backend(".onnx", "cpu")[0] == "onnxruntime"
+
+
+@pytest.mark.parametrize(("flag", "want"), [(None, None), ("fp32", "f32"), ("bf16", "bf16")])
+def test_precision_flag_sets_openvino_inference_precision(tmp_path: Path, flag, want) -> None:
+    """--precision pins OpenVINO's inference precision; without it the compiled model runs at OpenVINO's
+    default for this CPU (f32, or bf16 where the CPU computes bf16 natively)."""
+    pytest.importorskip("openvino")
+    from prodseg.runtime.model_options import backend_options
+
+    opts = backend_options({"precision": flag} if flag else {}, "openvino")
+    assert opts == ({"inference_precision": want} if want else {})
+    runner = runners.runner_class("openvino")(str(conv_model(tmp_path / "m.onnx")), **opts)
+    runner.activate()
+    try:
+        got = runner.effective_settings()["inference_precision"]
+    finally:
+        runner.deactivate()
+    got = {"float32": "f32", "bfloat16": "bf16"}.get(got, got)
+    if want == "f32":
+        assert got == "f32"
+    else:  # a CPU without native bf16 runs f32 whatever the hint
+        assert got in ("f32", "bf16")
+    assert backend_options({"precision": "fp16", "channels_last": True}, "onnxruntime") == {}
 
 
 def test_av_frames_convert_at_the_size_asked(tiny_video) -> None:
