@@ -167,7 +167,7 @@ def bench_one(
         size_mb=size_mb,
         backend=str(predictor.backend),
         device=opts.device,
-        precision=meta.precision,
+        precision=computed_precision(meta.precision, choice["backend_choice"]["runtime"]),
         arch=meta.arch,
         classes=list(meta.class_names),
         video=str(video),
@@ -202,6 +202,26 @@ def video_accuracy(
     if match.note:
         log.info("%s", match.note)
     return VideoAccuracy(len(names), names, match)
+
+
+# a backend's name for the precision it computes in -> prodseg's
+COMPUTED = {
+    "float32": "fp32",
+    "f32": "fp32",
+    "bfloat16": "bf16",
+    "bf16": "bf16",
+    "float16": "fp16",
+    "f16": "fp16",
+}
+
+
+def computed_precision(artifact: str, runtime: dict[str, Any]) -> str:
+    """The artifact's precision, with the one the backend computes a float model in where they differ:
+    'fp32->bf16' for an fp32 model that OpenVINO runs in bf16 on a CPU with native bf16."""
+    ran = COMPUTED.get(str(runtime.get("inference_precision", "")))
+    if ran is None or artifact not in ("fp32", "fp16") or ran == artifact:
+        return artifact
+    return f"{artifact}->{ran}"
 
 
 def backend_choice(predictor: Any, opts: BenchOptions) -> dict[str, Any]:

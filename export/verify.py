@@ -95,7 +95,8 @@ def verify_artifact(
     from prodseg.runtime import load
 
     opts = RUNNER_OPTS.get((artifact.backend, artifact.precision), {})
-    with load(artifact.path, backend=artifact.backend, device="cpu", **opts) as predictor:
+    device = "cuda" if artifact.backend == "tensorrt" else "cpu"  # engines run on the GPU they were built on
+    with load(artifact.path, backend=artifact.backend, device=device, **opts) as predictor:
         return judge(compare(artifact, predictor, samples, ref, classes), thresholds)
 
 

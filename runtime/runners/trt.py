@@ -68,8 +68,12 @@ class TensorRTRunner(Runner):
     def activate_impl(self) -> None:
         self.cudart = cudart
         kind, _, index = self.device.partition(":")
-        if kind not in ("cuda", "gpu", "cpu") or not (index.isdigit() or not index):
-            raise BadInput(f"tensorrt: device '{self.device}' is not a CUDA device; use cuda or cuda:N")
+        if kind not in ("cuda", "gpu") or not (index.isdigit() or not index):
+            # 'cpu' too: an engine runs on a GPU only, and reports must not say "cpu" for a GPU run
+            raise BadInput(
+                f"tensorrt: device '{self.device}' is not a CUDA device; TensorRT engines run on an NVIDIA "
+                "GPU: pass --device cuda or cuda:N"
+            )
         self._index = int(index or 0)
         self.bind_thread_impl()  # the engine, buffers and stream belong to this device
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -138,7 +142,10 @@ class TensorRTRunner(Runner):
             _check(cudart.cudaStreamBeginCapture(self.stream, mode), "cudaStreamBeginCapture")
             self._enqueue()
             graph = _check(cudart.cudaStreamEndCapture(self.stream), "cudaStreamEndCapture")
-            self._graph_exec = _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+            try:
+                self._graph_exec = _check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+            finally:  # the executable graph is independent of the captured one: one graph per shape leaked
+                cudart.cudaGraphDestroy(graph)
         _check(cudart.cudaGraphLaunch(self._graph_exec, self.stream), "cudaGraphLaunch")
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

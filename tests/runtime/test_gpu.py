@@ -24,6 +24,9 @@ import prodseg.runtime as rt
 from prodseg.errors import BadInput
 from tests.gpu_device import DEVICE, ON_CPU
 
+# engines run on CUDA devices only: on the CPU the host stand-in for cuda-python plays cuda:0
+TRT_DEVICE = "cuda" if ON_CPU else DEVICE
+
 pytestmark = pytest.mark.gpu
 
 TRT_MODULE = "prodseg.runtime.runners.trt"
@@ -131,7 +134,7 @@ class HostCudart:
     def __init__(self) -> None:
         self.buffers: dict[int, np.ndarray] = {}
         self.capture: list | None = None
-        self.graphs, self.streams = 0, 0
+        self.graphs, self.streams, self.captured = 0, 0, 0
 
     def _device(self, ptr: int, nbytes: int) -> None:
         inside = any(p <= ptr and ptr + nbytes <= p + b.nbytes for p, b in self.buffers.items())
@@ -173,6 +176,7 @@ class HostCudart:
 
     def cudaStreamEndCapture(self, stream: int) -> tuple:
         graph, self.capture = self.capture, None
+        self.captured += 1
         return 0, graph
 
     def cudaGraphInstantiate(self, graph: list, flags: int) -> tuple:
@@ -180,6 +184,7 @@ class HostCudart:
         return 0, list(graph)
 
     def cudaGraphDestroy(self, graph: list) -> tuple:
+        self.captured -= 1
         return (0,)
 
     def cudaGraphLaunch(self, graph_exec: list, stream: int) -> tuple:
@@ -240,7 +245,7 @@ def test_tensorrt_runner_moves_tensors_through_the_device(
     module, cudart = trt_runner
     engine = tmp_path / "identity.engine"
     engine.write_bytes(IDENTITY_BLOB)
-    runner = module.TensorRTRunner(str(engine), device=DEVICE, cuda_graph=cuda_graph)
+    runner = module.TensorRTRunner(str(engine), device=TRT_DEVICE, cuda_graph=cuda_graph)
     rng = np.random.default_rng(0)
     with runner:
         assert runner.input_metadata == {"images": (("?", 3, "?", "?"), np.float32)}
@@ -253,6 +258,7 @@ def test_tensorrt_runner_moves_tensors_through_the_device(
         assert context.enqueues == (6 if cuda_graph else 4)  # 3 new shapes x (warm-up + capture) vs 4
     if ON_CPU:
         assert cudart.buffers == {} and cudart.graphs == 0 and cudart.streams == 0, "deactivate leaks"
+        assert cudart.captured == 0, "a captured graph was not destroyed after instantiation"
 
 
 def test_tensorrt_runner_refuses_an_engine_it_cannot_deserialize(trt_runner, tmp_path: Path) -> None:
@@ -260,7 +266,16 @@ def test_tensorrt_runner_refuses_an_engine_it_cannot_deserialize(trt_runner, tmp
     engine = tmp_path / "other.engine"
     engine.write_bytes(b"built by another TensorRT")
     with pytest.raises(BadInput, match=r"other\.engine: TensorRT cannot deserialize.*--trt"):
-        module.TensorRTRunner(str(engine), device=DEVICE).activate()
+        module.TensorRTRunner(str(engine), device=TRT_DEVICE).activate()
+
+
+def test_tensorrt_runner_refuses_the_cpu(trt_runner, tmp_path: Path) -> None:
+    """An engine runs on a GPU only: 'cpu' is refused instead of running on GPU 0 and reporting "cpu"."""
+    module, _ = trt_runner
+    engine = tmp_path / "identity.engine"
+    engine.write_bytes(IDENTITY_BLOB)
+    with pytest.raises(BadInput, match=r"device 'cpu' is not a CUDA device.*--device cuda"):
+        module.TensorRTRunner(str(engine), device="cpu").activate()
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
