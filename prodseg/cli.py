@@ -81,7 +81,9 @@ def _report_internal_error(exc: BaseException) -> None:
         where = "rerun with -v for the traceback"
         with contextlib.suppress(OSError):
             fd, path = tempfile.mkstemp(
-                prefix=f"prodseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt"
+                prefix=f"prodseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-",
+                suffix=".txt",
+                dir=os.environ.get("PRODSEG_CRASH_DIR") or None,  # None: the temp folder
             )
             with os.fdopen(fd, "w") as f:
                 f.write(" ".join(sys.argv) + "\n" + text)

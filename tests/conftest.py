@@ -14,6 +14,13 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("PRODSEG_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _crash_files_stay_in_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests that provoke internal errors (exit 3) leave their crash files here, not in the machine's /tmp
+    (subprocesses inherit the variable)."""
+    os.environ["PRODSEG_CRASH_DIR"] = str(tmp_path_factory.mktemp("crash"))
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 synthetic shelf images of 96x128 (HxW) with masks, COCO and YOLO-seg labels, train/val splits."""

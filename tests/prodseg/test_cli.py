@@ -55,13 +55,20 @@ def crashes(kind: str, verbose: bool) -> None:
 
 
 def test_an_unexpected_exception_is_exit_3_one_line_and_the_traceback_is_kept(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("PRODSEG_CRASH_DIR", str(tmp_path))
     res = CliRunner().invoke(crashes, [])
     assert res.exit_code == 3 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert res.stderr.startswith("internal error: ZeroDivisionError: division by zero (a bug: please report")
     crash_file = next(tmp_path.glob("prodseg-crash-*.txt"))
     assert crash_file.name in res.stderr and "Traceback" in crash_file.read_text()
+
+
+def test_crash_files_go_to_the_temp_folder_without_prodseg_crash_dir(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("PRODSEG_CRASH_DIR")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    res = CliRunner().invoke(crashes, [])
+    assert res.exit_code == 3 and next(tmp_path.glob("prodseg-crash-*.txt")).name in res.stderr
 
 
 def test_with_verbose_the_traceback_is_printed() -> None:
