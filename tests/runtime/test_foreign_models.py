@@ -207,7 +207,7 @@ def test_yolo_outputs_in_either_order_agree(foreign, shelf_frame) -> None:
 def test_nameless_openvino_outputs_run_and_agree_with_onnx(foreign, shelf_frame) -> None:
     ov = rt.load(foreign["ultra_ir"], inference_precision="f32")  # ultralytics' metadata.yaml
     assert ov.runner.output_names == ["output0", "output1"] and ov.meta.class_names[1:] == YOLO_NAMES
-    ort = rt.load(foreign["yolo"], spec=ModelSpec(task="yolo_seg", names=YOLO_NAMES))
+    ort = rt.load(foreign["yolo"], backend="onnxruntime", spec=ModelSpec(task="yolo_seg", names=YOLO_NAMES))
     a, b = ov.predict(shelf_frame), ort.predict(shelf_frame)
     assert len(a.instances) == len(b.instances) > 0 and (a.label_map == b.label_map).mean() > 0.99
 

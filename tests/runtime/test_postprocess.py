@@ -43,12 +43,14 @@ def test_yolo_seg_agrees_with_ultralytics(yolo, shelf_frame) -> None:
     import prodseg.runtime as rt
 
     path, model = yolo
-    pred = rt.load(path, fuse_preprocess=False)
+    # ONNX Runtime: the artifact's own f32 arithmetic (auto may pick OpenVINO's bf16 on this CPU)
+    pred = rt.load(path, backend="onnxruntime", fuse_preprocess=False)
     feed, ctx = pred.preprocess(shelf_frame)
     boxed = LetterBox(pred.input_size, auto=False)(image=shelf_frame)
     ref_in = torch.from_numpy(boxed).permute(2, 0, 1)[None]
     assert np.array_equal(feed["images"], (ref_in.float() / 255).numpy())
-    fused = rt.load(path)  # the model normalises itself: Python hands it the letterboxed BGR pixels
+    # the model normalises itself: Python hands it the letterboxed BGR pixels
+    fused = rt.load(path, backend="onnxruntime")
     assert fused.fused and np.array_equal(fused.preprocess(shelf_frame)[0]["images"][0], boxed[..., ::-1])
     with torch.no_grad():
         p0, protos = model(ref_in.float() / 255)
@@ -79,7 +81,7 @@ def test_semantic_agrees_with_torch(deeplab, shelf_frame) -> None:
     import prodseg.runtime as rt
 
     path, model = deeplab
-    pred = rt.load(path)
+    pred = rt.load(path, backend="onnxruntime")  # the artifact's f32 arithmetic, like the torch reference
     out = pred.predict(shelf_frame)
     x = cv2.resize(shelf_frame, (96, 64), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
     x = (x - np.array(pred.meta.mean, np.float32)) / np.array(pred.meta.std, np.float32)

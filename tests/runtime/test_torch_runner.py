@@ -34,7 +34,7 @@ def test_checkpoint_agrees_with_its_onnx_export(checkpoint: Path, shelf_frame, t
         e = model.metadata_props.add()
         e.key, e.value = k, v
     onnx.save(model, str(onnx_path))
-    ort = rt.load(onnx_path, threads=1)
+    ort = rt.load(onnx_path, backend="onnxruntime", threads=1)
     a, b = pt.predict(shelf_frame), ort.predict(shelf_frame)
     assert (a.label_map == b.label_map).mean() > 0.999
     bf16 = rt.load(checkpoint, threads=1, precision="bf16", channels_last=True)

@@ -55,7 +55,7 @@ def test_engine_agrees_with_onnxruntime(deeplab, shelf_frame, tmp_path: Path, cu
     from prodseg.metadata import ArtifactMetadata, write_sidecar
 
     engine = _build_engine(deeplab[0], tmp_path / "model.engine")
-    ort = rt.load(deeplab[0])
+    ort = rt.load(deeplab[0], backend="onnxruntime")
     write_sidecar(engine, ort.meta)
     trt_pred = rt.load(engine, device="cuda", cuda_graph=cuda_graph)
     assert trt_pred.backend == "tensorrt" and isinstance(trt_pred.meta, ArtifactMetadata)
