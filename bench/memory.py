@@ -102,13 +102,18 @@ class GpuMemory:
 def torch_peak(index: int) -> GpuMemory:
     """The peak of the tensors torch allocated on the GPU since reset(): the model's own memory, without
     the CUDA context, cuDNN workspaces or the caching allocator's reserve."""
-    import torch  # only a torch run asks for this, and it has torch loaded
 
-    return GpuMemory(
-        TORCH_PEAK,
-        lambda: torch.cuda.reset_peak_memory_stats(index),
-        lambda: torch.cuda.max_memory_allocated(index) / MB,
-    )
+    def reset() -> None:
+        import torch  # imported when measuring: only a torch run does, and it has torch loaded
+
+        torch.cuda.reset_peak_memory_stats(index)
+
+    def read() -> float:
+        import torch
+
+        return float(torch.cuda.max_memory_allocated(index)) / MB
+
+    return GpuMemory(TORCH_PEAK, reset, read)
 
 
 def nvml_used(index: int) -> GpuMemory:

@@ -254,12 +254,28 @@ def _drain(
     on_result: Callable[[Frame, Prediction], None] | None,
 ) -> None:
     for job in _jobs(inq, shared):
-        pred: Prediction = job.data
-        pred.timings = job.timings
-        t0 = time.perf_counter()
-        for sink in sinks:
-            sink.write(job.frame, pred)
-        if on_result is not None:
-            on_result(job.frame, pred)
-        stats.stage_ms["sink"].append((time.perf_counter() - t0) * 1e3)
-        stats.frames += 1
+        _write(job, sinks, stats, on_result)
+    # Another stage failed or was interrupted: the frames it finished before that are already queued
+    # here, and reach the sinks, so an interrupted run keeps every frame it completed.
+    while True:
+        try:
+            job = inq.get_nowait()
+        except queue.Empty:
+            return
+        if job is _END:
+            return
+        _write(job, sinks, stats, on_result)
+
+
+def _write(
+    job: _Job, sinks: list[Sink], stats: PipelineStats, on_result: Callable[[Frame, Prediction], None] | None
+) -> None:
+    pred: Prediction = job.data
+    pred.timings = job.timings
+    t0 = time.perf_counter()
+    for sink in sinks:
+        sink.write(job.frame, pred)
+    if on_result is not None:
+        on_result(job.frame, pred)
+    stats.stage_ms["sink"].append((time.perf_counter() - t0) * 1e3)
+    stats.frames += 1

@@ -360,6 +360,31 @@ def test_interrupt_after_frames_keeps_them_complete(deeplab, tiny_video, tmp_pat
     ]
 
 
+def test_interrupt_keeps_frames_finished_while_the_sinks_were_busy(
+    deeplab, tiny_video, tmp_path: Path, monkeypatch
+) -> None:
+    """The third frame is post-processed and queued while the sinks still write the second: the
+    interrupt at the fourth must not drop it."""
+    import time
+
+    from prodseg.runtime.sinks import MaskSink
+
+    _fail_at(monkeypatch, 4, KeyboardInterrupt())
+    original, written = MaskSink.write, []
+
+    def slow(self, frame, pred) -> None:
+        written.append(1)
+        if len(written) == 2:
+            time.sleep(0.5)  # the pipeline finishes frame 3 and fails on frame 4 meanwhile
+        original(self, frame, pred)
+
+    monkeypatch.setattr(MaskSink, "write", slow)
+    out = tmp_path / "o"
+    res = _run(tiny_video[0], "--model", deeplab[0], "--out", out, "--save-masks", "--queue-size", "1")
+    assert res.exit_code == 130 and "interrupted after 3 frames" in res.output
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+
+
 def _long_video(path: Path, frames: int) -> Path:
     """A low-entropy H.264 video that encodes quickly but takes predict several seconds."""
     import av
