@@ -14,6 +14,21 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("PRODSEG_OFFLINE", "1")
 
 
+def _decline_openvino_telemetry() -> None:
+    """OpenVINO's model conversion and NNCF send telemetry from a worker thread that forks a process; a
+    fork taken while another thread holds a lock can hang the child (seen here: its garbage collector
+    freed an OpenCV capture whose FFmpeg threads did not survive the fork), and multiprocessing then waits
+    for it at exit, so the test run never ends. The tests decline it, as OpenVINO's tools do in CI."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+
+
+_decline_openvino_telemetry()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _crash_files_stay_in_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Tests that provoke internal errors (exit 3) leave their crash files here, not in the machine's /tmp
