@@ -48,7 +48,7 @@ def parse_value(text: str) -> Any:
 def prodseg_config(
     data: Path, config: Path, epochs: int, imgsz: int, batch: int, seed: int, out: Path, sets: dict[str, Any]
 ) -> Any:
-    from prodseg.config import load_config
+    from prodseg.config import apply_overrides, load_config
 
     nc = int(yaml.safe_load((data / "dataset.yaml").read_text())["nc"])
     base = {
@@ -67,7 +67,8 @@ def prodseg_config(
         "logging.mlflow": False,
         "logging.sample_images": 0,
     }
-    return load_config(config, {**base, **sets})
+    # --set key=null sets null (e.g. training.scheduler.warmup_bias_lr=null turns bias warmup off)
+    return apply_overrides(load_config(config, base), sets, str(config), skip_none=False)
 
 
 def train_prodseg(cfg: Any) -> tuple[Path, float, float]:

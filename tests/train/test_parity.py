@@ -251,3 +251,19 @@ def test_map_counts_detections_ranked_beyond_100_in_an_image():
     assert set(got) == {"map50", "map50_95"}  # no deployed threshold, no *_at_conf row
     # the true mask is the 151st detection: precision 1/151 at full recall, so AP = 1/151 at every IoU
     assert got["map50"] == pytest.approx(1 / 151, rel=0.05) and got["map50_95"] == pytest.approx(got["map50"])
+
+
+def test_compare_script_set_null_sets_null(tiny_dataset, tmp_path):
+    """`--set key=null` reaches the config as null (bias warmup off), not as "not given"."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_train", REPO / "scripts" / "compare_ultralytics_train.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = (tiny_dataset, script.DEFAULT_CONFIG, 1, 64, 4, 0, tmp_path)
+    assert script.prodseg_config(*args, {}).training.scheduler.warmup_bias_lr == 0.1
+    off = script.prodseg_config(*args, {"training.scheduler.warmup_bias_lr": None})
+    assert off.training.scheduler.warmup_bias_lr is None
