@@ -436,7 +436,9 @@ def _start_and_signal(model: Path, video: Path, out: Path, sig: int) -> subproce
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        if (out / "masks").is_dir() and len(list((out / "masks").glob("*.png"))) >= 5:
+        # finished PNGs only: pathlib's glob also matches the hidden temporary file of the one being written
+        done = [p for p in (out / "masks").glob("*.png") if not p.name.startswith(".")]
+        if len(done) >= 5:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "predict ended before it could be interrupted"
