@@ -22,7 +22,7 @@ from prodseg.bench.source import BoundedSource
 from prodseg.bench.stats import Stats
 from prodseg.bench.timers import Deadline, now_ms
 from prodseg.errors import BadInput
-from prodseg.runtime.model_options import ModelSpec
+from prodseg.runtime.model_options import PRECISION_OPTION, ModelSpec
 
 MODES = ("latency", "throughput")
 Progress = Callable[[str, int], None]  # (phase, frames done in it)
@@ -204,14 +204,12 @@ def video_accuracy(
     return VideoAccuracy(len(names), names, match)
 
 
-# a backend's name for the precision it computes in -> prodseg's
+# OpenVINO's names for the precision it computes in (its hint's, and its element types') -> prodseg's
 COMPUTED = {
+    **{hint: ours for ours, hint in PRECISION_OPTION["openvino"][1].items()},
     "float32": "fp32",
-    "f32": "fp32",
     "bfloat16": "bf16",
-    "bf16": "bf16",
     "float16": "fp16",
-    "f16": "fp16",
 }
 
 

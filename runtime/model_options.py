@@ -221,12 +221,12 @@ def model_options(fn: Callable[..., Any] | None = None, *, skip: tuple[str, ...]
 
 # --- --precision and --channels-last: the torch runner's options, and OpenVINO's inference precision ---
 
-PRECISIONS = ("fp32", "fp16", "bf16")
 # backend -> (its runner option for --precision, the option's spelling of each choice)
 PRECISION_OPTION: dict[str, tuple[str, dict[str, str]]] = {
     "torch": ("precision", {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}),
     "openvino": ("inference_precision", {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}),
 }
+PRECISIONS = tuple(PRECISION_OPTION["torch"][1])  # --precision's choices, in prodseg's spelling
 FLAG_BACKENDS = {"precision": tuple(PRECISION_OPTION), "channels_last": ("torch",)}
 
 
